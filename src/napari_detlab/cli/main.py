@@ -1,0 +1,68 @@
+"""The ``detlab`` command: one entry point, one sub-command module per verb.
+
+Each verb module exposes ``register(subparsers)``, which adds its parser and sets
+``func=run`` where ``run(args) -> int``. Expected failures (a missing folder, a corrupt file,
+classes that do not match a checkpoint) raise :class:`CliError` or one of the core's
+``ValueError``/``FileNotFoundError`` subclasses; they are printed as one line on stderr with
+exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["CliError", "build_parser", "main"]
+
+# Verb modules under napari_detlab.cli, imported lazily so `detlab --help` stays fast.
+VERB_MODULES = (
+    "demo",
+    "train",
+    "predict",
+    "evaluate",
+    "anchors",
+    "interop",
+)
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="detlab",
+        description="Annotate, tune anchors, train and review a Faster R-CNN detector.",
+    )
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    subparsers.required = True
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"napari_detlab.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name == f"napari_detlab.cli.{name}":
+                continue  # a verb not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``detlab``; returns the exit code (0 success, 1 cancelled/failed run, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("detlab: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, FileNotFoundError, ValueError, KeyError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"detlab {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

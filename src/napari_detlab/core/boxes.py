@@ -1,0 +1,128 @@
+"""Box formats and the one conversion between the core's xyxy and napari's corners.
+
+Everywhere in the core a box is ``(x1, y1, x2, y2)`` in pixels of the original image, as a
+float array of shape ``(N, 4)``. napari's Shapes layer stores each rectangle as four vertices
+in ``(row, col)`` order, possibly with leading plane coordinates and possibly rotated or
+dragged into a non-rectangle: :func:`napari_to_xyxy` turns any such shape into its axis-aligned
+hull, and :func:`xyxy_to_napari` is its inverse for rectangles. Nothing else in the project
+touches ``(row, col)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "as_boxes",
+    "box_area",
+    "clip_xyxy",
+    "cxcywh_to_xyxy",
+    "napari_to_xyxy",
+    "nonempty_mask",
+    "xywh_to_xyxy",
+    "xyxy_to_cxcywh",
+    "xyxy_to_napari",
+    "xyxy_to_xywh",
+]
+
+
+def as_boxes(boxes: object, dtype: type = np.float64) -> np.ndarray:
+    """Return ``boxes`` as an ``(N, 4)`` array, accepting lists, tensors and empty input.
+
+    An empty list has no shape to infer, so it becomes ``(0, 4)`` rather than ``(0,)``: every
+    function here can then rely on two dimensions.
+    """
+    if hasattr(boxes, "detach"):  # a torch tensor, without importing torch here
+        boxes = boxes.detach().cpu().numpy()
+    array = np.asarray(boxes, dtype=dtype)
+    if array.size == 0:
+        return np.zeros((0, 4), dtype=dtype)
+    if array.ndim == 1 and array.shape[0] == 4:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"expected boxes of shape (N, 4), got {array.shape}")
+    return array
+
+
+def xyxy_to_xywh(boxes: object) -> np.ndarray:
+    """Corners to top-left plus size (COCO's ``bbox``)."""
+    b = as_boxes(boxes)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def xywh_to_xyxy(boxes: object) -> np.ndarray:
+    """Top-left plus size to corners."""
+    b = as_boxes(boxes)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+
+
+def xyxy_to_cxcywh(boxes: object) -> np.ndarray:
+    """Corners to centre plus size (YOLO's layout, before normalising)."""
+    b = as_boxes(boxes)
+    return np.stack(
+        [(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]],
+        axis=1,
+    )
+
+
+def cxcywh_to_xyxy(boxes: object) -> np.ndarray:
+    """Centre plus size to corners."""
+    b = as_boxes(boxes)
+    half_w, half_h = b[:, 2] / 2, b[:, 3] / 2
+    return np.stack([b[:, 0] - half_w, b[:, 1] - half_h, b[:, 0] + half_w, b[:, 1] + half_h], axis=1)
+
+
+def xyxy_to_napari(boxes: object) -> np.ndarray:
+    """Rectangles as napari vertices: an ``(N, 4, 2)`` array of ``(row, col)`` corners.
+
+    The order is top-left, top-right, bottom-right, bottom-left, a closed path napari accepts
+    as ``shape_type="rectangle"``. One vectorised array (not a list of small arrays) keeps the
+    conversion cheap when a layer is refilled with thousands of predictions.
+    """
+    b = as_boxes(boxes)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    rows = np.stack([y1, y1, y2, y2], axis=1)
+    cols = np.stack([x1, x2, x2, x1], axis=1)
+    return np.stack([rows, cols], axis=2)
+
+
+def napari_to_xyxy(shapes: Sequence[object] | np.ndarray) -> np.ndarray:
+    """The axis-aligned hull of each napari shape, as ``(N, 4)`` xyxy.
+
+    Any shape a user can make (a rotated rectangle, a dragged vertex, a polygon, an ellipse's
+    bounding vertices) is reduced to the min/max of its vertices over the last two axes, so
+    leading plane coordinates of image stacks are ignored.
+    """
+    if isinstance(shapes, np.ndarray) and shapes.ndim == 3:
+        rows, cols = shapes[:, :, -2], shapes[:, :, -1]
+        return np.stack(
+            [cols.min(axis=1), rows.min(axis=1), cols.max(axis=1), rows.max(axis=1)], axis=1
+        ).astype(np.float64)
+    hulls = np.zeros((len(shapes), 4), dtype=np.float64)
+    for i, vertices in enumerate(shapes):
+        v = np.asarray(vertices, dtype=np.float64)
+        rows, cols = v[:, -2], v[:, -1]
+        hulls[i] = (cols.min(), rows.min(), cols.max(), rows.max())
+    return hulls
+
+
+def clip_xyxy(boxes: object, width: float, height: float) -> np.ndarray:
+    """Clip boxes to the image ``[0, width] x [0, height]`` (pixel edges, not centres)."""
+    b = as_boxes(boxes).copy()
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    return b
+
+
+def box_area(boxes: object) -> np.ndarray:
+    """Area of each box; negative extents count as zero."""
+    b = as_boxes(boxes)
+    return (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+
+
+def nonempty_mask(boxes: object, min_size: float = 1.0) -> np.ndarray:
+    """Boxes at least ``min_size`` pixels wide and high: the ones a detector can learn from."""
+    b = as_boxes(boxes)
+    return ((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)

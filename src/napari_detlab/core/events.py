@@ -1,0 +1,94 @@
+"""Progress events of a training run: what the CLI prints, the dock draws and ``metrics.jsonl`` keeps.
+
+The engine calls one ``on_event(event)`` callback with these frozen dataclasses, from
+whatever thread it runs on. Consumers must not block in the callback: the dock only puts the
+event on its queue and draws later on the Qt thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "EpochEnded",
+    "Event",
+    "IterationEnded",
+    "RunFinished",
+    "RunStarted",
+    "event_from_dict",
+    "event_to_dict",
+    "event_to_json",
+]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Sent once, before the first iteration."""
+
+    run_dir: str
+    device: str
+    epochs: int
+    iterations_per_epoch: int
+    train_images: int
+    val_images: int
+    config: dict[str, Any] = field(default_factory=dict)
+    start_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class IterationEnded:
+    """Sent after every optimiser step (``iteration`` counts from 1 over the whole run)."""
+
+    epoch: int
+    iteration: int
+    total_iterations: int
+    loss: float
+    losses: dict[str, float]
+    lr: float
+    images_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """Sent after each epoch's validation; ``metrics`` holds ``map``, ``map_50``, ``per_class``…"""
+
+    epoch: int
+    train_loss: float
+    metrics: dict[str, Any]
+    is_best: bool
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The last event. ``status`` is completed, early_stopped, cancelled or failed."""
+
+    status: str
+    run_dir: str
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    best_metric: float | None = None
+    message: str = ""
+
+
+Event = Union[RunStarted, IterationEnded, EpochEnded, RunFinished]
+_TYPES = {cls.__name__: cls for cls in (RunStarted, IterationEnded, EpochEnded, RunFinished)}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a ``type`` key naming the event."""
+    return {"type": type(event).__name__, **asdict(event)}
+
+
+def event_to_json(event: Event) -> str:
+    """One line of ``metrics.jsonl``."""
+    return json.dumps(event_to_dict(event), sort_keys=False)
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of :func:`event_to_dict`, for reading ``metrics.jsonl`` back (curves of old runs)."""
+    data = dict(data)
+    return _TYPES[data.pop("type")](**data)

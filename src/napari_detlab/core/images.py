@@ -1,0 +1,117 @@
+"""Finding and decoding the images of a dataset folder.
+
+Users arrive with whatever their microscope or camera wrote: JPEG, PNG, TIFF (16-bit,
+multi-page), grayscale or RGBA. Reading returns the pixels as stored (napari shows them with
+its own contrast limits); :func:`to_float_rgb` is the one place that turns them into the
+3-channel ``[0, 1]`` floats a torchvision detector expects.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "image_size",
+    "list_images",
+    "read_image",
+    "to_float_rgb",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def _natural_key(path: Path) -> list[object]:
+    """Sort ``img2`` before ``img10``, as a person numbering files expects."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder``, in natural order; hidden files skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
+    return sorted(found, key=_natural_key)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode one image: ``(H, W)`` grayscale or ``(H, W, C)`` colour, dtype as stored.
+
+    Multi-page TIFFs give their first page, and a trailing singleton channel is dropped so
+    grayscale is always 2-D.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            array = tifffile.imread(path, key=0)
+        else:
+            array = iio.imread(path)
+    except Exception as error:  # decoders raise many types; the user needs the file name
+        raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # channel-first TIFFs
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ImageReadError(f"{path}: unsupported image shape {array.shape}")
+    return array
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` read from the header when possible, without decoding the pixels."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+                axes = tif.pages[0].axes
+            if "Y" in axes and "X" in axes:
+                return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+            return int(shape[0]), int(shape[1])
+        from PIL import Image
+
+        with Image.open(path) as image:
+            width, height = image.size
+        return int(height), int(width)
+    except Exception as error:
+        raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def to_float_rgb(array: np.ndarray) -> np.ndarray:
+    """Any decoded image as ``float32 (H, W, 3)`` in ``[0, 1]``.
+
+    8-bit images are divided by 255. Wider integer and float images are stretched between
+    their own minimum and maximum, because 12- or 16-bit scientific images rarely use the
+    full range and dividing by 65535 would leave them nearly black. Alpha is dropped and
+    grayscale repeated over three channels.
+    """
+    if array.ndim == 3 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.dtype == np.uint8:
+        out = array.astype(np.float32) / 255.0
+    else:
+        out = array.astype(np.float32)
+        low, high = float(out.min()), float(out.max())
+        out = (out - low) / (high - low) if high > low else np.zeros_like(out)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    return np.ascontiguousarray(out)
