@@ -3,6 +3,10 @@
 A file is written next to its destination under a temporary name, flushed to disk and then
 moved over the old one with :func:`os.replace`, so a reader (or a user after a crash) sees
 either the old file or the new one, never half of one.
+
+``.pt`` files are pickles, and unpickling can run any code the file's author chose. Every
+``.pt`` read in the project therefore goes through :func:`safe_torch_load`, which only
+builds tensors, containers and the few extra types a caller explicitly allows.
 """
 
 from __future__ import annotations
@@ -11,33 +15,79 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["UnsafeFileError", "atomic_write_bytes", "atomic_write_json", "atomic_torch_save", "safe_torch_load"]
+__all__ = [
+    "UnsafeFileError",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "safe_torch_load",
+]
 
 
 class UnsafeFileError(ValueError):
     """A ``.pt`` file that needs arbitrary unpickling: refused, never executed."""
 
 
+def _current_umask() -> int:
+    """The process umask, read once (``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Files made by ``mkstemp`` are private (0600); a renamed temp file would keep that and a
+# colleague sharing the dataset folder could not read the annotations. New files get the
+# permissions ``open()`` would have given them.
+_NEW_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the rename itself (POSIX); silently skipped where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``).
+
+    The temp file is hidden (``.name.xxxx.tmp``) and removed if anything fails, so an
+    interrupted write leaves the previous file untouched and no stray file behind. An
+    existing file keeps its permissions.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = _NEW_FILE_MODE
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if hasattr(os, "chmod"):
+            os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -52,6 +102,61 @@ def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _first_line(error: BaseException) -> str:
+    """A short reason for ``error``: its first sentence, or a plain phrase for messages that
+    mean nothing to a user (``EOFError()`` has none; a text file gives ``KeyError: 101``)."""
+    if isinstance(error, EOFError):
+        return "the file is empty or cut short"
+    if isinstance(error, (KeyError, UnicodeDecodeError)):
+        return "it was not written by torch.save"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[0].split(". ")[0]
+
+
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_REFUSAL_MARKERS = (
+    "Unsupported global",
+    "unsupported GLOBAL",
+    "is blocked",
+    "Can only build",
+    "Unsupported operand",
+    "not an allowed global",
+    "Unsupported class",
+)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip (``torch.save``'s format) or a binary pickle (the legacy one), by the first bytes.
+
+    A text file fed to the unpickler fails with "Unsupported operand": that is garbage, not
+    an attack, and deserves "not a .pt file" rather than "refused".
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _refusal_reason(error: pickle.UnpicklingError, path: Path) -> str | None:
+    """What the weights-only unpickler refused to build, or ``None`` if it was not a refusal."""
+    message = str(error)
+    if not any(marker in message for marker in _REFUSAL_MARKERS):
+        return None
+    if "Unsupported operand" in message and not _looks_like_torch_file(path):
+        return None
+    found = _REFUSED_GLOBAL.search(message)
+    if found:
+        return f"it would have to call {found.group(1)}"
+    detail = [
+        line.strip() for line in message.splitlines() if "Unsupported" in line or "Can only" in line
+    ]
+    return detail[0] if detail else "it needs types outside the allowed set"
+
+
 def safe_torch_load(path: str | os.PathLike[str], *, allow: list[Any] | None = None) -> Any:
     """Load a ``.pt`` file with ``weights_only=True``, naming the file when it is refused.
 
@@ -61,17 +166,32 @@ def safe_torch_load(path: str | os.PathLike[str], *, allow: list[Any] | None = N
         The file to read.
     allow
         Extra globals the unpickler may build (for the tutorial's numpy arrays), passed to
-        :func:`torch.serialization.safe_globals`. Anything else that needs code to run is
-        refused with :class:`UnsafeFileError`.
+        :func:`torch.serialization.safe_globals`; an entry may be ``(object, "module.name")``
+        to accept an object under an older import path. Anything else that needs code to run
+        is refused with :class:`UnsafeFileError`, before any of it runs.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    UnsafeFileError
+        The file asks for a global outside the allowed set (for example ``os.system``).
+    ValueError
+        Anything else that stops it loading (not a ``.pt`` file, truncated, empty); the
+        message starts with the path.
     """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         if allow:
             with torch.serialization.safe_globals(allow):
                 return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UnsafeFileError(
-            f"{path}: refused, it needs arbitrary code to load ({str(error).splitlines()[0]})"
-        ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"{path}: not a readable .pt file ({str(error).splitlines()[0]})") from error
+        reason = _refusal_reason(error, path)
+        if reason is not None:
+            raise UnsafeFileError(f"{path}: refused to load, {reason}") from error
+        raise ValueError(f"{path}: not a readable .pt file ({_first_line(error)})") from error
+    except Exception as error:  # zip, pickle and storage readers raise many types
+        raise ValueError(f"{path}: not a readable .pt file ({_first_line(error)})") from error

@@ -71,31 +71,52 @@ def cxcywh_to_xyxy(boxes: object) -> np.ndarray:
     """Centre plus size to corners."""
     b = as_boxes(boxes)
     half_w, half_h = b[:, 2] / 2, b[:, 3] / 2
-    return np.stack([b[:, 0] - half_w, b[:, 1] - half_h, b[:, 0] + half_w, b[:, 1] + half_h], axis=1)
+    return np.stack(
+        [b[:, 0] - half_w, b[:, 1] - half_h, b[:, 0] + half_w, b[:, 1] + half_h], axis=1
+    )
 
 
-def xyxy_to_napari(boxes: object) -> np.ndarray:
-    """Rectangles as napari vertices: an ``(N, 4, 2)`` array of ``(row, col)`` corners.
+def xyxy_to_napari(boxes: object, plane: Sequence[float] = ()) -> np.ndarray:
+    """Rectangles as napari vertices: an ``(N, 4, D)`` array of ``(..., row, col)`` corners.
 
     The order is top-left, top-right, bottom-right, bottom-left, a closed path napari accepts
     as ``shape_type="rectangle"``. One vectorised array (not a list of small arrays) keeps the
     conversion cheap when a layer is refilled with thousands of predictions.
+
+    Parameters
+    ----------
+    boxes
+        ``(N, 4)`` xyxy.
+    plane
+        Leading coordinates (for example the slice index of an image stack) repeated on every
+        vertex, so ``D = len(plane) + 2``; empty for 2-D images.
     """
     b = as_boxes(boxes)
     x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     rows = np.stack([y1, y1, y2, y2], axis=1)
     cols = np.stack([x1, x2, x2, x1], axis=1)
-    return np.stack([rows, cols], axis=2)
+    corners = np.stack([rows, cols], axis=2)
+    if len(plane) == 0:
+        return corners
+    leading = np.broadcast_to(np.asarray(plane, np.float64), (len(b), 4, len(plane)))
+    return np.concatenate([leading, corners], axis=2)
 
 
 def napari_to_xyxy(shapes: Sequence[object] | np.ndarray) -> np.ndarray:
     """The axis-aligned hull of each napari shape, as ``(N, 4)`` xyxy.
 
     Any shape a user can make (a rotated rectangle, a dragged vertex, a polygon, an ellipse's
-    bounding vertices) is reduced to the min/max of its vertices over the last two axes, so
-    leading plane coordinates of image stacks are ignored.
+    bounding vertices, a line) is reduced to the min/max of its vertices over the last two
+    axes, so leading plane coordinates of image stacks are ignored. ``shapes`` is a list of
+    ``(V, D)`` vertex arrays (napari's ``layer.data``), one ``(N, V, D)`` array, or a single
+    ``(V, D)`` array. A shape with no vertices raises ``ValueError``; a single point or a line
+    gives a zero-width box, which :func:`nonempty_mask` then flags.
     """
+    if isinstance(shapes, np.ndarray) and shapes.ndim == 2:
+        shapes = shapes[None]
     if isinstance(shapes, np.ndarray) and shapes.ndim == 3:
+        if shapes.shape[0] and (shapes.shape[1] == 0 or shapes.shape[2] < 2):
+            raise ValueError(f"expected shapes of (row, col) vertices, got {shapes.shape}")
         rows, cols = shapes[:, :, -2], shapes[:, :, -1]
         return np.stack(
             [cols.min(axis=1), rows.min(axis=1), cols.max(axis=1), rows.max(axis=1)], axis=1
@@ -103,6 +124,8 @@ def napari_to_xyxy(shapes: Sequence[object] | np.ndarray) -> np.ndarray:
     hulls = np.zeros((len(shapes), 4), dtype=np.float64)
     for i, vertices in enumerate(shapes):
         v = np.asarray(vertices, dtype=np.float64)
+        if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] < 2:
+            raise ValueError(f"shape {i}: expected (V, D) vertices with D >= 2, got {v.shape}")
         rows, cols = v[:, -2], v[:, -1]
         hulls[i] = (cols.min(), rows.min(), cols.max(), rows.max())
     return hulls

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 
 __all__ = [
@@ -30,9 +29,15 @@ class ImageReadError(ValueError):
     """An image file that cannot be decoded; the message names the file."""
 
 
-def _natural_key(path: Path) -> list[object]:
-    """Sort ``img2`` before ``img10``, as a person numbering files expects."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+def _natural_key(path: Path) -> tuple[list[object], str]:
+    """Sort ``img2`` before ``img10``, as a person numbering files expects.
+
+    ``re.split`` with a capturing group alternates text and digits, so items at the same
+    position always compare text with text and numbers with numbers. The full name breaks
+    ties (``img01`` / ``img1``) so the order never depends on the file system.
+    """
+    parts = re.split(r"(\d+)", path.name)
+    return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)], path.name
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -61,17 +66,37 @@ def read_image(path: str | Path) -> np.ndarray:
 
             array = tifffile.imread(path, key=0)
         else:
-            array = iio.imread(path)
+            array = _read_with_pillow(path)
     except Exception as error:  # decoders raise many types; the user needs the file name
         raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+    if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[-1] > 4:
         array = np.moveaxis(array, 0, -1)  # channel-first TIFFs
+    if array.ndim == 3 and array.shape[-1] in (1, 2):
+        array = array[..., 0]  # grayscale, possibly with alpha
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise ImageReadError(f"{path}: unsupported image shape {array.shape}")
     return array
+
+
+# Pillow modes whose pixels numpy cannot show as they are: converted to the nearest that can.
+_PILLOW_CONVERSIONS = {"1": "L", "LA": "L", "La": "L", "P": "RGBA", "PA": "RGBA", "CMYK": "RGB",
+                       "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBa": "RGBA",
+                       "RGBX": "RGB"}  # fmt: skip
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    """Decode with Pillow, turning palette, CMYK, bilevel and gray+alpha into plain arrays."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        mode = image.mode
+        if mode == "P" and "transparency" not in image.info:
+            image = image.convert("RGB")
+        elif mode in _PILLOW_CONVERSIONS:
+            image = image.convert(_PILLOW_CONVERSIONS[mode])
+        return np.asarray(image)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -106,12 +131,24 @@ def to_float_rgb(array: np.ndarray) -> np.ndarray:
     """
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
+    elif array.ndim == 3 and array.shape[-1] in (1, 2):
+        array = array[..., 0]
     if array.dtype == np.uint8:
         out = array.astype(np.float32) / 255.0
+    elif array.dtype == np.bool_:
+        out = array.astype(np.float32)
     else:
         out = array.astype(np.float32)
+        finite = np.isfinite(out)
+        if not finite.all():  # NaN or inf pixels of a float TIFF: treat as the darkest value
+            out = np.where(finite, out, np.nan)
+            low = float(np.nanmin(out)) if finite.any() else 0.0
+            out = np.nan_to_num(out, nan=low)
         low, high = float(out.min()), float(out.max())
-        out = (out - low) / (high - low) if high > low else np.zeros_like(out)
+        if high > low:
+            out = (out - low) / (high - low)
+        else:  # a flat image: keep its level if it is already in [0, 1], else mid-grey
+            out = np.full_like(out, low if 0.0 <= low <= 1.0 else 0.5)
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)

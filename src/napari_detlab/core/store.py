@@ -18,7 +18,7 @@ and what is wrong instead of crashing training hours later.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import torch
 
 from napari_detlab.core.atomic import atomic_torch_save, atomic_write_json, safe_torch_load
 from napari_detlab.core.boxes import as_boxes, clip_xyxy, nonempty_mask
-from napari_detlab.core.images import list_images
+from napari_detlab.core.images import IMAGE_SUFFIXES, list_images
 
 __all__ = [
     "ANNOTATIONS_DIRNAME",
@@ -37,16 +37,26 @@ __all__ = [
     "ClassSpec",
     "ImageAnnotation",
     "sanitize_boxes",
+    "stem_of",
     "validate_annotation",
 ]
 
 ANNOTATIONS_DIRNAME = "annotations"
 CLASSES_FILENAME = "classes.json"
 FORMAT_VERSION = 1
+# How far (pixels) a box may overshoot the image and still be clipped rather than refused.
+CLIP_TOLERANCE = 1.0
 DEFAULT_COLORS = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
     "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080",
 )  # fmt: skip
+
+
+def stem_of(image: str | Path) -> str:
+    """The stem that names an image's annotation file, from a path, file name or stem."""
+    name = Path(image).name
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
 
 
 class AnnotationError(ValueError):
@@ -88,7 +98,7 @@ class ImageAnnotation:
         return len(self.labels)
 
     def to_dict(self) -> dict[str, object]:
-        """The on-disk dict: only tensors, strings, numbers and lists, so ``weights_only`` loads it."""
+        """The on-disk dict: tensors, strings, numbers and lists, which ``weights_only`` reads."""
         data: dict[str, object] = {
             "boxes": torch.from_numpy(np.ascontiguousarray(self.boxes, dtype=np.float32)),
             "labels": list(self.labels),
@@ -110,43 +120,83 @@ class ImageAnnotation:
         )
 
 
+def _as_label_list(labels: object, source: str) -> list[str]:
+    """Labels as a list of non-empty strings (numpy string arrays, tuples and lists accepted)."""
+    if isinstance(labels, str):
+        raise AnnotationError(f"{source}: 'labels' must be a list of class names, got one string")
+    if hasattr(labels, "tolist"):  # numpy arrays from the tutorial's files
+        labels = labels.tolist()
+    if not isinstance(labels, (list, tuple)):
+        raise AnnotationError(
+            f"{source}: 'labels' must be a list of class-name strings, got {type(labels).__name__}"
+        )
+    for index, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise AnnotationError(
+                f"{source}: label {index} is {type(label).__name__} {label!r}, not a class name"
+            )
+        if not label.strip():
+            raise AnnotationError(f"{source}: label {index} is an empty class name")
+    return list(labels)
+
+
+def _as_image_size(size: object, source: str) -> tuple[int, int]:
+    try:
+        values = size.tolist() if hasattr(size, "tolist") else list(size)  # type: ignore[call-overload]
+        height, width = (int(v) for v in values)
+    except (TypeError, ValueError) as error:
+        raise AnnotationError(
+            f"{source}: 'image_size' must be [height, width], got {size!r}"
+        ) from error
+    if height <= 0 or width <= 0:
+        raise AnnotationError(f"{source}: 'image_size' must be positive, got {[height, width]}")
+    return height, width
+
+
+def _check_extents(boxes: np.ndarray, source: str) -> None:
+    for axis, name in ((0, "x1 >= x2"), (1, "y1 >= y2")):
+        wrong = np.flatnonzero(boxes[:, axis] >= boxes[:, axis + 2])
+        if wrong.size:
+            raise AnnotationError(
+                f"{source}: box {int(wrong[0])} has {name}: {boxes[wrong[0]].tolist()}"
+            )
+
+
 def validate_annotation(data: object, source: str = "annotation") -> ImageAnnotation:
     """Check a loaded dict against the store's rules and return it as an :class:`ImageAnnotation`.
 
-    Boxes that stick out of the image by less than a pixel are clipped (drawing tools round);
-    anything else wrong raises :class:`AnnotationError` naming ``source`` and the problem.
+    Boxes that stick out of the image by at most :data:`CLIP_TOLERANCE` pixels are clipped
+    (drawing tools and float rounding overshoot); anything else wrong raises
+    :class:`AnnotationError` naming ``source``, the box and the problem. A dict without a
+    ``"reviewed"`` key (the tutorial's targets) counts as reviewed: someone wrote it.
     """
     if not isinstance(data, dict):
-        raise AnnotationError(f"{source}: expected a dict with 'boxes' and 'labels', got {type(data).__name__}")
-    if "boxes" not in data or "labels" not in data:
-        raise AnnotationError(f"{source}: missing key {'boxes' if 'boxes' not in data else 'labels'!r}")
+        raise AnnotationError(
+            f"{source}: expected a dict with 'boxes' and 'labels', got {type(data).__name__}"
+        )
+    for key in ("boxes", "labels"):
+        if key not in data:
+            raise AnnotationError(f"{source}: missing key {key!r}")
     try:
         boxes = as_boxes(data["boxes"], np.float64)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise AnnotationError(f"{source}: 'boxes' {error}") from error
-    labels = data["labels"]
-    if isinstance(labels, np.ndarray) or hasattr(labels, "tolist"):
-        labels = labels.tolist()
-    if not isinstance(labels, (list, tuple)) or not all(isinstance(v, str) for v in labels):
-        raise AnnotationError(f"{source}: 'labels' must be a list of class-name strings")
+    labels = _as_label_list(data["labels"], source)
     if len(labels) != len(boxes):
         raise AnnotationError(f"{source}: {len(boxes)} boxes but {len(labels)} labels")
     if not np.isfinite(boxes).all():
         bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise AnnotationError(f"{source}: box {bad} has a non-finite coordinate {boxes[bad].tolist()}")
-    for axis, name in ((0, "x1 >= x2"), (1, "y1 >= y2")):
-        wrong = np.flatnonzero(boxes[:, axis] >= boxes[:, axis + 2])
-        if wrong.size:
-            raise AnnotationError(f"{source}: box {int(wrong[0])} has {name}: {boxes[wrong[0]].tolist()}")
-    size = data.get("image_size")
+        raise AnnotationError(
+            f"{source}: box {bad} has a non-finite coordinate {boxes[bad].tolist()}"
+        )
+    _check_extents(boxes, source)
     image_size = None
-    if size is not None:
-        height, width = (int(v) for v in (size.tolist() if hasattr(size, "tolist") else size))
-        image_size = (height, width)
-        tolerance = 1.0
+    if data.get("image_size") is not None:
+        image_size = _as_image_size(data["image_size"], source)
+        height, width = image_size
         outside = (
-            (boxes[:, 0] < -tolerance) | (boxes[:, 1] < -tolerance)
-            | (boxes[:, 2] > width + tolerance) | (boxes[:, 3] > height + tolerance)
+            (boxes[:, 0] < -CLIP_TOLERANCE) | (boxes[:, 1] < -CLIP_TOLERANCE)
+            | (boxes[:, 2] > width + CLIP_TOLERANCE) | (boxes[:, 3] > height + CLIP_TOLERANCE)
         )  # fmt: skip
         if outside.any():
             bad = int(np.flatnonzero(outside)[0])
@@ -154,10 +204,15 @@ def validate_annotation(data: object, source: str = "annotation") -> ImageAnnota
                 f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} image"
             )
         boxes = clip_xyxy(boxes, width, height)
+        # A box lying wholly in the overshoot margin clips to nothing: still an error.
+        _check_extents(boxes, source)
+    reviewed = data.get("reviewed", True)
+    if not isinstance(reviewed, (bool, np.bool_, int)):
+        raise AnnotationError(f"{source}: 'reviewed' must be true or false, got {reviewed!r}")
     return ImageAnnotation(
         boxes=boxes.astype(np.float32),
-        labels=list(labels),
-        reviewed=bool(data.get("reviewed", len(labels) > 0)),
+        labels=labels,
+        reviewed=bool(reviewed),
         image_size=image_size,
     )
 
@@ -222,36 +277,66 @@ class AnnotationStore:
 
     # -- annotations --------------------------------------------------------------------
     def path_for(self, image: str | Path) -> Path:
-        """Where the annotation of ``image`` (a path or a stem) lives."""
-        stem = Path(image).stem if isinstance(image, Path) or "/" in str(image) else str(image)
-        return self.annotations_dir / f"{stem}.pt"
+        """Where the annotation of ``image`` lives.
+
+        ``image`` is an image path, a file name (``"img001.jpg"``) or a stem (``"img001"``);
+        a stem may contain dots (``"scan.v2"``), only a known image suffix is dropped.
+        """
+        return self.annotations_dir / f"{stem_of(image)}.pt"
 
     def has(self, image: str | Path) -> bool:
         """Whether the image has an annotation file (it was looked at)."""
         return self.path_for(image).is_file()
 
     def load(self, image: str | Path) -> ImageAnnotation | None:
-        """The image's annotation, or ``None`` if it was never annotated."""
+        """The image's annotation, or ``None`` if it was never annotated.
+
+        Raises
+        ------
+        AnnotationError
+            The file cannot be read (not a ``.pt`` file, truncated, or refused because it
+            needs code to run) or breaks the rules; the message names the file and why.
+        """
         path = self.path_for(image)
         if not path.is_file():
             return None
-        return validate_annotation(safe_torch_load(path), source=str(path))
+        try:
+            data = safe_torch_load(path)
+        except ValueError as error:  # UnsafeFileError included: the message names the file
+            raise AnnotationError(str(error)) from error
+        return validate_annotation(data, source=str(path))
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
-        """Validate and write atomically; returns the file written."""
+        """Validate, clip sub-pixel overshoot and write atomically; returns the file written.
+
+        Raises :class:`AnnotationError` (and writes nothing) when the annotation breaks the
+        rules, so a bad box never replaces a good file.
+        """
         path = self.path_for(image)
-        validate_annotation(annotation.to_dict(), source=str(path))
-        atomic_torch_save(path, annotation.to_dict())
+        checked = validate_annotation(annotation.to_dict(), source=str(path))
+        atomic_torch_save(path, checked.to_dict())
         return path
 
     def delete(self, image: str | Path) -> None:
         """Forget an image's annotation: it counts as never looked at again."""
         self.path_for(image).unlink(missing_ok=True)
 
-    def annotated(self) -> Iterator[tuple[Path, ImageAnnotation]]:
-        """Each image that has an annotation file, with the annotation."""
+    def annotated(
+        self, on_error: Callable[[Path, AnnotationError], None] | None = None
+    ) -> Iterator[tuple[Path, ImageAnnotation]]:
+        """Each image that has an annotation file, with the annotation, in image order.
+
+        A bad file raises :class:`AnnotationError` unless ``on_error`` is given: then it is
+        called with the image and the error, and the image is skipped.
+        """
         for image in self.images:
-            annotation = self.load(image)
+            try:
+                annotation = self.load(image)
+            except AnnotationError as error:
+                if on_error is None:
+                    raise
+                on_error(image, error)
+                continue
             if annotation is not None:
                 yield image, annotation
 
@@ -277,21 +362,31 @@ class AnnotationStore:
                 raw = json.loads(self.classes_path.read_text(encoding="utf-8"))
                 classes = [ClassSpec(str(c["name"]), str(c["color"])) for c in raw["classes"]]
             except (ValueError, KeyError, TypeError) as error:
-                raise AnnotationError(f"{self.classes_path}: unreadable class list ({error})") from error
+                raise AnnotationError(
+                    f"{self.classes_path}: unreadable class list ({error})"
+                ) from error
         known = {c.name for c in classes}
         if self.annotations_dir.is_dir():
-            for _, annotation in self.annotated():
+            # A broken file is reported when its image is opened; it must not hide the list.
+            for _, annotation in self.annotated(on_error=lambda image, error: None):
                 for label in annotation.labels:
                     if label not in known:
                         known.add(label)
-                        classes.append(ClassSpec(label, DEFAULT_COLORS[len(classes) % len(DEFAULT_COLORS)]))
+                        classes.append(
+                            ClassSpec(label, DEFAULT_COLORS[len(classes) % len(DEFAULT_COLORS)])
+                        )
         return classes
 
     def save_classes(self, classes: list[ClassSpec]) -> None:
+        """Write the class list (order and colours) atomically to ``annotations/classes.json``."""
         names = [c.name for c in classes]
         if len(set(names)) != len(names):
             raise ValueError(f"class names must be unique, got {names}")
-        atomic_write_json(self.classes_path, {"classes": [{"name": c.name, "color": c.color} for c in classes]})
+        if any(not name.strip() for name in names):
+            raise ValueError("a class name cannot be empty")
+        atomic_write_json(
+            self.classes_path, {"classes": [{"name": c.name, "color": c.color} for c in classes]}
+        )
 
     def class_counts(self) -> dict[str, int]:
         """How many boxes use each class, over the whole dataset."""
@@ -303,14 +398,22 @@ class AnnotationStore:
 
     def rename_class(self, old: str, new: str) -> int:
         """Rename a class in the class list and in every file; returns the boxes relabelled."""
+        new = new.strip()
+        if not new:
+            raise ValueError("a class name cannot be empty")
         classes = self.load_classes()
-        if new in {c.name for c in classes}:
+        names = {c.name for c in classes}
+        if old not in names:
+            raise ValueError(f"there is no class named {old!r}")
+        if new == old:
+            return 0
+        if new in names:
             raise ValueError(f"a class named {new!r} exists already")
         changed = 0
         for image, annotation in self.annotated():
             if old in annotation.labels:
+                changed += annotation.labels.count(old)
                 annotation.labels = [new if label == old else label for label in annotation.labels]
-                changed += sum(label == new for label in annotation.labels)
                 self.save(image, annotation)
         self.save_classes([ClassSpec(new if c.name == old else c.name, c.color) for c in classes])
         return changed
@@ -319,7 +422,9 @@ class AnnotationStore:
         """Remove a class; refuses while boxes use it unless ``delete_boxes`` says to drop them."""
         used = self.class_counts().get(name, 0)
         if used and not delete_boxes:
-            raise ClassInUseError(f"class {name!r} is used by {used} boxes; delete them or rename the class")
+            raise ClassInUseError(
+                f"class {name!r} is used by {used} boxes; delete them or rename the class"
+            )
         if used:
             for image, annotation in self.annotated():
                 keep = [label != name for label in annotation.labels]

@@ -1,0 +1,278 @@
+"""How long ``n`` takes in the Annotator, decode and save included, against the tutorial's way.
+
+For each image size (1 MP and 4 MP JPEGs with 50 boxes in two classes) a temporary dataset
+is written, a real viewer is shown (under Xvfb when there is no display: Mesa's software
+OpenGL), and for every image the benchmark
+
+1. edits the boxes (adds one box), so that ``n`` has something to save, then
+2. times a real ``n`` key press on the canvas until Qt has processed every event, the
+   canvas included.
+
+``widget_warm`` leaves the user a short think time between presses (the Annotator's
+background thread decodes the next image meanwhile, as it would while someone draws);
+``widget_cold`` clears that cache before each press, so the decode is on the clock.
+``baseline`` is the tutorial's way in the same viewer: save the annotation, remove the image
+and shapes layers and add new ones from a fresh decode.
+
+Usage::
+
+    python benchmarks/bench_navigation.py            # 20 images per size
+    python benchmarks/bench_navigation.py --quick    # 4 images per size, for CI
+
+Prints one JSON object: per size, the median and p95 milliseconds of each way (wall-clock
+and CPU time of the process), and the ratios baseline / widget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+
+THINK_TIME_S = 0.3
+BOXES_PER_IMAGE = 50
+CLASSES = ("cell", "crystal")
+SIZES = {"1MP": (1000, 1000), "4MP": (1500, 2666)}
+
+
+def write_dataset(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """``count`` photo-like JPEGs of ``size`` with ``BOXES_PER_IMAGE`` boxes each."""
+    from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+
+    folder.mkdir(parents=True, exist_ok=True)
+    store = AnnotationStore(folder)
+    store.save_classes([ClassSpec("cell", "#ff3fd2"), ClassSpec("crystal", "#1fd3ff")])
+    rng = np.random.default_rng(seed)
+    height, width = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    for index in range(count):
+        phase = rng.uniform(0, 6, 3)
+        base = np.stack(
+            [127 + 80 * np.sin(xx / (90 + 30 * i) + yy / 140 + phase[i]) for i in range(3)], axis=-1
+        )
+        image = (base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
+        name = f"img_{index:03d}.jpg"
+        iio.imwrite(folder / name, image, quality=90)
+        xy = rng.uniform(0, [width - 80, height - 80], (BOXES_PER_IMAGE, 2))
+        wh = rng.uniform(10, 80, (BOXES_PER_IMAGE, 2))
+        labels = [CLASSES[i % 2] for i in range(BOXES_PER_IMAGE)]
+        store.save(name, ImageAnnotation(np.c_[xy, xy + wh], labels, True, (height, width)))
+    return folder
+
+
+def process_events(app) -> None:
+    """Run Qt until nothing is pending: layer updates, the canvas repaint, timers due now."""
+    app.processEvents()
+    app.processEvents()
+
+
+def percentile_summary(times: list[tuple[float, float]]) -> dict[str, float]:
+    """Median and p95 of wall-clock and of this process's CPU time, in milliseconds.
+
+    CPU time (all threads: Python, Qt, Mesa's llvmpipe) is what the press costs on an idle
+    machine; wall-clock also counts waiting for a core, which on a shared machine can be
+    several times more.
+    """
+    wall, cpu = (np.asarray(column) * 1000 for column in zip(*times, strict=True))
+    return {
+        "median_ms": round(float(np.median(wall)), 1),
+        "p95_ms": round(float(np.percentile(wall, 95)), 1),
+        "cpu_median_ms": round(float(np.median(cpu)), 1),
+        "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 1),
+    }
+
+
+def ratio(baseline: dict[str, float], widget: dict[str, float], key: str = "median_ms") -> float:
+    """How many times faster the widget is than the baseline on ``key``."""
+    return round(baseline[key] / widget[key], 2)
+
+
+def timed_press(canvas, app) -> tuple[float, float]:
+    """``n`` on the canvas, until Qt is idle: ``(wall seconds, CPU seconds)``."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    QTest.keyClick(canvas.native, Qt.Key.Key_N)
+    process_events(app)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def edit_boxes(layer, rng: np.random.Generator) -> None:
+    """The user's edit on this image: one more box (what ``n`` will have to save)."""
+    from napari_detlab.core.boxes import xyxy_to_napari
+
+    x, y = rng.uniform(0, 200, 2)
+    layer.add_rectangles(xyxy_to_napari(np.array([[x, y, x + 30, y + 20]])))
+
+
+def time_widget(folder: Path, warm: bool, app, draws: list[int]) -> list[tuple[float, float]]:
+    """Press ``n`` through every image of ``folder`` in a viewer with the Annotator."""
+    import napari
+
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+    viewer = napari.Viewer(show=True)
+    widget = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.open_folder(folder)
+    canvas = viewer.window._qt_viewer.canvas
+    canvas.events.draw.connect(lambda _event: draws.append(1))
+    rng = np.random.default_rng(1)
+    times = []
+    try:
+        for _ in range(len(widget.store.images) - 1):
+            edit_boxes(viewer.layers["boxes: cell"], rng)
+            if warm:
+                deadline = time.perf_counter() + THINK_TIME_S
+                while time.perf_counter() < deadline:
+                    app.processEvents()
+                    time.sleep(0.005)
+            else:
+                process_events(app)
+                widget._prefetcher.clear()
+            times.append(timed_press(canvas, app))
+    finally:
+        viewer.close()
+    return times
+
+
+def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
+    """The tutorial's way: save, drop the layers, decode and add new layers, per image."""
+    import napari
+
+    from napari_detlab.core.boxes import xyxy_to_napari
+    from napari_detlab.core.images import read_image
+    from napari_detlab.core.store import AnnotationStore
+
+    store = AnnotationStore(folder)
+    classes = store.load_classes()
+    viewer = napari.Viewer(show=True)
+    canvas = viewer.window._qt_viewer.canvas
+    state = {"index": 0}
+    rng = np.random.default_rng(1)
+
+    def show(index: int) -> None:
+        viewer.layers.clear()
+        path = store.images[index]
+        viewer.add_image(read_image(path), name="image")
+        annotation = store.load(path)
+        labels = np.asarray(annotation.labels, dtype=object)
+        for spec in classes:
+            viewer.add_shapes(
+                xyxy_to_napari(annotation.boxes[labels == spec.name]),
+                shape_type="rectangle",
+                edge_color=spec.color,
+                face_color="transparent",
+                edge_width=2,
+                name=f"boxes: {spec.name}",
+            )
+        viewer.layers.selection.active = viewer.layers["boxes: cell"]
+        viewer.layers["boxes: cell"].mode = "add_rectangle"
+
+    def next_image(_viewer=None) -> None:
+        from napari_detlab.core.boxes import napari_to_xyxy
+        from napari_detlab.core.store import ImageAnnotation
+
+        boxes, labels = [], []
+        for spec in classes:
+            layer = viewer.layers[f"boxes: {spec.name}"]
+            if layer.nshapes:
+                boxes.append(napari_to_xyxy(layer.data))
+                labels += [spec.name] * layer.nshapes
+        size = viewer.layers["image"].data.shape[:2]
+        annotation = ImageAnnotation(np.concatenate(boxes), labels, True, size)
+        store.save(store.images[state["index"]], annotation)
+        state["index"] += 1
+        show(state["index"])
+
+    viewer.bind_key("n", next_image, overwrite=True)
+    show(0)
+    times = []
+    try:
+        for _ in range(len(store.images) - 1):
+            edit_boxes(viewer.layers["boxes: cell"], rng)
+            process_events(app)
+            times.append(timed_press(canvas, app))
+    finally:
+        viewer.close()
+    return times
+
+
+def gl_renderer(app) -> str:
+    """The OpenGL renderer string, to tell software (llvmpipe) from a GPU."""
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    try:
+        app.processEvents()
+        viewer.window._qt_viewer.canvas.native.makeCurrent()
+        from vispy.gloo import gl
+
+        return str(gl.glGetParameter(gl.GL_RENDERER))
+    except Exception as error:  # informative only
+        return f"unknown ({error})"
+    finally:
+        viewer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 images per size (CI)")
+    parser.add_argument("--images", type=int, default=None, help="images per size (default 20)")
+    args = parser.parse_args(argv)
+    count = args.images or (4 if args.quick else 20)
+
+    display = None
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        from pyvirtualdisplay import Display
+
+        display = Display(visible=False, size=(1600, 1000))
+        display.start()
+    try:
+        from napari.qt import get_qapp
+
+        app = get_qapp()
+        results: dict[str, object] = {"images_per_size": count, "boxes_per_image": BOXES_PER_IMAGE}
+        results["gl_renderer"] = gl_renderer(app)
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, size in SIZES.items():
+                folder = write_dataset(Path(tmp) / label, count, size)
+                draws: list[int] = []
+                warm = time_widget(folder, True, app, draws)
+                for pt in (folder / "annotations").glob("img_*.pt"):
+                    pt.unlink()  # each way starts from the same files
+                write_dataset(folder, count, size)
+                cold = time_widget(folder, False, app, [])
+                write_dataset(folder, count, size)
+                baseline = time_baseline(folder, app)
+                widget_warm, widget_cold = percentile_summary(warm), percentile_summary(cold)
+                base = percentile_summary(baseline)
+                results[label] = {
+                    "image_size_hw": list(size),
+                    "widget_warm": widget_warm,
+                    "widget_cold": widget_cold,
+                    "baseline": base,
+                    "canvas_draws_per_n": round(len(draws) / max(1, len(warm)), 2),
+                    "ratio_baseline_over_widget_warm": ratio(base, widget_warm),
+                    "ratio_baseline_over_widget_cold": ratio(base, widget_cold),
+                    "cpu_ratio_baseline_over_widget_warm": ratio(
+                        base, widget_warm, "cpu_median_ms"
+                    ),
+                }
+        print(json.dumps(results, indent=2))
+    finally:
+        if display is not None:
+            display.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,660 @@
+"""AnchorViewer dock: the config's real anchors over the image, against the ground truth.
+
+Everything shown comes from the Qt-free core (:mod:`~napari_detlab.core.anchors`,
+:mod:`~napari_detlab.core.anchor_coverage`, :mod:`~napari_detlab.core.anchor_suggest`):
+
+* anchor centres of the chosen level as a Points layer, and the anchors at the clicked (or,
+  with "follow mouse", hovered) position as a Shapes layer, both in original-image pixels;
+* the current image's ground-truth boxes coloured by their best anchor IoU (red < 0.3,
+  orange < 0.7, green >= 0.7);
+* the dataset's figures, a histogram of best IoUs with the 0.3 / 0.7 lines, and a table of
+  uncaught boxes that jumps to the image (through the Annotator when it is docked, else by
+  loading the image here) and selects the box;
+* "Suggest" fits anchors to the dataset and shows before/after; "Use these anchors" hands the
+  config to the other docks through :meth:`DetlabSession.set_config`.
+
+The overlay follows edits after a short debounce; dataset coverage runs in a worker thread,
+and a result that arrives after the config changed again is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
+from napari_detlab._qt.session import session_for
+from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
+from napari_detlab.core.anchor_suggest import anchor_report, suggest_anchors
+from napari_detlab.core.anchors import AnchorLayout
+from napari_detlab.core.boxes import xyxy_to_napari
+from napari_detlab.core.config import BACKBONES, ConfigError, ModelConfig, preset
+from napari_detlab.core.images import image_size, read_image
+from napari_detlab.core.store import AnnotationStore
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["AnchorViewerWidget", "format_levels", "parse_levels"]
+
+CENTRES_LAYER = "anchor centres"
+ANCHORS_LAYER = "anchors at point"
+GT_LAYER = "ground truth by best IoU"
+IMAGE_LAYER = "anchor viewer image"
+OVERLAY_DELAY_MS = 120  # debounce of typing / spinning before the overlay is redrawn
+COVERAGE_DELAY_MS = 400  # and before the dataset's coverage is recomputed
+HOVER_INTERVAL_S = 0.05  # at most 20 hover redraws a second
+UNCAUGHT_ROWS = 500
+
+
+def parse_levels(text: str, levels: int | None = None) -> list[list[float]]:
+    """``"16, 24; 32, 48"`` -> ``[[16, 24], [32, 48]]``: levels split by ``;``, values by ``,``.
+
+    A single group is repeated on every level when ``levels`` is given (handy for ratios).
+    """
+    groups = [g.strip() for g in text.split(";") if g.strip()]
+    if not groups:
+        raise ConfigError("give at least one value")
+    try:
+        parsed = [[float(v) for v in g.replace(" ", ",").split(",") if v.strip()] for g in groups]
+    except ValueError as error:
+        raise ConfigError(f"not a number in {text!r}: use '16, 24; 32, 48'") from error
+    if levels is not None and len(parsed) == 1 and levels > 1:
+        parsed = parsed * levels
+    return parsed
+
+
+def format_levels(values: list[list[float]], collapse: bool = False) -> str:
+    """The inverse of :func:`parse_levels`; identical levels collapse to one group if asked."""
+    if collapse and values and all(v == values[0] for v in values):
+        values = values[:1]
+    return "; ".join(", ".join(f"{v:g}" for v in level) for level in values)
+
+
+def _measure(config: ModelConfig, items: list[ImageBoxes]) -> tuple[dict[str, object], np.ndarray]:
+    """The dataset's report and every box's best IoU (for the histogram); runs in a worker."""
+    result = coverage(config, items)
+    return anchor_report(config, items, uncaught_limit=UNCAUGHT_ROWS, base=result), result.best_iou
+
+
+class AnchorViewerWidget(QWidget):
+    """Tune anchors on the real feature-map grid and see what they catch.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose session (dataset, current image, config) the dock follows.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.layout_: AnchorLayout | None = None
+        self.config: ModelConfig | None = None
+        self.report: dict[str, object] | None = None
+        self.items: list[ImageBoxes] | None = None  # the dataset's boxes, loaded once
+        self.image_path: Path | None = None
+        self.image_size: tuple[int, int] | None = None
+        self.image_boxes = ImageBoxes("", (1, 1), np.zeros((0, 4)), [])
+        self.image_best_iou = np.zeros(0, np.float32)
+        self.dataset_best_iou = np.zeros(0, np.float32)
+        self.suggestion = None
+        self._before_suggestion: ModelConfig | None = None
+        self._generation: dict[str, int] = {}  # per kind of job: a newer job outdates older ones
+        self._workers: list[object] = []
+        self._last_hover = 0.0
+        self._point: tuple[float, float] | None = None
+        self._pushed: ModelConfig | None = None  # the config we gave the session last
+
+        self._overlay_timer = self._timer(OVERLAY_DELAY_MS, self.refresh_overlay)
+        self._coverage_timer = self._timer(COVERAGE_DELAY_MS, self.compute_coverage)
+        self._build_ui()
+        self._load_config(self.session.config or self._default_config())
+
+        self._session_slots = (
+            (self.session.dataset_changed, self._on_dataset_changed),
+            (self.session.image_changed, self._on_image_changed),
+            (self.session.annotations_changed, self._on_annotations_changed),
+            (self.session.config_changed, self._on_config_changed),
+        )
+        for signal, slot in self._session_slots:
+            signal.connect(slot)
+        self.viewer.mouse_drag_callbacks.append(self._on_click)
+        self.viewer.mouse_move_callbacks.append(self._on_hover)
+        if self.session.dataset is not None:
+            self._on_dataset_changed(self.session.dataset)
+        if self.session.image_path is not None:
+            self._on_image_changed(self.session.image_index, self.session.image_path)
+
+    # -- UI -----------------------------------------------------------------------------
+    def _timer(self, delay: int, slot: object) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(delay)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _build_ui(self) -> None:
+        form = QFormLayout()
+        self.backbone_combo = QComboBox()
+        self.backbone_combo.addItems(BACKBONES)
+        self.fpn_check = QCheckBox("FPN")
+        row = QHBoxLayout()
+        row.addWidget(self.backbone_combo)
+        row.addWidget(self.fpn_check)
+        form.addRow("Backbone", row)
+        self.sizes_edit = QLineEdit()
+        self.sizes_edit.setToolTip("Anchor sizes per feature map: '16; 32; 64' or '16, 24; 32, 48'")
+        form.addRow("Sizes", self.sizes_edit)
+        self.ratios_edit = QLineEdit()
+        self.ratios_edit.setToolTip("Aspect ratios h/w, one group for every level or one per level")
+        form.addRow("Ratios", self.ratios_edit)
+        self.min_spin, self.max_spin = QSpinBox(), QSpinBox()
+        for spin in (self.min_spin, self.max_spin):
+            spin.setRange(32, 4096)
+            spin.setSingleStep(32)
+        row = QHBoxLayout()
+        row.addWidget(self.min_spin)
+        row.addWidget(QLabel("max"))
+        row.addWidget(self.max_spin)
+        form.addRow("Min size", row)
+        self.level_spin = QSpinBox()
+        self.level_spin.setRange(0, 4)
+        self.follow_check = QCheckBox("follow mouse")
+        row = QHBoxLayout()
+        row.addWidget(self.level_spin)
+        row.addWidget(self.follow_check)
+        form.addRow("Level", row)
+
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #ff6b6b")
+        self.error_label.setWordWrap(True)
+        self.layout_label = QLabel("")
+        self.layout_label.setWordWrap(True)
+        self.figures_label = QLabel("Open a dataset in the Annotator to measure coverage")
+        self.figures_label.setWordWrap(True)
+        self.histogram = IouHistogram()
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Image", "Box", "Class", "Best IoU", "Why"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.cellClicked.connect(lambda row, _col: self.go_to_uncaught(row))
+
+        self.suggest_button = QPushButton("Suggest")
+        self.suggest_button.setToolTip(
+            "Fit sizes and ratios to the dataset's boxes (k-means on 1 - IoU)"
+        )
+        self.suggest_button.clicked.connect(self.suggest)
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.setEnabled(False)
+        self.revert_button.clicked.connect(self.revert_suggestion)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Re-read the dataset's boxes (after annotating more)")
+        self.refresh_button.clicked.connect(self.refresh_dataset)
+        self.use_button = QPushButton("Use these anchors")
+        self.use_button.setToolTip("Hand this config to the train dock")
+        self.use_button.clicked.connect(self.use_anchors)
+        buttons = QHBoxLayout()
+        for button in (
+            self.refresh_button,
+            self.suggest_button,
+            self.revert_button,
+            self.use_button,
+        ):
+            buttons.addWidget(button)
+        self.suggestion_label = QLabel("")
+        self.suggestion_label.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for widget in (self.error_label, self.layout_label, self.figures_label, self.histogram):
+            layout.addWidget(widget)
+        layout.addWidget(QLabel("Boxes no anchor catches (click to go there)"))
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        layout.addWidget(self.suggestion_label)
+
+        self.backbone_combo.currentTextChanged.connect(self._changed)
+        self.fpn_check.toggled.connect(self._changed)
+        self.sizes_edit.textChanged.connect(self._changed)
+        self.ratios_edit.textChanged.connect(self._changed)
+        self.min_spin.valueChanged.connect(self._changed)
+        self.max_spin.valueChanged.connect(self._changed)
+        self.level_spin.valueChanged.connect(lambda _v: self._overlay_timer.start())
+
+    # -- config <-> fields --------------------------------------------------------------
+    def _default_config(self) -> ModelConfig:
+        classes = self._dataset_classes() or ["object"]
+        return preset("fast", classes)
+
+    def _dataset_classes(self) -> list[str]:
+        if self.session.dataset is None:
+            return []
+        try:
+            return [spec.name for spec in AnnotationStore(self.session.dataset).load_classes()]
+        except (OSError, ValueError):
+            return []
+
+    def _load_config(self, config: ModelConfig) -> None:
+        """Show ``config`` in the fields (without one redraw per field)."""
+        self._base_config = config
+        widgets = (self.backbone_combo, self.fpn_check, self.sizes_edit, self.ratios_edit,
+                   self.min_spin, self.max_spin)  # fmt: skip
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.backbone_combo.setCurrentText(config.backbone)
+            self.fpn_check.setChecked(config.fpn)
+            self.sizes_edit.setText(format_levels(config.anchor_sizes))
+            self.ratios_edit.setText(format_levels(config.aspect_ratios, collapse=True))
+            self.min_spin.setValue(config.min_size)
+            self.max_spin.setValue(config.max_size)
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        self._changed()
+
+    def config_from_fields(self) -> ModelConfig:
+        """The config the fields describe; raises :class:`ConfigError` naming what is wrong."""
+        base = self._base_config
+        backbone, fpn = self.backbone_combo.currentText(), self.fpn_check.isChecked()
+        probe = base.replace(backbone=backbone, fpn=fpn)
+        config = base.replace(
+            backbone=backbone, fpn=fpn, min_size=self.min_spin.value(),
+            max_size=self.max_spin.value(), anchor_sizes=parse_levels(self.sizes_edit.text()),
+            aspect_ratios=parse_levels(self.ratios_edit.text(), probe.num_levels),
+        )  # fmt: skip
+        if not config.classes:
+            config = config.replace(classes=self._dataset_classes() or ["object"])
+        if config.pretrained == "coco" and not (
+            fpn and backbone in ("resnet50", "mobilenet_v3_large")
+        ):
+            config = config.replace(pretrained="imagenet")
+        return config.validate()
+
+    def _changed(self, *_args: object) -> None:
+        try:
+            config = self.config_from_fields()
+        except ConfigError as error:
+            self.error_label.setText(str(error))
+            self.use_button.setEnabled(False)
+            return
+        self.error_label.setText("")
+        self.use_button.setEnabled(True)
+        self.config = config
+        self.level_spin.setMaximum(config.num_levels - 1)
+        self._overlay_timer.start()
+        self._coverage_timer.start()
+
+    # -- session events -----------------------------------------------------------------
+    def _on_dataset_changed(self, dataset: Path | None) -> None:
+        self.items = None
+        self.report = None
+        if dataset is None:
+            return
+        self._start_worker("items", self._load_items, Path(dataset), on_done=self._items_loaded)
+
+    @staticmethod
+    def _load_items(dataset: Path) -> list[ImageBoxes]:
+        return dataset_boxes(AnnotationStore(dataset))
+
+    def _items_loaded(self, items: list[ImageBoxes]) -> None:
+        self.items = items
+        self.compute_coverage()
+
+    def _on_image_changed(self, _index: int, path: Path) -> None:
+        self._set_image(Path(path))
+
+    def _on_config_changed(self, config: ModelConfig) -> None:
+        """Another dock (the train dock, a loaded checkpoint) chose a config: show it."""
+        if config is not self._pushed and config is not None:
+            self._load_config(config)
+
+    def _on_annotations_changed(self, _path: object) -> None:
+        self.refresh_dataset()
+
+    def refresh_dataset(self) -> None:
+        """Re-read the current image's boxes and the dataset's (the Annotator saves as you go)."""
+        if self.image_path is not None:
+            self._set_image(self.image_path)
+        if self.session.dataset is not None:
+            self._on_dataset_changed(self.session.dataset)
+
+    def _set_image(self, path: Path) -> None:
+        """Make ``path`` the image the overlay describes (its size and its saved boxes)."""
+        self.image_path = path
+        boxes, labels = np.zeros((0, 4), np.float32), []
+        size = None
+        if self.session.dataset is not None:
+            try:
+                annotation = AnnotationStore(self.session.dataset).load(path)
+            except (OSError, ValueError):
+                annotation = None
+            if annotation is not None:
+                boxes, labels, size = annotation.boxes, annotation.labels, annotation.image_size
+        try:
+            self.image_size = size or image_size(path)
+        except (OSError, ValueError) as error:
+            self.error_label.setText(f"{path.name}: {error}")
+            return
+        self.image_boxes = ImageBoxes(path, self.image_size, boxes, labels)
+        self._overlay_timer.start()
+
+    def _canvas_image_size(self) -> tuple[int, int] | None:
+        """Without a dataset image, the size of the first image layer on the canvas."""
+        from napari.layers import Image
+
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image):
+                shape = layer.data.shape[-3:-1] if layer.rgb else layer.data.shape[-2:]
+                return int(shape[0]), int(shape[1])
+        return None
+
+    # -- overlay ------------------------------------------------------------------------
+    def refresh_overlay(self) -> None:
+        """Redraw centres, anchors at the chosen point and GT colours for the current config."""
+        if self.config is None:
+            return
+        size = self.image_size or self._canvas_image_size()
+        if size is None:
+            self.layout_label.setText("No image: open a dataset in the Annotator, or add an image")
+            return
+        try:
+            self.layout_ = AnchorLayout.from_config(self.config, size)
+        except ValueError as error:
+            self.error_label.setText(str(error))
+            return
+        layout = self.layout_
+        level = min(self.level_spin.value(), layout.num_levels - 1)
+        self.layout_label.setText(
+            f"Image {size[1]}x{size[0]} -> resized {layout.resized_size[1]}x"
+            f"{layout.resized_size[0]} (padded {layout.padded_size[1]}x{layout.padded_size[0]}); "
+            f"level {level}: grid {layout.grid_sizes[level][1]}x{layout.grid_sizes[level][0]}, "
+            f"stride {layout.strides[level][1]}, {layout.anchors_per_location[level]} anchors per "
+            f"position; {layout.num_anchors} anchors in all"
+        )
+        centres = layout.centres(level)
+        stride_px = layout.strides[level][0] / layout.scale[0]
+        points = self._layer(CENTRES_LAYER, "points")
+        points.data = centres[:, ::-1]  # (x, y) -> napari's (row, col)
+        points.size = max(1.0, stride_px / 4)
+        self._draw_anchors_at()
+        self._draw_ground_truth()
+
+    def _layer(self, name: str, kind: str) -> object:
+        """Our layer ``name``, (re)created if the user deleted it.
+
+        Adding a layer makes it the active one; the previously active layer (the Annotator's
+        class layer the user draws in) is made active again so drawing is not hijacked.
+        """
+        if name in self.viewer.layers:
+            return self.viewer.layers[name]
+        previous = self.viewer.layers.selection.active
+        if kind == "points":
+            layer = self.viewer.add_points(
+                np.zeros((0, 2)), name=name, size=2, face_color="#ffd700", border_width=0
+            )
+        else:
+            layer = self.viewer.add_shapes(
+                None, ndim=2, name=name, shape_type="rectangle", face_color="transparent",
+                edge_color="#00e5ff", edge_width=1 if name == ANCHORS_LAYER else 2,
+            )  # fmt: skip
+        if previous is not None:
+            self.viewer.layers.selection.active = previous
+        return layer
+
+    def show_anchors_at(self, x: float, y: float) -> np.ndarray:
+        """Show the chosen level's anchors at the grid position nearest ``(x, y)``."""
+        self._point = (float(x), float(y))
+        return self._draw_anchors_at()
+
+    def _draw_anchors_at(self) -> np.ndarray:
+        layer = self._layer(ANCHORS_LAYER, "shapes")
+        if self.layout_ is None or self._point is None:
+            return np.zeros((0, 4))
+        level = min(self.level_spin.value(), self.layout_.num_levels - 1)
+        anchors = self.layout_.anchors_at(*self._point, level)
+        layer.data = [(corners, "rectangle") for corners in xyxy_to_napari(anchors)]
+        layer.edge_color = "#00e5ff"
+        layer.face_color = "transparent"
+        return anchors
+
+    def _draw_ground_truth(self) -> None:
+        layer = self._layer(GT_LAYER, "shapes")
+        item = self.image_boxes
+        if self.config is None or not len(item.boxes) or self.image_size is None:
+            self.image_best_iou = np.zeros(0, np.float32)
+            if layer.nshapes:
+                layer.data = []
+            return
+        result = coverage(
+            self.config, [ImageBoxes(item.image, self.image_size, item.boxes, item.labels)]
+        )
+        self.image_best_iou = result.best_iou
+        bg, fg = self.config.rpn_bg_iou_thresh, self.config.rpn_fg_iou_thresh
+        colors = [zone_color(float(v), bg, fg) for v in result.best_iou]
+        layer.data = [(corners, "rectangle") for corners in xyxy_to_napari(item.boxes)]
+        layer.edge_color = colors
+        layer.face_color = "transparent"
+        layer.features = {"best_iou": result.best_iou, "positives": result.num_positive}
+
+    def _on_click(self, _viewer: object, event: object) -> None:
+        if getattr(event, "type", "") != "mouse_press" or self.layout_ is None:
+            return
+        row, col = event.position[-2], event.position[-1]
+        self.show_anchors_at(col, row)
+
+    def _on_hover(self, _viewer: object, event: object) -> None:
+        if not self.follow_check.isChecked() or self.layout_ is None:
+            return
+        now = time.monotonic()
+        if now - self._last_hover < HOVER_INTERVAL_S:
+            return
+        self._last_hover = now
+        self.show_anchors_at(event.position[-1], event.position[-2])
+
+    # -- dataset coverage (worker thread) -----------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a redraw or a computation is pending or running (tests wait on it)."""
+        timers = (self._overlay_timer, self._coverage_timer)
+        return bool(self._workers) or any(timer.isActive() for timer in timers)
+
+    def _start_worker(self, kind: str, function: object, *args: object, on_done: object) -> None:
+        from napari.qt.threading import create_worker
+
+        generation = self._generation[kind] = self._generation.get(kind, 0) + 1
+        worker = create_worker(function, *args, _start_thread=False)
+
+        def finished(result: object) -> None:
+            if generation == self._generation[kind]:
+                on_done(result)
+
+        def failed(error: Exception) -> None:
+            if generation == self._generation[kind]:
+                self.error_label.setText(str(error))
+                if kind == "suggest":
+                    self.suggest_button.setEnabled(True)
+
+        worker.returned.connect(finished)
+        worker.errored.connect(failed)
+        worker.finished.connect(
+            lambda: self._workers.remove(worker) if worker in self._workers else None
+        )
+        self._workers.append(worker)
+        worker.start()
+
+    def compute_coverage(self) -> None:
+        """Recompute the dataset's figures for the fields' config, in a worker thread."""
+        if self.config is None or not self.items:
+            return
+        self.figures_label.setText("Measuring coverage…")
+        self._start_worker("coverage", _measure, self.config, self.items, on_done=self._show_report)
+
+    def _show_report(self, measured: tuple[dict[str, object], np.ndarray]) -> None:
+        report, self.dataset_best_iou = measured
+        self.report = report
+
+        def pct(value: object) -> str:
+            return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+        per_class = ", ".join(
+            f"{name} {pct(f['recall_07'])}" for name, f in report["per_class"].items()
+        )
+        per_size = ", ".join(
+            f"{name} {pct(f['recall_07'])}" for name, f in report["per_size"].items() if f["boxes"]
+        )
+        self.figures_label.setText(
+            f"{report['boxes']} boxes in {report['images']} images: recall@0.7 "
+            f"{pct(report['recall_07'])}, [0.3, 0.7) {pct(report['share_03_07'])}, < 0.3 "
+            f"{pct(report['share_below_03'])}, {report['no_positive']} with no positive anchor\n"
+            f"per class: {per_class}\nper size: {per_size}\n"
+            f"shape-only: BPR {pct(report['bpr'])}, mean best IoU {report['mean_best_iou']:.3f}"
+            + (
+                f"\n{report['tiny_boxes']} box(es) under 3 px after resizing"
+                if report["tiny_boxes"]
+                else ""
+            )
+        )
+        self.histogram.set_values(self.dataset_best_iou, report["bg_thresh"], report["fg_thresh"])
+        rows = report["uncaught"]
+        self.table.setRowCount(len(rows))
+        for r, entry in enumerate(rows):
+            values = (Path(entry["image"]).name, str(entry["box_index"]), entry["label"],
+                      f"{entry['best_iou']:.3f}", entry["reason"])  # fmt: skip
+            for c, value in enumerate(values):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+
+    # -- navigation ---------------------------------------------------------------------
+    def _annotator(self) -> object | None:
+        from napari_detlab._qt.annotator import AnnotatorWidget
+
+        try:
+            docks = self.viewer.window.dock_widgets
+        except AttributeError:
+            return None
+        for widget in docks.values():
+            if isinstance(widget, AnnotatorWidget):
+                return widget
+        return None
+
+    def go_to_uncaught(self, row: int) -> None:
+        """Show the image of the table's ``row`` and select and centre its box."""
+        if self.report is None or not 0 <= row < len(self.report["uncaught"]):
+            return
+        entry = self.report["uncaught"][row]
+        path = Path(entry["image"])
+        annotator = self._annotator()
+        if annotator is not None and annotator.store is not None and path in annotator.store.images:
+            annotator.go_to(annotator.store.images.index(path))  # emits image_changed
+        else:
+            self._show_image_here(path)
+        self._set_image(path)
+        self.refresh_overlay()
+        layer = self._layer(GT_LAYER, "shapes")
+        box = np.asarray(entry["box"], np.float64)
+        if entry["box_index"] < layer.nshapes:
+            layer.selected_data = {int(entry["box_index"])}
+        self.viewer.camera.center = ((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)
+        self.viewer.camera.zoom = float(
+            np.clip(150.0 / max(box[2] - box[0], box[3] - box[1], 1.0), 0.05, 20)
+        )
+        self.show_anchors_at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+    def _show_image_here(self, path: Path) -> None:
+        """No Annotator docked: show the image in our own layer."""
+        pixels = read_image(path)
+        if IMAGE_LAYER in self.viewer.layers:
+            self.viewer.layers[IMAGE_LAYER].data = pixels
+        else:
+            self.viewer.add_image(pixels, name=IMAGE_LAYER)
+            self.viewer.layers.move(self.viewer.layers.index(IMAGE_LAYER), 0)
+
+    # -- suggestions and hand-over ------------------------------------------------------
+    def suggest(self) -> None:
+        """Fit anchors to the dataset (worker thread), then show them with before/after."""
+        if self.config is None or not self.items:
+            self.suggestion_label.setText("Open an annotated dataset first")
+            return
+        self.suggestion_label.setText("Fitting anchors…")
+        self.suggest_button.setEnabled(False)
+        self._start_worker(
+            "suggest", suggest_anchors, self.config, self.items, on_done=self._show_suggestion
+        )
+
+    def _show_suggestion(self, suggestion: object) -> None:
+        self.suggest_button.setEnabled(True)
+        self.suggestion = suggestion
+        before, after = suggestion.before, suggestion.after
+
+        def pct(value: object) -> str:
+            return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+        self.suggestion_label.setText(
+            f"recall@0.7 {pct(before['recall_07'])} -> {pct(after['recall_07'])}; < 0.3 "
+            f"{pct(before['share_below_03'])} -> {pct(after['share_below_03'])}; mean best IoU "
+            f"{suggestion.shape_before['mean_best_iou']:.3f} -> "
+            f"{suggestion.shape_after['mean_best_iou']:.3f}"
+            + ("" if suggestion.improved else "\n(no better than the current anchors)")
+            + "".join(f"\n{w}" for w in suggestion.warnings)
+        )
+        self._before_suggestion = self.config
+        self.revert_button.setEnabled(True)
+        self._load_config(suggestion.config)
+
+    def revert_suggestion(self) -> None:
+        """Back to the anchors shown before "Suggest"."""
+        if self._before_suggestion is not None:
+            self._load_config(self._before_suggestion)
+            self._before_suggestion = None
+            self.revert_button.setEnabled(False)
+
+    def use_anchors(self) -> None:
+        """Give the fields' config to the session; the train dock listens for it."""
+        try:
+            config = self.config_from_fields()
+        except ConfigError as error:
+            self.error_label.setText(str(error))
+            return
+        self._pushed = config
+        self.session.set_config(config)
+        self.suggestion_label.setText("The train dock will use these anchors")
+
+    # -- teardown -----------------------------------------------------------------------
+    def teardown(self) -> None:
+        """Stop listening to the viewer and the session (called when the dock closes)."""
+        self._overlay_timer.stop()
+        self._coverage_timer.stop()
+        hooks = (
+            (self.viewer.mouse_drag_callbacks, self._on_click),
+            (self.viewer.mouse_move_callbacks, self._on_hover),
+        )
+        for callbacks, function in hooks:
+            if function in callbacks:
+                callbacks.remove(function)
+        for signal, slot in self._session_slots:
+            signal.disconnect(slot)
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
+        self.teardown()
+        super().closeEvent(event)

@@ -1,0 +1,122 @@
+"""``detlab demo``: napari with the sample dataset open in the Annotator, ready to draw.
+
+Example::
+
+    detlab demo                # the built-in sample dataset, in a per-user folder
+    detlab demo ~/detlab-demo  # ... written to a folder of your choice
+    detlab demo my_images/     # or your own images, opened as they are
+
+The sample dataset is written only if it is not there yet, so boxes added in one demo are
+still there in the next. The Anchor viewer, Train / predict and Review docks are docked too
+when they are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+__all__ = ["OPTIONAL_DOCKS", "build_demo", "register", "run"]
+
+PLUGIN_NAME = "napari-detlab"
+# (module, widget display name in napari.yaml): docked when the module exists.
+OPTIONAL_DOCKS = (
+    ("napari_detlab._qt.anchor_viewer", "Anchor viewer"),
+    ("napari_detlab._qt.train_dock", "Train / predict"),
+    ("napari_detlab._qt.review", "Review predictions"),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="open napari with the sample dataset and the Annotator",
+        description="Write the built-in sample dataset (no network needed) unless present, "
+        "and open it in napari with the Annotator and the other detlab docks.",
+    )
+    parser.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        default=None,
+        metavar="FOLDER",
+        help="where the sample dataset goes (default: a per-user cache folder, or "
+        "$DETLAB_SAMPLE_DIR); a folder of your own images is opened as it is",
+    )
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="build the viewer and return without starting the event loop (for tests)",
+    )
+    parser.set_defaults(func=run)
+
+
+def prepare_folder(folder: Path | None) -> Path:
+    """The folder to open: the sample dataset written there, or the user's own images."""
+    from napari_detlab._sample_data import ensure_sample_dataset
+
+    try:
+        return ensure_sample_dataset(folder)
+    except FileExistsError:
+        # write_sample_dataset refuses a folder holding other images: it is the user's data
+        message = f"detlab demo: {folder} holds your own images; opening them as they are"
+        print(message, file=sys.stderr)
+        return Path(folder)  # type: ignore[arg-type]
+
+
+def _module_available(module: str) -> bool:
+    """Whether a dock's module exists; an error *inside* an existing module is raised."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name == module:
+            return False
+        raise
+    return True
+
+
+def load_torch_before_opengl() -> None:
+    """Import torchvision's ops (and with them Triton) before napari creates a GL context.
+
+    With Mesa's software OpenGL (llvmpipe, as under Xvfb or on a remote desktop), importing
+    Triton *after* the GL context exists crashes the process with a segmentation fault;
+    imported before, both coexist. The train and review docks need torchvision anyway.
+    """
+    import torchvision.ops  # noqa: F401
+
+
+def build_demo(folder: Path) -> tuple[napari.Viewer, AnnotatorWidget]:
+    """A viewer with the Annotator (and any other detlab docks) showing ``folder``."""
+    load_torch_before_opengl()
+    import napari
+
+    viewer = napari.Viewer(title="napari-detlab demo")
+    _, annotator = viewer.window.add_plugin_dock_widget(PLUGIN_NAME, "Annotator")
+    for module, name in OPTIONAL_DOCKS:
+        if _module_available(module):
+            viewer.window.add_plugin_dock_widget(PLUGIN_NAME, name, tabify=True)
+    annotator.open_folder(folder)
+    return viewer, annotator
+
+
+def run(args: argparse.Namespace) -> int:
+    from napari_detlab.cli.main import CliError
+
+    if args.folder is not None and args.folder.exists() and not args.folder.is_dir():
+        raise CliError(f"{args.folder}: not a folder")
+    folder = prepare_folder(args.folder)
+    print(f"detlab demo: annotating {folder}", file=sys.stderr)
+    build_demo(folder)
+    if not args.no_run:
+        import napari
+
+        napari.run()
+    return 0

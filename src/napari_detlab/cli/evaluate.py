@@ -1,0 +1,53 @@
+"""``detlab evaluate``: COCO metrics of a prediction folder against an annotated dataset.
+
+Example::
+
+    detlab evaluate my_images/predictions my_images --json
+
+Only images with both a prediction file and an annotation (boxes, or reviewed as negative)
+are scored. ``--json`` prints ``map``, ``map_50``, ``map_75``, ..., ``per_class`` and
+``per_class_50`` (undefined values, e.g. ``map_large`` without large objects, are ``null``)
+plus ``images`` (the number of images scored); otherwise a readable table. A predicted class
+the dataset does not have prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="COCO mAP of predictions against a dataset's annotations",
+        description="Score PRED_DIR/<stem>.pt predictions against DATASET's annotations "
+        "with pycocotools (mAP@[.5:.95], mAP@.5, per class).",
+    )
+    parser.add_argument("pred_dir", type=Path, metavar="PRED_DIR")
+    parser.add_argument("dataset", type=Path, metavar="DATASET")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--iou-type", choices=("bbox",), default="bbox", help="COCO IoU type (boxes only)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from napari_detlab.core.metrics import (
+        coco_metrics,
+        format_metrics_table,
+        load_folder_pairs,
+        metrics_to_json,
+    )
+
+    predictions, ground_truth, classes = load_folder_pairs(args.pred_dir, args.dataset)
+    metrics = coco_metrics(predictions, ground_truth, classes)
+    if args.json:
+        print(metrics_to_json(metrics, images=len(ground_truth)))
+    else:
+        print(f"{len(ground_truth)} image(s) scored, classes: {', '.join(classes)}")
+        print(format_metrics_table(metrics))
+    return 0

@@ -1,0 +1,43 @@
+"""Fixtures for the widget tests: tiny image folders of every kind a user brings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+
+def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (40, 60)) -> list[Path]:
+    """``count`` small RGB PNGs named ``img1.png`` ... with distinct pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"img{i + 1}.png"
+        iio.imwrite(path, rng.integers(0, 255, (*size, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Three 40x60 RGB PNGs, nothing annotated."""
+    write_images(tmp_path / "images")
+    return tmp_path / "images"
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """One image of each kind: RGB JPEG, grayscale PNG, RGBA PNG, 16-bit TIFF, a broken file."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    iio.imwrite(folder / "a_rgb.jpg", rng.integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    iio.imwrite(folder / "b_gray.png", rng.integers(0, 255, (32, 48), dtype=np.uint8))
+    (folder / "c_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    iio.imwrite(folder / "d_rgba.png", rng.integers(0, 255, (36, 44, 4), dtype=np.uint8))
+    tifffile.imwrite(folder / "e_16bit.tif", rng.integers(1000, 4000, (40, 40), dtype=np.uint16))
+    return folder

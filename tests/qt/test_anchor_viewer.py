@@ -1,0 +1,197 @@
+"""The AnchorViewer dock in a real viewer: layers, live edits, GT colours, hand-over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from napari_detlab._qt.anchor_viewer import (
+    ANCHORS_LAYER,
+    CENTRES_LAYER,
+    GT_LAYER,
+    IMAGE_LAYER,
+    AnchorViewerWidget,
+    format_levels,
+    parse_levels,
+)
+from napari_detlab._qt.iou_histogram import ZONE_COLORS
+from napari_detlab._qt.session import session_for
+from napari_detlab.core.anchor_coverage import ImageBoxes, coverage
+from napari_detlab.core.boxes import napari_to_xyxy
+from napari_detlab.core.config import ConfigError, preset
+from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+
+# 256x256 under the fast preset is not resized; the level-2 square anchor (64 px, stride 16)
+# centred at (128, 128) is exactly EXACT, and the thin LINE fits no anchor.
+EXACT = [96.0, 96.0, 160.0, 160.0]
+LINE = [10.0, 10.0, 12.0, 200.0]
+
+
+def _dataset(folder: Path, images: int = 2) -> Path:
+    folder.mkdir()
+    store = AnnotationStore(folder)
+    rng = np.random.default_rng(0)
+    for i in range(images):
+        path = folder / f"img{i}.png"
+        iio.imwrite(path, rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+        store.save(
+            path,
+            ImageAnnotation(
+                np.array([EXACT, LINE], np.float32), ["cell", "debris"], True, (256, 256)
+            ),
+        )
+    return folder
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer, qtbot, tmp_path):
+    folder = _dataset(tmp_path / "data")
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_config(preset("fast", ["cell", "debris"]))
+    session.set_dataset(folder)
+    session.set_image(0, folder / "img0.png")
+    widget = AnchorViewerWidget(viewer)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    assert viewer.layers[GT_LAYER].nshapes == 2
+    yield viewer, widget, folder
+    widget.teardown()
+
+
+def _edge_hex(layer) -> list[str]:
+    return [
+        "#{:02x}{:02x}{:02x}".format(*(np.round(np.asarray(c[:3]) * 255).astype(int)))
+        for c in layer.edge_color
+    ]
+
+
+def test_layers_have_the_layout_counts(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    points = viewer.layers[CENTRES_LAYER]
+    assert len(points.data) == 64 * 64  # level 0: stride 4 on 256 px
+    widget.level_spin.setValue(2)
+    qtbot.waitUntil(lambda: len(points.data) == 16 * 16, timeout=5000)
+    # (row, col) of the first centres: the grid's top-left corners, stride 16 apart
+    assert np.allclose(points.data[:2], [[0, 0], [0, 16]])
+    # a click on the canvas goes through the viewer's callbacks to the anchors layer
+    event = SimpleNamespace(type="mouse_press", position=(130.0, 126.0))
+    for callback in list(viewer.mouse_drag_callbacks):
+        callback(viewer, event)
+    anchors = napari_to_xyxy(np.stack(viewer.layers[ANCHORS_LAYER].data))
+    assert len(anchors) == 3  # three ratios
+    assert any(np.allclose(a, EXACT) for a in anchors)
+
+
+def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    gt = viewer.layers[GT_LAYER]
+    assert _edge_hex(gt) == [ZONE_COLORS["high"], ZONE_COLORS["low"]]
+    widget.level_spin.setValue(2)
+    widget.show_anchors_at(128, 128)
+    widget.sizes_edit.setText("16; 32; 80; 128; 256")
+    shapes = viewer.layers[ANCHORS_LAYER]
+
+    def square_is_80() -> bool:
+        boxes = napari_to_xyxy(np.stack(shapes.data))
+        return any(np.allclose(b, [88, 88, 168, 168]) for b in boxes)
+
+    qtbot.waitUntil(square_is_80, timeout=5000)
+    # 64 px box against an 80 px anchor: IoU 0.64, orange; colours follow the core's figures
+    qtbot.waitUntil(lambda: _edge_hex(gt)[0] == ZONE_COLORS["mid"], timeout=5000)
+    expected = coverage(
+        widget.config, [ImageBoxes("x", (256, 256), np.array([EXACT, LINE]), ["a", "b"])]
+    )
+    assert np.array_equal(gt.features["best_iou"].to_numpy(), expected.best_iou)
+    assert expected.best_iou[0] == pytest.approx(0.64)
+
+
+def test_bad_sizes_show_an_error_and_keep_the_last_overlay(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    before = len(viewer.layers[CENTRES_LAYER].data)
+    widget.sizes_edit.setText("16; 32")
+    assert "feature map" in widget.error_label.text()
+    assert not widget.use_button.isEnabled()
+    qtbot.wait(300)
+    assert len(viewer.layers[CENTRES_LAYER].data) == before
+
+
+def test_dataset_figures_histogram_and_uncaught_table(viewer_and_widget, qtbot):
+    viewer, widget, folder = viewer_and_widget
+    assert widget.report["recall_07"] == 0.5
+    assert "recall@0.7 50.0%" in widget.figures_label.text()
+    assert widget.histogram.counts.sum() == 4
+    assert widget.histogram.counts[-1] == 2  # the two exact boxes in the top bin
+    assert widget.table.rowCount() == 2
+    assert {widget.table.item(r, 2).text() for r in range(2)} == {"debris"}
+    # no Annotator docked: the row loads its image here and selects the box
+    row = next(r for r in range(2) if widget.table.item(r, 0).text() == "img1.png")
+    widget.table.cellClicked.emit(row, 0)
+    assert IMAGE_LAYER in viewer.layers
+    assert widget.image_path == folder / "img1.png"
+    assert viewer.layers[GT_LAYER].selected_data == {1}
+    assert np.allclose(viewer.camera.center[-2:], [105, 11])
+
+
+def test_use_these_anchors_updates_the_session_config(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    session = session_for(viewer)
+    received = []
+    session.config_changed.connect(received.append)
+    widget.sizes_edit.setText("20; 40; 80; 160; 320")
+    widget.ratios_edit.setText("0.25, 1, 4")
+    widget.use_button.click()
+    assert session.config.anchor_sizes == [[20], [40], [80], [160], [320]]
+    assert session.config.aspect_ratios == [[0.25, 1.0, 4.0]] * 5
+    assert received and received[-1] is session.config
+    # and a config chosen elsewhere (the train dock) shows up in the fields
+    session.set_config(preset("accurate", ["cell", "debris"]))
+    assert widget.backbone_combo.currentText() == "resnet50"
+    assert widget.sizes_edit.text() == "32; 64; 128; 256; 512"
+
+
+def test_suggest_shows_before_after_and_loads_the_fit(viewer_and_widget, qtbot):
+    _, widget, _ = viewer_and_widget
+    old_sizes = widget.sizes_edit.text()
+    widget.suggest_button.click()
+    qtbot.waitUntil(lambda: widget.suggestion is not None, timeout=60000)
+    assert "->" in widget.suggestion_label.text()
+    assert widget.sizes_edit.text() == format_levels(widget.suggestion.config.anchor_sizes)
+    widget.revert_button.click()
+    assert widget.sizes_edit.text() == old_sizes
+
+
+def test_parse_levels():
+    assert parse_levels("16, 24; 32, 48") == [[16, 24], [32, 48]]
+    assert parse_levels("0.5, 1, 2", levels=3) == [[0.5, 1, 2]] * 3
+    with pytest.raises(ConfigError):
+        parse_levels("16; x")
+
+
+def test_uncaught_row_navigates_through_the_docked_annotator(make_napari_viewer, qtbot, tmp_path):
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+    folder = _dataset(tmp_path / "data")
+    viewer = make_napari_viewer()
+    annotator = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(annotator, name="Annotator")
+    annotator.open_folder(folder)
+    drawing_layer = viewer.layers.selection.active
+    widget = AnchorViewerWidget(viewer)  # opened after the Annotator: follows its session
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    assert widget.image_path == annotator.current_path
+    assert viewer.layers.selection.active is drawing_layer  # our layers did not take over
+    row = next(
+        r for r in range(widget.table.rowCount()) if widget.table.item(r, 0).text() == "img1.png"
+    )
+    widget.table.cellClicked.emit(row, 0)
+    assert annotator.index == 1
+    assert IMAGE_LAYER not in viewer.layers  # the Annotator showed it, not us
+    assert widget.image_path == folder / "img1.png"
+    assert viewer.layers[GT_LAYER].selected_data == {1}
+    widget.teardown()

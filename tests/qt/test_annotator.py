@@ -1,0 +1,357 @@
+"""The Annotator in a real viewer: keys, drawing, files on disk, classes, undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import Qt
+
+from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
+from napari_detlab._qt.session import session_for
+from napari_detlab.core.boxes import xyxy_to_napari
+from napari_detlab.core.images import read_image
+from napari_detlab.core.store import AnnotationStore, ClassInUseError, ImageAnnotation
+
+
+@pytest.fixture
+def annotator(make_napari_viewer):
+    """A viewer with the Annotator docked; call it with a folder to open."""
+
+    def make(folder: Path) -> tuple[object, AnnotatorWidget]:
+        viewer = make_napari_viewer()
+        widget = AnnotatorWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Annotator")
+        widget.open_folder(folder)
+        return viewer, widget
+
+    return make
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification shown during the test, as text."""
+    seen: list[str] = []
+
+    def record(notification) -> None:
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def press(viewer, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real key press on the canvas, through Qt, vispy and napari's keymap lookup."""
+    from qtpy.QtTest import QTest
+
+    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key, modifier)
+
+
+def draw(layer, *xyxy: tuple[float, float, float, float]) -> None:
+    """Add rectangles the way the drawing tool does: one data event on the layer."""
+    layer.add_rectangles(xyxy_to_napari(np.array(xyxy, dtype=float)))
+
+
+def saved(folder: Path, stem: str) -> dict:
+    """The annotation file as anyone would read it."""
+    return torch.load(folder / "annotations" / f"{stem}.pt", weights_only=True)
+
+
+def test_n_and_b_navigate_while_a_shapes_layer_is_drawing(annotator, image_folder, qtbot):
+    viewer, widget = annotator(image_folder)
+    boxes = viewer.layers["boxes: object"]
+    assert viewer.layers.selection.active is boxes
+    assert boxes.mode == "add_rectangle"  # the state in which Shapes binds `b` itself
+
+    press(viewer, Qt.Key.Key_N)
+    assert widget.index == 1
+    assert widget.position_label.text() == "2 / 3"
+    second = read_image(image_folder / "img2.png")
+    np.testing.assert_array_equal(viewer.layers["image"].data, second)
+    press(viewer, Qt.Key.Key_B)
+    assert widget.index == 0
+    assert widget.position_label.text() == "1 / 3"
+
+    # a layer the user adds later, selected, does not swallow the keys either
+    points = viewer.add_points(name="my points")
+    viewer.layers.selection.active = points
+    press(viewer, Qt.Key.Key_N)
+    assert widget.index == 1
+    assert session_for(viewer).image_index == 1
+    assert session_for(viewer).image_path == image_folder / "img2.png"
+
+
+def test_image_layer_is_reused_not_recreated(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    image_layer = viewer.layers["image"]
+    widget.next_image()
+    assert viewer.layers["image"] is image_layer
+    assert len(viewer.layers) == 2
+
+
+def test_drawn_box_is_on_disk_within_a_second(annotator, image_folder, qtbot):
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (5, 6, 25, 30))
+    path = image_folder / "annotations" / "img1.pt"
+    qtbot.waitUntil(path.is_file, timeout=1000)
+    data = saved(image_folder, "img1")
+    assert data["boxes"].dtype == torch.float32
+    np.testing.assert_allclose(data["boxes"].numpy(), [[5, 6, 25, 30]])
+    assert data["labels"] == ["object"]
+    assert data["reviewed"] is True
+    assert widget.reviewed_checkbox.isChecked()
+
+
+def test_moved_and_deleted_boxes_are_saved(annotator, image_folder, qtbot):
+    viewer, widget = annotator(image_folder)
+    layer = viewer.layers["boxes: object"]
+    draw(layer, (5, 6, 25, 30), (30, 2, 50, 12))
+    widget.flush()
+
+    shift = np.array([3.0, 4.0])  # drag both by (x+4, y+3): vertices are (row, col)
+    moved = [np.asarray(v) + shift for v in layer.data]
+    layer.data = moved
+    qtbot.waitUntil(
+        lambda: np.allclose(saved(image_folder, "img1")["boxes"][0].numpy(), [9, 9, 29, 33]),
+        timeout=1000,
+    )
+    layer.selected_data = {0}
+    layer.remove_selected()  # what the Delete key does
+    qtbot.waitUntil(lambda: len(saved(image_folder, "img1")["labels"]) == 1, timeout=1000)
+    np.testing.assert_allclose(saved(image_folder, "img1")["boxes"].numpy(), [[34, 5, 54, 15]])
+
+
+def test_rotated_or_dragged_shape_is_saved_as_its_hull(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    diamond = np.array([[10.0, 20.0], [20.0, 35.0], [30.0, 20.0], [20.0, 5.0]])  # (row, col)
+    viewer.layers["boxes: object"].add_polygons([diamond])
+    widget.flush()
+    np.testing.assert_allclose(saved(image_folder, "img1")["boxes"].numpy(), [[5, 10, 35, 30]])
+
+
+def test_box_outside_is_clipped_and_a_click_ignored(annotator, image_folder, notifications):
+    viewer, widget = annotator(image_folder)  # images are 60 wide, 40 high
+    layer = viewer.layers["boxes: object"]
+    draw(layer, (50, 30, 70, 55), (10, 10, 10.3, 10.3))
+    widget.flush()
+    np.testing.assert_allclose(saved(image_folder, "img1")["boxes"].numpy(), [[50, 30, 60, 40]])
+    assert layer.nshapes == 1  # the stray click is gone from the layer too
+    assert any("smaller than 1 pixel" in text for text in notifications)
+
+
+def test_navigation_saves_before_the_image_changes(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 2, 11, 12))
+    widget.next_image()  # well before the autosave timer fires
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+    assert viewer.layers["boxes: object"].nshapes == 0  # img2 has no boxes
+
+
+def test_untouched_images_get_no_file(annotator, image_folder):
+    _, widget = annotator(image_folder)
+    widget.next_image()
+    widget.next_image()
+    widget.previous_image()
+    assert sorted(p.name for p in (image_folder / "annotations").iterdir()) == ["classes.json"]
+
+
+def test_reviewed_checkbox_writes_an_empty_negative(annotator, image_folder):
+    _, widget = annotator(image_folder)
+    widget.reviewed_checkbox.setChecked(True)
+    data = saved(image_folder, "img1")
+    assert data["boxes"].shape == (0, 4)
+    assert data["reviewed"] is True
+    widget.reviewed_checkbox.setChecked(False)  # changed their mind: unreviewed again
+    assert not (image_folder / "annotations" / "img1.pt").exists()
+
+
+def test_reopening_the_folder_shows_exactly_what_was_drawn(make_napari_viewer, image_folder):
+    viewer = make_napari_viewer()
+    widget = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.open_folder(image_folder)
+    widget.add_class("crystal", "#00ff00")
+    drawn = {
+        "object": np.array([[1.25, 2.5, 20.75, 30.125], [30.3, 1.7, 59.9, 39.1]]),
+        "crystal": np.array([[10.0, 10.0, 12.5, 13.5]]),
+    }
+    for name, boxes in drawn.items():
+        draw(viewer.layers[f"boxes: {name}"], *boxes)
+    viewer.close()  # immediately: the pending autosave must not be lost
+
+    viewer2 = make_napari_viewer()
+    widget2 = AnnotatorWidget(viewer2)
+    widget2.open_folder(image_folder)
+    assert [c.name for c in widget2.classes] == ["object", "crystal"]
+    assert widget2.classes[1].color == "#00ff00"
+    for name, boxes in drawn.items():
+        layer = viewer2.layers[f"boxes: {name}"]
+        hulls = [(v[:, 1].min(), v[:, 0].min(), v[:, 1].max(), v[:, 0].max()) for v in layer.data]
+        shown = np.array(hulls)  # (row, col) vertices back to xyxy, by hand
+        np.testing.assert_allclose(shown, boxes, atol=1e-4)
+
+
+def test_class_add_rename_and_remove_with_guard(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    widget.add_class("cat")
+    assert "boxes: cat" in viewer.layers
+    draw(viewer.layers["boxes: cat"], (1, 1, 10, 10))
+    widget.next_image()
+
+    assert widget.rename_class("cat", "lynx") == 1
+    assert "boxes: lynx" in viewer.layers and "boxes: cat" not in viewer.layers
+    assert saved(image_folder, "img1")["labels"] == ["lynx"]
+    assert [c.name for c in AnnotationStore(image_folder).load_classes()] == ["object", "lynx"]
+
+    with pytest.raises(ClassInUseError):
+        widget.remove_class("lynx")
+    assert saved(image_folder, "img1")["labels"] == ["lynx"]  # the guard changed nothing
+    assert "boxes: lynx" in viewer.layers
+
+    assert widget.remove_class("lynx", delete_boxes=True) == 1
+    assert "boxes: lynx" not in viewer.layers
+    assert saved(image_folder, "img1")["labels"] == []
+    assert [c.name for c in AnnotationStore(image_folder).load_classes()] == ["object"]
+
+
+def test_class_colour_is_applied_and_persisted(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    widget.set_class_color("object", "#0000ff")
+    np.testing.assert_allclose(viewer.layers["boxes: object"].edge_color[0], [0, 0, 1, 1])
+    assert AnnotationStore(image_folder).load_classes()[0].color == "#0000ff"
+
+
+def test_relabelling_moves_selected_boxes_to_another_class(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    widget.add_class("dog")
+    objects = viewer.layers["boxes: object"]
+    draw(objects, (1, 1, 10, 10), (20, 20, 30, 30))
+    objects.selected_data = {1}
+    assert widget.move_selected_to_class("dog") == 1
+    data = saved(image_folder, "img1")
+    assert sorted(data["labels"]) == ["dog", "object"]
+    dog_box = data["boxes"][data["labels"].index("dog")].numpy()
+    np.testing.assert_allclose(dog_box, [20, 20, 30, 30])
+    assert viewer.layers["boxes: dog"].nshapes == 1 and objects.nshapes == 1
+
+
+def test_undo_restores_the_previous_boxes_and_saves(annotator, image_folder, qtbot):
+    viewer, widget = annotator(image_folder)
+    layer = viewer.layers["boxes: object"]
+    draw(layer, (1, 1, 10, 10))
+    widget.flush()
+    draw(layer, (20, 20, 30, 30))
+    widget.flush()
+    assert len(saved(image_folder, "img1")["labels"]) == 2
+
+    press(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_allclose(saved(image_folder, "img1")["boxes"].numpy(), [[1, 1, 10, 10]])
+    assert layer.nshapes == 1
+    widget.undo()
+    assert not (image_folder / "annotations" / "img1.pt").exists()  # back to never touched
+    assert layer.nshapes == 0
+
+
+def test_every_kind_of_image_opens_and_a_broken_one_is_skipped(
+    annotator, mixed_folder, notifications
+):
+    viewer, widget = annotator(mixed_folder)
+    shown = []
+    for _ in range(5):
+        shown.append((widget.current_path.name, viewer.layers["image"].data.shape))
+        widget.next_image()
+    assert [name for name, _ in shown] == [
+        "a_rgb.jpg", "b_gray.png", "d_rgba.png", "e_16bit.tif", "e_16bit.tif",
+    ]  # fmt: skip
+    assert dict(shown)["d_rgba.png"] == (36, 44, 4)
+    assert any("c_broken.png" in text for text in notifications)
+    low, high = viewer.layers["image"].contrast_limits  # 16-bit, values 1000..4000
+    assert 900 <= low < high <= 4100
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    widget.previous_image()
+    assert widget.current_path.name == "d_rgba.png"  # skips the broken file backwards too
+    assert saved(mixed_folder, "e_16bit")["image_size"] == [40, 40]
+
+
+def test_next_unannotated_jumps_over_annotated_images(annotator, image_folder):
+    store = AnnotationStore(image_folder)
+    store.save("img2", ImageAnnotation(reviewed=True, image_size=(40, 60)))
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    widget.next_unannotated()
+    assert widget.current_path.name == "img3.png"
+    widget.next_unannotated()  # img1 now has boxes, img2 is a negative: nothing left
+    assert widget.current_path.name == "img3.png"
+
+
+def test_annotation_written_by_another_dock_is_reloaded(annotator, image_folder):
+    viewer, _ = annotator(image_folder)
+    store = AnnotationStore(image_folder)
+    store.save("img1", ImageAnnotation(np.array([[2, 3, 12, 13]]), ["object"], True, (40, 60)))
+    session_for(viewer).annotations_changed.emit(image_folder / "img1.png")
+    layer = viewer.layers["boxes: object"]
+    assert layer.nshapes == 1
+    np.testing.assert_allclose(layer.data[0].min(axis=0), [3, 2])
+
+
+def test_deleting_a_class_layer_by_hand_keeps_its_saved_boxes(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    viewer.layers.remove("boxes: object")
+    widget.next_image()
+    widget.previous_image()
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+    assert viewer.layers["boxes: object"].nshapes == 1
+
+
+def test_autosave_waits_for_the_debounce(annotator, image_folder, qtbot):
+    viewer, _ = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    path = image_folder / "annotations" / "img1.pt"
+    assert not path.exists()  # debounced, not written on every event
+    qtbot.wait(AUTOSAVE_DELAY_MS + 300)
+    assert path.exists()
+
+
+def test_an_unreadable_annotation_file_is_set_aside_not_overwritten(
+    annotator, image_folder, notifications
+):
+    bad = image_folder / "annotations" / "img1.pt"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a torch file")
+    viewer, widget = annotator(image_folder)
+    aside = image_folder / "annotations" / "img1.pt.unreadable"
+    assert aside.read_bytes() == b"not a torch file"
+    assert any("img1.pt" in text for text in notifications)
+    draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
+    widget.flush()
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+    assert aside.read_bytes() == b"not a torch file"
+
+
+@pytest.mark.parametrize("answer", ["Cancel", "Yes"])
+def test_remove_button_asks_before_deleting_boxes(annotator, image_folder, monkeypatch, answer):
+    from qtpy.QtWidgets import QMessageBox
+
+    viewer, widget = annotator(image_folder)
+    widget.add_class("cat")
+    draw(viewer.layers["boxes: cat"], (1, 1, 10, 10))
+    widget.flush()
+    asked = []
+
+    def question(*args, **kwargs):
+        asked.append(args[2])
+        return getattr(QMessageBox.StandardButton, answer)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    widget.class_combo.setCurrentText("cat")
+    widget._remove_class_clicked()
+    assert asked and "used by 1 boxes" in asked[0]
+    kept = answer == "Cancel"
+    assert ("boxes: cat" in viewer.layers) == kept
+    assert saved(image_folder, "img1")["labels"] == (["cat"] if kept else [])

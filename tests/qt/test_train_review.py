@@ -1,0 +1,325 @@
+"""The train / predict dock and the Review panel in a real viewer, with the Annotator docked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import Qt, QTimer
+
+from napari_detlab._qt.annotator import AnnotatorWidget
+from napari_detlab._qt.review import BOX_LAYER_NAME, LABEL_LAYER_NAME, ReviewWidget
+from napari_detlab._qt.session import session_for
+from napari_detlab._qt.train_dock import TrainDockWidget
+from napari_detlab.core.predict import Prediction, load_prediction, write_prediction
+from napari_detlab.core.review import filter_predictions
+from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+
+# Small enough to train in seconds on a busy 2-core CPU, big enough to be a real detector.
+TINY_CONFIG = {
+    "min_size": 128,
+    "max_size": 160,
+    "rpn_pre_nms_top_n_train": 200,
+    "rpn_post_nms_top_n_train": 100,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 50,
+    "box_batch_size_per_image": 32,
+}
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification shown during the test, as text."""
+    seen: list[str] = []
+
+    def record(notification) -> None:
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def press(viewer, key: Qt.Key) -> None:
+    from qtpy.QtTest import QTest
+
+    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key)
+
+
+def drawn_boxes(layer) -> np.ndarray:
+    """The boxes the outline layer draws, read back from its vectors (4 per box)."""
+    starts = np.asarray(layer.data)[:, 0, :].reshape(-1, 4, 2)  # corners in (row, col)
+    return np.stack(
+        [
+            starts[:, :, 1].min(1),
+            starts[:, :, 0].min(1),
+            starts[:, :, 1].max(1),
+            starts[:, :, 0].max(1),
+        ],
+        axis=1,
+    )
+
+
+def edge_colors(layer) -> np.ndarray:
+    """One RGBA per drawn box."""
+    return np.asarray(layer.edge_color)[::4]
+
+
+# -- review, on hand-made predictions with a known answer -------------------------------------
+GT_BOXES = np.array([[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]], np.float32)
+GT_LABELS = ["cell", "cell", "crystal"]
+PRED_BOXES = np.array(
+    [
+        [10, 10, 40, 40],  # 0: cell on gt 0 (TP)
+        [10, 10, 40, 37],  # 1: cell, duplicate of 0 (IoU 0.9): NMS removes it
+        [10, 60, 40, 90],  # 2: crystal on gt 2 (TP)
+        [10, 60, 40, 90],  # 3: cell on the crystal: FP; class-agnostic NMS keeps it over 2
+        [70, 70, 95, 95],  # 4: cell on nothing, low score
+    ],
+    np.float32,
+)
+PRED_LABELS = ["cell", "cell", "crystal", "cell", "cell"]
+PRED_SCORES = np.array([0.9, 0.8, 0.6, 0.7, 0.3], np.float32)
+
+
+@pytest.fixture
+def review_setup(make_napari_viewer, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        iio.imwrite(folder / name, rng.integers(0, 255, (100, 100, 3), dtype=np.uint8))
+    store = AnnotationStore(folder)
+    store.save_classes([ClassSpec("cell", "#ff0000"), ClassSpec("crystal", "#00ffff")])
+    store.save("a.png", ImageAnnotation(GT_BOXES, GT_LABELS, reviewed=True, image_size=(100, 100)))
+    write_prediction(
+        folder / "predictions", "a", Prediction(PRED_BOXES, PRED_LABELS, PRED_SCORES, (100, 100))
+    )
+    viewer = make_napari_viewer()
+    annotator = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(annotator, name="Annotator")
+    review = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(review, name="Review predictions")
+    annotator.open_folder(folder)
+    annotator.go_to(0)
+    return viewer, annotator, review, folder
+
+
+def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictions(review_setup):
+    viewer, _annotator, review, _folder = review_setup
+    boxes_layer, labels_layer = viewer.layers[BOX_LAYER_NAME], viewer.layers[LABEL_LAYER_NAME]
+
+    for score, nms, agnostic in [
+        (0.5, 0.5, False),
+        (0.2, 0.5, False),  # score slider moves; NMS stays in force
+        (0.2, 1.0, False),  # NMS slider moves; the score cut stays in force
+        (0.5, 0.5, True),
+        (0.95, 0.5, False),
+    ]:
+        review.score_slider.setValue(score)
+        review.nms_slider.setValue(nms)
+        review.class_agnostic_check.setChecked(agnostic)
+        expected = filter_predictions(
+            PRED_BOXES, PRED_SCORES, PRED_LABELS, score_threshold=score, nms_iou=nms,
+            class_agnostic=agnostic,
+        )  # fmt: skip
+        assert review.kept.tolist() == expected.tolist()
+        shown = drawn_boxes(boxes_layer)[: len(expected)]
+        np.testing.assert_allclose(shown, PRED_BOXES[expected])
+        captions = list(labels_layer.features["caption"])
+        assert captions == [f"{PRED_LABELS[i]} {PRED_SCORES[i]:.2f}" for i in expected]
+        np.testing.assert_allclose(labels_layer.data, PRED_BOXES[expected][:, [1, 0]])
+
+    review.score_slider.setValue(0.5)
+    review.nms_slider.setValue(0.5)
+    review.class_agnostic_check.setChecked(False)
+    assert review.kept.tolist() == [0, 3, 2]
+    assert review.match.is_tp.tolist() == [True, False, True]
+    assert review.match.missed_gt.tolist() == [1]
+    # three predictions then the missed box, each in its status colour
+    np.testing.assert_allclose(drawn_boxes(boxes_layer)[3], GT_BOXES[1])
+    colors = edge_colors(boxes_layer)
+    assert colors[0].tolist() == colors[2].tolist() != colors[1].tolist()  # TP, FP, TP
+    assert colors[3].tolist() not in (colors[0].tolist(), colors[1].tolist())  # missed
+    assert "2 TP · 1 FP · 1 missed" in review.image_label.text()
+
+    review.class_agnostic_check.setChecked(True)  # the cell on the crystal now wins
+    assert review.kept.tolist() == [0, 3]
+    assert review.match.missed_gt.tolist() == [1, 2]
+
+
+def test_settings_survive_n_and_b_and_follow_the_image(review_setup):
+    viewer, annotator, review, _folder = review_setup
+    review.score_slider.setValue(0.2)
+    review.nms_slider.setValue(1.0)
+    assert len(review.kept) == 5
+
+    press(viewer, Qt.Key.Key_N)
+    assert annotator.index == 1
+    assert review.image_path.name == "b.png"
+    assert len(review.kept) == 0 and len(viewer.layers[BOX_LAYER_NAME].data) == 0
+
+    press(viewer, Qt.Key.Key_B)
+    assert annotator.index == 0
+    assert (review.score_threshold, review.nms_iou) == (0.2, 1.0)
+    assert review.kept.tolist() == [0, 1, 3, 2, 4]
+
+
+def test_dataset_precision_recall_and_map_at_the_current_thresholds(review_setup, qtbot):
+    _viewer, _annotator, review, _folder = review_setup
+    review.score_slider.setValue(0.5)
+    review.nms_slider.setValue(0.5)
+    review.refresh_dataset_metrics()
+    counts = review.dataset_review.counts
+    assert (counts.tp, counts.fp, counts.missed) == (2, 1, 1)
+    assert "mAP@.5" in review.dataset_label.text()
+    assert 0 < review.dataset_review.metrics["map_50"] < 1
+
+
+def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(review_setup):
+    viewer, annotator, review, folder = review_setup
+    review.score_slider.setValue(0.2)
+    review.nms_slider.setValue(0.5)
+    assert review.kept.tolist() == [0, 3, 2, 4]
+    cell_layer = viewer.layers["boxes: cell"]
+    assert cell_layer.nshapes == 2
+
+    viewer.layers[LABEL_LAYER_NAME].selected_data = {3}  # row 3 = prediction 4
+    assert review.accept_selected() == 1
+    saved = torch.load(folder / "annotations" / "a.pt", weights_only=True)
+    assert saved["reviewed"] is True
+    assert saved["labels"] == [*GT_LABELS, "cell"]
+    np.testing.assert_allclose(saved["boxes"][-1].numpy(), PRED_BOXES[4])
+    assert cell_layer.nshapes == 3  # the Annotator reloaded the image
+    assert review.match.is_tp.tolist() == [True, False, True, True]
+
+    # Accepting everything adds only what is new: 0, 2 and 4 are already there.
+    assert review.accept_all() == 1
+    saved = torch.load(folder / "annotations" / "a.pt", weights_only=True)
+    assert sorted(saved["labels"]) == ["cell"] * 4 + ["crystal"]
+    stored = {tuple(box) for box in saved["boxes"].numpy().round(3).tolist()}
+    assert stored == {tuple(box) for box in np.concatenate([GT_BOXES, PRED_BOXES[[3, 4]]]).tolist()}
+    assert annotator.current_annotation().labels.count("cell") == 4
+
+
+# -- train and predict from the dock -----------------------------------------------------------
+@pytest.fixture
+def sample_viewer(make_napari_viewer, tmp_path):
+    from napari_detlab.core.sample_data import write_sample_dataset
+
+    folder = write_sample_dataset(tmp_path / "sample")
+    viewer = make_napari_viewer()
+    annotator = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(annotator, name="Annotator")
+    annotator.open_folder(folder)
+    dock = TrainDockWidget(viewer)
+    viewer.window.add_dock_widget(dock, name="Train / predict")
+    dock.config_combo.setCurrentText("fast")
+    dock.config_overrides = dict(TINY_CONFIG)
+    dock.epochs_spin.setValue(1)
+    dock.batch_spin.setValue(2)
+    dock.device_combo.setCurrentText("cpu")
+    return viewer, annotator, dock, folder
+
+
+@pytest.mark.slow
+def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
+    sample_viewer, qtbot
+):
+    viewer, annotator, dock, folder = sample_viewer
+    assert dock.dataset == folder  # the Annotator's dataset by default
+    dock.options_overrides = {"max_iterations": 3, "warmup_iters": 1}
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1.0))
+    timer.start(20)
+    assert dock.start_training()
+    # Annotating goes on while the model trains.
+    annotator.next_image()
+    qtbot.waitUntil(lambda: not dock.is_training(), timeout=240_000)
+    timer.stop()
+
+    result = dock.last_result
+    assert result is not None and result.status == "completed", result
+    run_dir = Path(result.run_dir)
+    assert run_dir.parent == folder / "runs"
+    assert (run_dir / "last.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
+    assert session_for(viewer).checkpoint == Path(result.best_checkpoint or result.last_checkpoint)
+    assert dock.loss_plot.ys and dock.progress.value() == dock.progress.maximum()
+    assert len(ticks) >= 10  # the Qt event loop kept running during training
+
+    # Predict the image on screen; the Review panel appears and shows it.
+    assert dock.predict_current_image()
+    qtbot.waitUntil(lambda: not dock.is_predicting(), timeout=120_000)
+    image = session_for(viewer).image_path
+    prediction_file = folder / "predictions" / f"{image.stem}.pt"
+    assert dock.predicted == [prediction_file]
+    review = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, ReviewWidget))
+    raw = load_prediction(prediction_file)
+    assert len(raw) > 0  # an untrained head scores ~1/3 per class, above the 0.01 floor
+    for score, nms in [(0.0, 0.7), (0.2, 0.7), (0.2, 0.3), (0.0, 1.0)]:
+        review.score_slider.setValue(score)
+        review.nms_slider.setValue(nms)
+        expected = filter_predictions(
+            raw.boxes, raw.scores, raw.labels, score_threshold=score, nms_iou=nms
+        )
+        assert review.kept.tolist() == expected.tolist()
+        np.testing.assert_allclose(
+            drawn_boxes(viewer.layers[BOX_LAYER_NAME])[: len(expected)],
+            raw.boxes[expected],
+            atol=1e-4,
+        )
+
+    review.score_slider.setValue(0.0)
+    review.nms_slider.setValue(0.3)
+    before = AnnotationStore(folder).load(image)
+    added = review.accept_all()
+    after = AnnotationStore(folder).load(image)
+    assert added > 0 and after.reviewed
+    assert len(after) == (0 if before is None else len(before)) + added
+
+
+@pytest.mark.slow
+def test_cancel_stops_within_an_iteration_and_keeps_the_last_checkpoint(sample_viewer, qtbot):
+    from napari_detlab.core.checkpoint import load_checkpoint
+
+    _viewer, _annotator, dock, _folder = sample_viewer
+    dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
+    assert dock.start_training()
+    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=120_000)
+    seen = dock.progress.value()
+    dock.cancel_training()
+    qtbot.waitUntil(lambda: not dock.is_training(), timeout=60_000)
+    result = dock.last_result
+    assert result.status == "cancelled"
+    checkpoint = load_checkpoint(result.last_checkpoint)
+    assert seen <= checkpoint["metrics"]["iteration"] <= seen + 2  # the one under way, at most
+    assert dock.start_button.isEnabled()
+
+
+def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qtbot, notifications):
+    folder = tmp_path / "unannotated"
+    folder.mkdir()
+    iio.imwrite(folder / "a.png", np.zeros((32, 32, 3), np.uint8))
+    viewer = make_napari_viewer()
+    dock = TrainDockWidget(viewer)
+    viewer.window.add_dock_widget(dock, name="Train / predict")
+    dock.dataset_edit.setText(str(folder))
+    assert not dock.start_training()  # no class anywhere: refused before a thread starts
+    assert any("Cannot train" in text and "classes" in text for text in notifications)
+
+    # A class but no annotated image: the engine refuses it on the training thread.
+    AnnotationStore(folder).save_classes([ClassSpec("cell", "#ff0000")])
+    assert dock.start_training()
+    qtbot.waitUntil(lambda: not dock.is_training(), timeout=60_000)
+    assert any("no annotated images" in text for text in notifications), notifications
+    assert dock.start_button.isEnabled()
+
+    dock.checkpoint_edit.setText(str(tmp_path / "missing.pt"))
+    assert not dock.predict_dataset()
+    assert any("checkpoint" in text for text in notifications)
