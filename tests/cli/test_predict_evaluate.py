@@ -100,6 +100,15 @@ def test_bad_input_is_one_line_and_exit_2(workspace, tmp_path, capsys):
     assert "refused" in line and "code ran" not in capsys.readouterr().out
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
+    (tmp_path / "a_file").write_text("")
+    args = ["predict", str(checkpoint), str(dataset), "--output", str(tmp_path / "a_file")]
+    assert "not a folder" in _one_line_error(capsys, main(args))
+    if not torch.cuda.is_available():
+        line = _one_line_error(
+            capsys, main(["predict", str(checkpoint), str(dataset), *out, "--device", "cuda"])
+        )
+        assert "no CUDA" in line
+
     preds = tmp_path / "mismatch"
     write_prediction(preds, "img_0000", Prediction([[1, 1, 9, 9]], ["dog"], [0.9]))
     line = _one_line_error(capsys, main(["evaluate", str(preds), str(dataset), "--json"]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +26,8 @@ from napari_detlab.core.anchor_suggest import (
 )
 from napari_detlab.core.anchors import AnchorLayout, resize_geometry, transform_geometry
 from napari_detlab.core.builder import build_model
-from napari_detlab.core.config import ModelConfig
+from napari_detlab.core.config import ModelConfig, preset
+from napari_detlab.core.images import image_size
 
 LAYOUT_CASES = [
     # backbone, fpn, sizes, ratios, min/max size, image (h, w)
@@ -259,3 +263,25 @@ def test_report_warns_about_tiny_boxes_and_caps_the_uncaught_list():
     assert report["tiny_boxes"] == 10  # both tiny boxes shrink under 3 px at half scale
     assert len(report["uncaught"]) == 3 and report["uncaught_total"] >= 10
     assert any("3 px" in w for w in report["suggestion"]["warnings"])
+
+
+HEADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "heads"
+
+
+@pytest.mark.skipif(not (HEADS / "target").is_dir(), reason="the shared heads dataset is absent")
+def test_real_heads_dataset_exact_and_improved_by_suggestion():
+    """20 real photographs of many sizes: exact against brute force; the fit raises recall."""
+    items = []
+    for image in sorted((HEADS / "input").iterdir()):
+        target = json.loads((HEADS / "target" / f"{image.stem}.json").read_text())
+        boxes = np.array(target["boxes"], np.float32)
+        items.append(ImageBoxes(image, image_size(image), boxes, target["labels"]))
+    config = preset("fast", ["head"])
+    result = coverage(config, items)
+    best, positives, level = brute_force_coverage(config, items)
+    assert len(result) == 177
+    assert np.array_equal(result.best_iou, best)
+    assert np.array_equal(result.num_positive, positives)
+    assert np.array_equal(result.best_level, level)
+    suggestion = suggest_anchors(config, items, base=result)
+    assert suggestion.after["recall_07"] > suggestion.before["recall_07"] + 0.3

@@ -83,7 +83,18 @@ def val_metrics(model, config, dataset: Path, stems: list[str]) -> dict:
     return coco_metrics(predictions, truth, config.classes)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two threads spin-wait on each other and
+    run several times slower; alone, one thread costs at most a factor of two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_training_learns_from_scratch_on_cpu(tmp_path):
     """A model trained for 48 steps finds the objects an untrained one cannot (mAP@.5)."""
     dataset = write_synthetic_dataset(tmp_path / "data", 32, size=(128, 128), seed=0, max_objects=4)

@@ -11,7 +11,7 @@ import pytest
 from formats_helpers import Plan, copy_images, plans, round_trip, store_contents, write_plan
 from hypothesis import HealthCheck, given, settings
 
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 from napari_detlab.formats.voc import voc_pixels, xyxy_from_voc
 
@@ -130,8 +130,8 @@ def test_real_tool_files_are_read_tolerantly(image_set: Path, tmp_path: Path) ->
     assert img0.labels == ["cell", "crystal"] and img0.image_size == (20, 30)
     assert store.load("img1").reviewed and len(store.load("img1")) == 0
     assert report.images == 2 and report.clipped_boxes == 1 and not report.problems
-    # The difficult flag is kept where the store can carry it, and counted where it cannot.
-    assert report.skipped in ({}, {"difficult flags (the store has no place for them yet)": 1})
+    assert report.skipped == {}
+    assert img0.extra["difficult"] == [True, False]
 
 
 def test_difficult_survives_a_voc_to_voc_convert(image_set: Path, tmp_path: Path) -> None:
@@ -146,8 +146,6 @@ def test_difficult_survives_a_voc_to_voc_convert(image_set: Path, tmp_path: Path
 
 
 def test_difficult_survives_voc_to_store_to_voc(image_set: Path, tmp_path: Path) -> None:
-    if "extra" not in ImageAnnotation.__dataclass_fields__:
-        pytest.skip("the store keeps no extra keys yet: difficult flags are counted, not kept")
     xml = tmp_path / "xml"
     xml.mkdir()
     (xml / "img0.xml").write_text(REAL_TOOL_XML)

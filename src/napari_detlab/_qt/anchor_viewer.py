@@ -44,7 +44,7 @@ from qtpy.QtWidgets import (
 from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
 from napari_detlab._qt.session import session_for
 from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
-from napari_detlab.core.anchor_suggest import anchor_report, suggest_anchors
+from napari_detlab.core.anchor_suggest import AnchorSuggestion, anchor_report, suggest_anchors
 from napari_detlab.core.anchors import AnchorLayout
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.config import BACKBONES, ConfigError, ModelConfig, preset
@@ -118,7 +118,8 @@ class AnchorViewerWidget(QWidget):
         self.image_boxes = ImageBoxes("", (1, 1), np.zeros((0, 4)), [])
         self.image_best_iou = np.zeros(0, np.float32)
         self.dataset_best_iou = np.zeros(0, np.float32)
-        self.suggestion = None
+        self.suggestion: AnchorSuggestion | None = None
+        self._base_config: ModelConfig  # what the fields were loaded from (set just below)
         self._before_suggestion: ModelConfig | None = None
         self._generation: dict[str, int] = {}  # per kind of job: a newer job outdates older ones
         self._workers: list[object] = []
@@ -602,7 +603,7 @@ class AnchorViewerWidget(QWidget):
             "suggest", suggest_anchors, self.config, self.items, on_done=self._show_suggestion
         )
 
-    def _show_suggestion(self, suggestion: object) -> None:
+    def _show_suggestion(self, suggestion: AnchorSuggestion) -> None:
         self.suggest_button.setEnabled(True)
         self.suggestion = suggestion
         before, after = suggestion.before, suggestion.after

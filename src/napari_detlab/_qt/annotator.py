@@ -70,6 +70,9 @@ if TYPE_CHECKING:
 __all__ = ["AUTOSAVE_DELAY_MS", "IMAGE_LAYER_NAME", "AnnotatorWidget"]
 
 AUTOSAVE_DELAY_MS = 300
+# Neighbours are decoded once the new image is on screen, not while it is being drawn:
+# on a 2-core machine the decode would otherwise compete with the repaint the user waits for.
+PREFETCH_DELAY_MS = 150
 IMAGE_LAYER_NAME = "image"
 DEFAULT_CLASS = "object"
 
@@ -137,6 +140,10 @@ class AnnotatorWidget(QWidget):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(AUTOSAVE_DELAY_MS)
         self._save_timer.timeout.connect(self._autosave)
+        self._prefetch_timer = QTimer(self)
+        self._prefetch_timer.setSingleShot(True)
+        self._prefetch_timer.setInterval(PREFETCH_DELAY_MS)
+        self._prefetch_timer.timeout.connect(self._prefetch_neighbours)
 
         self._build_ui()
         self._bind_keys()
@@ -419,8 +426,17 @@ class AnnotatorWidget(QWidget):
         self._update_labels()
         self.status_label.setText("Saved" if annotation is not None else "Not annotated yet")
         self.session.set_image(index, path)
-        neighbours = [images[i] for i in (index + 1, index - 1) if 0 <= i < len(images)]
-        self._prefetcher.prefetch(neighbours)
+        self._prefetch_timer.start()
+
+    def _prefetch_neighbours(self) -> None:
+        """Start decoding the images ``n`` and ``b`` would show next."""
+        if self.store is None or self.index < 0:
+            return
+        images = self.store.images
+        around = (self.index + 1, self.index - 1)
+        self._prefetcher.prefetch(
+            [images[i] for i in around if 0 <= i < len(images)], keep=[images[self.index]]
+        )
 
     def _load_or_set_aside(self, path: Path) -> ImageAnnotation | None:
         """The image's annotation; a file that fails to load is renamed, never overwritten.

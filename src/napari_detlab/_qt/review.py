@@ -22,6 +22,7 @@ slider is released, never during a drag. ``benchmarks/bench_review.py`` times th
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,14 @@ def _fraction(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
 
 
+def _map_text(metrics: dict[str, Any]) -> str:
+    nan = float("nan")
+    return (
+        f"mAP@.5 {_fraction(metrics.get('map_50', nan))}, "
+        f"mAP@[.5:.95] {_fraction(metrics.get('map', nan))}"
+    )
+
+
 def _counts_text(counts: Counts) -> str:
     return (
         f"{counts.tp} TP · {counts.fp} FP · {counts.missed} missed — "
@@ -198,6 +207,7 @@ class ReviewWidget(QWidget):
         self._label_layer: Points | None = None
         self._drawn: tuple | None = None  # what the layers show, to skip identical redraws
         self._loads = 0  # counts prediction / ground-truth loads, part of that key
+        self._dims_synced = -1  # the load the viewer's dimensions were last updated for
         self._build_ui()
         self._metrics_timer = QTimer(self)
         self._metrics_timer.setSingleShot(True)
@@ -235,6 +245,8 @@ class ReviewWidget(QWidget):
         self.match_iou_spin.valueChanged.connect(self.update_view)
         self.image_label = QLabel()
         self.image_label.setWordWrap(True)
+        self.image_map_label = QLabel("–")
+        self.image_map_label.setToolTip("COCO mAP of this image, updated when a slider is released")
         self.dataset_label = QLabel()
         self.dataset_label.setWordWrap(True)
         self.legend_label = QLabel(
@@ -271,6 +283,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.legend_label)
         layout.addWidget(QLabel("<b>This image</b>"))
         layout.addWidget(self.image_label)
+        layout.addWidget(self.image_map_label)
         layout.addWidget(QLabel("<b>Dataset</b> (images with predictions and annotations)"))
         layout.addWidget(self.dataset_label)
         layout.addLayout(buttons)
@@ -427,6 +440,7 @@ class ReviewWidget(QWidget):
             self.match = None
             status = np.full(len(kept), "unchecked", dtype=object)
             missed: list[str] = []
+            missed_key = b""
             self.image_label.setText(
                 f"{len(kept)} predictions shown; no annotation to compare with"
             )
@@ -442,6 +456,7 @@ class ReviewWidget(QWidget):
             status = np.where(self.match.is_tp, "tp", "fp").astype(object)
             segments.append(box_segments(truth.boxes[self.match.missed_gt]))
             missed = ["missed"] * len(self.match.missed_gt)
+            missed_key = self.match.missed_gt.tobytes()
             self.image_label.setText(_counts_text(self.match.counts))
         edge_colors = np.repeat(
             np.array([_STATUS_RGBA[s] for s in [*status, *missed]]).reshape(-1, 4), 4, axis=0
@@ -449,7 +464,7 @@ class ReviewWidget(QWidget):
         captioned = kept[: self.max_labels]  # kept is best first
         # Many slider steps change nothing on screen (e.g. NMS looser than the model's own):
         # the layers are only refilled when what they would show differs.
-        drawn = (self._loads, kept.tobytes(), tuple(status), len(missed))
+        drawn = (self._loads, kept.tobytes(), tuple(status), missed_key)
         layers_there = self._box_layer in self.viewer.layers and (
             self._label_layer in self.viewer.layers
         )
@@ -472,14 +487,28 @@ class ReviewWidget(QWidget):
         captions: list[str],
         caption_status: list[str],
     ) -> None:
-        """Refill the two review layers, one array assignment each (no per-box objects)."""
+        """Refill the two review layers, one array assignment each (no per-box objects).
+
+        Every data assignment makes the viewer recompute its dimensions from all layers
+        (twice for Points); the review layers never reach beyond their image, so that is
+        done once per image instead of three times per slider step.
+        """
         outlines, handles = self._layers()
-        outlines.data = segments
-        if len(segments):
-            outlines.edge_color = edge_colors
-        handles.selected_data = set()
-        handles.data = corners[: len(captions)]
-        handles.features = pd.DataFrame({"caption": captions, "status": caption_status})
+        recompute_dims = getattr(self.viewer, "_on_layers_change", None)
+        with contextlib.ExitStack() as stack:
+            if recompute_dims is not None:
+                for layer in (outlines, handles):
+                    stack.enter_context(layer.events.data.blocker(recompute_dims))
+            outlines.data = segments
+            if len(segments):
+                outlines.edge_color = edge_colors
+            if handles.selected_data:
+                handles.selected_data = set()
+            handles.data = corners[: len(captions)]
+            handles.features = pd.DataFrame({"caption": captions, "status": caption_status})
+        if recompute_dims is not None and self._dims_synced != self._loads:
+            self._dims_synced = self._loads
+            recompute_dims()
 
     def _layers(self) -> tuple[Vectors, Points]:
         """The review layers, created on first use (or again if the user deleted one)."""
@@ -570,28 +599,37 @@ class ReviewWidget(QWidget):
         if not predictions:
             self.dataset_label.setText("No annotated image has predictions yet")
             return
-        classes = [spec.name for spec in self.store.load_classes()]
-        for prediction in predictions.values():
-            classes += [label for label in dict.fromkeys(prediction.labels) if label not in classes]
+        # Category ids only need to be consistent within this call: the labels in use are
+        # enough (the store's class list would re-read every annotation file).
+        classes = list(
+            dict.fromkeys(
+                label for item in (*predictions.values(), *truths.values()) for label in item.labels
+            )
+        )
+        settings = {
+            "score_threshold": self.score_threshold,
+            "nms_iou": self.nms_iou,
+            "class_agnostic": self.class_agnostic,
+            "iou_threshold": self.match_iou,
+        }
+        stem = None if self.image_path is None else self.image_path.stem
         try:
-            review = review_dataset(
-                predictions,
-                truths,
-                classes,
-                score_threshold=self.score_threshold,
-                nms_iou=self.nms_iou,
-                class_agnostic=self.class_agnostic,
-                iou_threshold=self.match_iou,
+            review = review_dataset(predictions, truths, classes or ["object"], **settings)
+            image_review = (
+                review_dataset({stem: predictions[stem]}, truths, classes, **settings)
+                if stem in predictions
+                else None
             )
         except (ValueError, KeyError) as error:
             self.dataset_label.setText(f"Cannot evaluate: {error}")
             return
         self.dataset_review = review
-        metrics = review.metrics
+        self.image_map_label.setText(
+            "–" if image_review is None else _map_text(image_review.metrics)
+        )
+        counts = _counts_text(review.counts)
         self.dataset_label.setText(
-            f"{len(predictions)} images: {_counts_text(review.counts)}<br>"
-            f"mAP@.5 {_fraction(metrics.get('map_50', float('nan')))}, "
-            f"mAP@[.5:.95] {_fraction(metrics.get('map', float('nan')))}"
+            f"{len(predictions)} images: {counts}<br>{_map_text(review.metrics)}"
         )
 
     # -- accept -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ tells the Review panel (docked here if it is not yet) to show them as layers.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -64,7 +65,7 @@ _POLL_MS = 50
 
 def format_duration(seconds: float) -> str:
     """``"1h02m"``, ``"3m05s"`` or ``"42s"``: an ETA a person reads at a glance."""
-    if seconds != seconds or seconds < 0:  # NaN or unknown
+    if not math.isfinite(seconds) or seconds < 0:  # not known yet
         return "?"
     seconds = round(seconds)
     if seconds >= 3600:
@@ -174,7 +175,7 @@ class CurvePlot(QWidget):
 
     def append(self, x: float, y: float) -> None:
         """Add a point; non-finite values are skipped (a NaN loss stops the run anyway)."""
-        if y == y and abs(y) != float("inf"):
+        if math.isfinite(y):
             self.xs.append(float(x))
             self.ys.append(float(y))
             self.update()

@@ -62,10 +62,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"predict: {done}/{total} {path.name} ({rate:.2f} images/s)", file=sys.stderr)
 
     skipped: list[SkippedImage] = []
-    written = predict_folder(
-        args.checkpoint, images, args.output, batch_size=args.batch_size, device=args.device,
-        on_progress=progress, skipped=skipped, score_floor=args.score_floor,
-    )  # fmt: skip
+    try:
+        written = predict_folder(
+            args.checkpoint, images, args.output, batch_size=args.batch_size, device=args.device,
+            on_progress=progress, skipped=skipped, score_floor=args.score_floor,
+        )  # fmt: skip
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as error:
+        raise CliError(f"{error.filename or args.output}: {error.strerror}") from error
     for item in skipped:
         print(f"detlab predict: warning: skipped {item.reason.splitlines()[0]}", file=sys.stderr)
     if not written:

@@ -17,6 +17,7 @@ the current iteration and writes ``last.pt`` (exit 130); a second one aborts.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -182,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise CliError(f"{args.dataset}: dataset folder not found")
+    if int(os.environ.get("RANK", "0")) == 0:
+        # Say which pretrained tensors were loaded (and skipped): "did my weights land?"
+        logging.basicConfig(format="detlab train: %(message)s", level=logging.WARNING)
+        logging.getLogger("napari_detlab.core.weights").setLevel(logging.INFO)
     config = _model_config(args)
     options = _train_options(args)
     cancel = threading.Event()

@@ -11,8 +11,9 @@ Two families of numbers live here:
   anchors live in, factored the way torchvision builds anchors (every level takes all
   combinations of its sizes and ratios, and every level needs the same count because one RPN
   head is shared): ratios from IoU k-means on unit-area shapes (shared by all levels), sizes
-  from IoU k-means on equal-area squares, sorted and dealt to levels in order of log2 size,
-  then optionally refined by a small search on the real, grid-aware coverage.
+  from IoU k-means on equal-area squares, sorted and dealt to levels in order of log2 size
+  (on the window of levels that the real coverage prefers, octaves outside it), then
+  optionally refined by a small multiplicative search on the real, grid-aware coverage.
 """
 
 from __future__ import annotations
@@ -115,15 +116,42 @@ def _fit_ratios(wh: np.ndarray, count: int) -> list[float]:
     return [round(r, 3) for r in ratios]
 
 
-def _fit_sizes(wh: np.ndarray, levels: int, per_level: int) -> list[list[float]]:
-    # Equal-area squares: IoU between them depends on the size alone.
-    side = np.sqrt(wh[:, 0] * wh[:, 1])
-    centres = iou_kmeans(np.stack([side, side], axis=1), levels * per_level)
-    sizes = sorted(float(np.sqrt(w * h)) for w, h in centres)  # ascending log2 size
+def _deal(sizes: list[float], levels: int, per_level: int) -> list[list[float]]:
+    """Sorted sizes dealt to levels in order: level 0 gets the smallest ``per_level``."""
+    ordered = sorted(sizes)
     return [
-        [round(s, 1) for s in sizes[lev * per_level : (lev + 1) * per_level]]
+        [round(s, 1) for s in ordered[lev * per_level : (lev + 1) * per_level]]
         for lev in range(levels)
     ]
+
+
+def _fit_sizes(wh: np.ndarray, levels: int, per_level: int) -> list[list[list[float]]]:
+    """Candidate per-level sizes: k-means clusters on a window of levels, octaves outside it.
+
+    IoU k-means on equal-area squares (their IoU depends on the size alone) gives
+    ``used * per_level`` sizes for every count ``used`` of levels the objects may occupy;
+    they fill levels ``first .. first + used - 1`` in order of log2 size, and the levels
+    outside the window continue the pyramid by octaves (halving below, doubling above).
+    Packing all the clusters into the data's range is not always best: a size on a coarse
+    level sits on a coarse grid, so which window wins is left to the real coverage.
+    """
+    side = np.sqrt(wh[:, 0] * wh[:, 1])
+    squares = np.stack([side, side], axis=1)
+    candidates = []
+    for used in range(1, levels + 1):
+        centres = sorted(float(w) for w, _ in iou_kmeans(squares, used * per_level))
+        groups = [centres[i * per_level : (i + 1) * per_level] for i in range(used)]
+        for first in range(levels - used + 1):
+            sizes: list[float] = []
+            for lev in range(levels):
+                if lev < first:
+                    sizes += [v / 2 ** (first - lev) for v in groups[0]]
+                elif lev >= first + used:
+                    sizes += [v * 2 ** (lev - first - used + 1) for v in groups[-1]]
+                else:
+                    sizes += groups[lev - first]
+            candidates.append(_deal(sizes, levels, per_level))
+    return candidates
 
 
 def _score(figures: dict[str, object]) -> float:
@@ -224,10 +252,18 @@ def suggest_anchors(
     levels = config.num_levels
     per_level_sizes, ratio_count = len(config.anchor_sizes[0]), len(config.aspect_ratios[0])
     ratios = _fit_ratios(usable, ratio_count)
-    sizes = _fit_sizes(usable, levels, per_level_sizes)
-    fitted = config.replace(anchor_sizes=sizes, aspect_ratios=[list(ratios)] * levels)
+    sample = _subsample(list(items), refine_boxes, seed)
+    candidates = [
+        config.replace(anchor_sizes=sizes, aspect_ratios=[list(ratios)] * levels)
+        for sizes in _fit_sizes(usable, levels, per_level_sizes)
+    ]
+    if len(candidates) > 1:
+        scores = [_score(coverage(candidate, sample).figures()) for candidate in candidates]
+        fitted = candidates[int(np.argmax(scores))]
+    else:
+        fitted = candidates[0]
     if refine:
-        fitted = _refine(fitted, _subsample(list(items), refine_boxes, seed))
+        fitted = _refine(fitted, sample)
     after = coverage(fitted, items)
     before_fig, after_fig = base.figures(), after.figures()
     if config.pretrained == "coco":

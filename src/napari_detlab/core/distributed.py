@@ -106,13 +106,13 @@ class DistributedContext:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
-    def broadcast_flag(self, value: bool, device: torch.device) -> bool:
-        """Rank 0's decision (e.g. stop early) made known to every rank."""
+    def broadcast_flags(self, values: list[bool], device: torch.device) -> list[bool]:
+        """Rank 0's decisions (stop early, cancel) made known to every rank."""
         if not self.enabled:
-            return value
-        flag = torch.tensor([1.0 if value else 0.0], device=device)
-        dist.broadcast(flag, src=0)
-        return bool(flag.item())
+            return list(values)
+        flags = torch.tensor([1.0 if value else 0.0 for value in values], device=device)
+        dist.broadcast(flags, src=0)
+        return [bool(flag) for flag in flags.tolist()]
 
     def describe(self, device: torch.device) -> str:
         """The device as the run reports it: ``cuda:0`` or ``cpu x2 processes (gloo)``."""

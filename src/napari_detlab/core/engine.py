@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -43,13 +43,9 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from napari_detlab.core.atomic import atomic_write_bytes, atomic_write_json
+from napari_detlab.core.background_save import CheckpointWriter
 from napari_detlab.core.builder import build_model
-from napari_detlab.core.checkpoint import (
-    config_from_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    unwrap_state_dict,
-)
+from napari_detlab.core.checkpoint import config_from_checkpoint, load_checkpoint, unwrap_state_dict
 from napari_detlab.core.config import ModelConfig
 from napari_detlab.core.dataset import DetectionDataset, collate, split_train_val, trainable_stems
 from napari_detlab.core.distributed import DistributedContext
@@ -367,6 +363,8 @@ class _Run:
         self.channels_last = _auto_flag(options.channels_last, device)
         self._events: IO[str] | None = None
         self._speed: deque[tuple[float, int]] = deque(maxlen=_SPEED_WINDOW)
+        self._epoch_losses: list[float] = []
+        self._writer = CheckpointWriter()
 
         _seed_everything(options.seed + context.rank)
         self.train_stems, self.val_stems = split_train_val(
@@ -383,7 +381,8 @@ class _Run:
         self.eval_set = DetectionDataset(store, self.eval_stems, config.classes, augment=False)
         self.loader = self._train_loader()
 
-        model = build_model(config).to(device)
+        # A resumed run's weights come from its checkpoint, not from pretrained files.
+        model = build_model(config, load_weights=checkpoint is None).to(device)
         if context.enabled and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if self.channels_last:
@@ -480,21 +479,35 @@ class _Run:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _save(self, name: str, metrics: dict[str, Any]) -> Path:
+    def _save(self, name: str, metrics: dict[str, Any], *, resumable: bool = True) -> Path:
+        """Write a checkpoint of this step in the background (rank 0 only).
+
+        ``last.pt`` is ``resumable`` (optimiser, schedule and scaler state included);
+        ``best.pt`` is for predicting and sharing, half the size without them.
+        """
         path = self.run_dir / name
         if self.context.is_main:
-            save_checkpoint(
+            extra = (
+                {"optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
+                if resumable
+                else {}
+            )
+            self._writer.save(
                 path, model=self.model, config=self.config, epoch=self.epoch,
                 metrics={
                     **metrics, "iteration": self.iteration, "best_metric": self.best_metric,
                     "stale_evaluations": self.stale_evaluations,
                 },
-                optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
-                options=self.options.to_dict(),
+                options=self.options.to_dict(), **extra,
             )  # fmt: skip
         return path
 
     def _finish(self, status: str, message: str) -> RunFinished:
+        try:
+            self._writer.wait()  # the files named below are on disk before anyone is told
+        except Exception as error:
+            logger.exception("writing a checkpoint failed")
+            status, message = "failed", f"could not write a checkpoint: {error}"
         best = self.run_dir / "best.pt"
         last = self.run_dir / "last.pt"
         event = RunFinished(
@@ -540,6 +553,7 @@ class _Run:
             logger.exception("training failed")
             return self._finish("failed", f"training failed: {type(error).__name__}: {error}")
         finally:
+            self._writer.close()
             if self._events is not None:
                 self._events.close()
 
@@ -548,41 +562,56 @@ class _Run:
         while self.epoch < options.epochs and not self._budget_spent():
             train_loss = self._train_one_epoch()
             self.epoch += 1
-            last_epoch = self.epoch == options.epochs or self._budget_spent()
-            due = options.eval_every > 0 and (self.epoch % options.eval_every == 0 or last_epoch)
-            metrics = self._evaluate() if due else {}
-            is_best = bool(metrics) and self._improves(metrics.get(MONITORED_METRIC))
-            if is_best:
-                self.best_metric = float(metrics[MONITORED_METRIC])
-                self.stale_evaluations = 0
-            elif metrics:
-                self.stale_evaluations += 1
-            saved = {**metrics, "train_loss": train_loss}
-            last = self._save("last.pt", saved)
-            if is_best:
-                self._save("best.pt", saved)
-            self._emit(
-                EpochEnded(
-                    epoch=self.epoch,
-                    train_loss=train_loss,
-                    metrics=metrics,
-                    is_best=is_best,
-                    checkpoint=str(last),
-                )
+            last = self._end_epoch(train_loss)
+            # Rank 0's decisions bind every rank (only it evaluates; a lone stop would hang).
+            cancelled, stale = self.context.broadcast_flags(
+                [
+                    self.cancel.is_set(),
+                    options.patience is not None and self.stale_evaluations >= options.patience,
+                ],
+                self.device,
             )
-            if options.patience is not None and self.context.broadcast_flag(
-                self.stale_evaluations >= options.patience, self.device
-            ):
+            if cancelled:
+                return self._finish("cancelled", f"cancelled after epoch {self.epoch}; {last}")
+            if stale:
+                best = f"{self.best_metric:.4f}" if self.best_metric is not None else "-"
                 return self._finish(
                     "early_stopped",
-                    f"validation {MONITORED_METRIC} did not improve for {self.stale_evaluations} "
-                    f"evaluations; best {self.best_metric:.4f}",
+                    f"validation {MONITORED_METRIC} did not improve for {options.patience} "
+                    f"evaluations (best {best})",
                 )
         if self._budget_spent() and self.epoch < options.epochs:
             return self._finish(
                 "completed", f"stopped after max_iterations={options.max_iterations}"
             )
         return self._finish("completed", f"trained {self.epoch} epoch(s)")
+
+    def _end_epoch(self, train_loss: float) -> Path:
+        """Evaluate when due, write ``last.pt`` (and ``best.pt``), send ``EpochEnded``."""
+        options = self.options
+        final = self.epoch == options.epochs or self._budget_spent()
+        due = options.eval_every > 0 and (self.epoch % options.eval_every == 0 or final)
+        metrics = self._evaluate() if due else {}
+        is_best = bool(metrics) and self._improves(metrics.get(MONITORED_METRIC))
+        if is_best:
+            self.best_metric = float(metrics[MONITORED_METRIC])
+            self.stale_evaluations = 0
+        elif metrics:
+            self.stale_evaluations += 1
+        saved = {**metrics, "train_loss": train_loss}
+        last = self._save("last.pt", saved)
+        if is_best:
+            self._save("best.pt", saved, resumable=False)
+        self._emit(
+            EpochEnded(
+                epoch=self.epoch,
+                train_loss=train_loss,
+                metrics=metrics,
+                is_best=is_best,
+                checkpoint=str(last),
+            )
+        )
+        return last
 
     def _budget_spent(self) -> bool:
         return (
@@ -600,70 +629,81 @@ class _Run:
         )
 
     def _train_one_epoch(self) -> float:
-        """One pass over the training shard; returns the mean loss of its steps."""
-        model, device, context = self.trained, self.device, self.context
-        model.train()
+        """One pass over this rank's training shard; returns the mean loss of its steps."""
+        self.trained.train()
         if isinstance(self.loader.sampler, DistributedSampler):
             self.loader.sampler.set_epoch(self.epoch)
-        losses_sum, steps = 0.0, 0
+        self._epoch_losses = []
         self._speed.clear()
         self._speed.append((time.perf_counter(), 0))
+        for images, targets in self._batches():
+            total, losses, lr = self._step(images, targets)
+            self.iteration += 1
+            self._epoch_losses.append(total)
+            self._emit(self._iteration_event(total, losses, lr, len(images)))
+            if self._budget_spent():
+                break
+        return self._mean_epoch_loss()
+
+    def _batches(self) -> Iterator[tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
+        """The loader's batches on the device; a cancel stops before the next step."""
+        device = self.device
         batches = iter(self.loader)
         while True:
             try:
                 images, targets, _ = next(batches)
             except StopIteration:
-                break
+                return
             except Exception:
                 # Ctrl+C in a terminal also reaches DataLoader workers, which then die.
                 if self.cancel.is_set():
-                    raise self._cancelled(losses_sum / max(1, steps)) from None
+                    raise self._cancelled() from None
                 raise
-            if not context.enabled and self.cancel.is_set():
-                raise self._cancelled(losses_sum / max(1, steps))
-            images = [image.to(device, non_blocking=True) for image in images]
-            targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
-            with torch.autocast(device.type, enabled=self.amp):
-                loss_dict = model(images, targets)
-            names = sorted(loss_dict)
-            loss = sum(loss_dict[name] for name in names)
-            # One collective per step carries every rank's losses and cancel flag, so all
-            # ranks agree on stopping (a rank that stopped alone would hang the others).
-            shared = torch.stack([loss_dict[name].detach().float() for name in names])
-            flag = torch.tensor([float(self.cancel.is_set())], device=shared.device)
-            values = context.sum_(torch.cat([shared, flag])).tolist()
-            reduced = [v / context.world_size for v in values[:-1]]
-            if values[-1] > 0:
-                raise self._cancelled(losses_sum / max(1, steps))
-            total = sum(reduced)
-            if not math.isfinite(total):
-                raise _StopRunError(
-                    "failed", self._nonfinite_message(dict(zip(names, reduced, strict=True)))
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.options.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
-            lr = float(self.optimizer.param_groups[0]["lr"])  # the rate of this step
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            self.iteration += 1
-            steps += 1
-            losses_sum += total
-            self._emit(
-                self._iteration_event(
-                    total, dict(zip(names, reduced, strict=True)), lr, len(images)
-                )
+            if not self.context.enabled and self.cancel.is_set():
+                raise self._cancelled()
+            yield (
+                [image.to(device, non_blocking=True) for image in images],
+                [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets],
             )
-            if self._budget_spent():
-                break
-        return losses_sum / max(1, steps)
 
-    def _cancelled(self, train_loss: float) -> _StopRunError:
+    def _step(
+        self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> tuple[float, dict[str, float], float]:
+        """One optimiser step; returns the loss (mean over ranks), its parts and the lr used."""
+        context = self.context
+        with torch.autocast(self.device.type, enabled=self.amp):
+            loss_dict = self.trained(images, targets)
+        names = sorted(loss_dict)
+        # One collective per step carries every rank's losses and cancel flag, so all ranks
+        # agree on stopping (a rank that stopped alone would leave the others hanging).
+        shared = torch.stack([loss_dict[name].detach().float() for name in names])
+        flag = torch.tensor([float(self.cancel.is_set())], device=shared.device)
+        values = context.sum_(torch.cat([shared, flag])).tolist()
+        if values[-1] > 0:
+            raise self._cancelled()
+        losses = {
+            name: value / context.world_size for name, value in zip(names, values[:-1], strict=True)
+        }
+        total = sum(losses.values())
+        if not math.isfinite(total):
+            raise _StopRunError("failed", self._nonfinite_message(losses))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(sum(loss_dict[name] for name in names)).backward()
+        if self.options.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return total, losses, lr
+
+    def _mean_epoch_loss(self) -> float:
+        return sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else 0.0
+
+    def _cancelled(self) -> _StopRunError:
         """Write ``last.pt`` with the weights of the last step and say where it is."""
-        last = self._save("last.pt", {"train_loss": train_loss})
+        last = self._save("last.pt", {"train_loss": self._mean_epoch_loss()})
         return _StopRunError(
             "cancelled",
             f"cancelled during epoch {self.epoch + 1} after {self.iteration} iteration(s); "
@@ -672,6 +712,7 @@ class _Run:
 
     def _nonfinite_message(self, losses: dict[str, float]) -> str:
         bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+        self._writer.wait()
         kept = self.run_dir / "last.pt"
         keep = (
             f"{kept} from epoch {self.epoch} is kept"

@@ -380,12 +380,14 @@ def predict_folder(
     from napari_detlab.core.checkpoint import model_from_checkpoint
 
     paths = collect_images(images)
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir}: exists and is not a folder; choose another output")
     device = resolve_device(device)
     model, config = model_from_checkpoint(checkpoint, device=device)
     if score_floor is not None:
         model.roi_heads.score_thresh = float(score_floor)
     source = str(Path(checkpoint).resolve())
-    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     failures: list[SkippedImage] = skipped if skipped is not None else []

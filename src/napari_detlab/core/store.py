@@ -59,6 +59,9 @@ def stem_of(image: str | Path) -> str:
     return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
 
 
+_STORE_KEYS = frozenset({"boxes", "labels", "reviewed", "image_size", "version"})
+
+
 class AnnotationError(ValueError):
     """An annotation file or dict that breaks the store's rules; the message names both."""
 
@@ -81,12 +84,17 @@ class ImageAnnotation:
         The user has looked at the image; with no boxes it is a negative example.
     image_size
         ``(height, width)`` of the image when known; used to clip and validate boxes.
+    extra
+        Any other keys of the file (VOC's per-box ``difficult`` flags, keys written by newer
+        versions), kept so that a load and save round trip loses nothing. Values must be
+        what ``torch.load(weights_only=True)`` reads: tensors, numbers, strings, lists, dicts.
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     labels: list[str] = field(default_factory=list)
     reviewed: bool = False
     image_size: tuple[int, int] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.boxes = as_boxes(self.boxes, np.float32)
@@ -100,6 +108,7 @@ class ImageAnnotation:
     def to_dict(self) -> dict[str, object]:
         """The on-disk dict: tensors, strings, numbers and lists, which ``weights_only`` reads."""
         data: dict[str, object] = {
+            **self.extra,
             "boxes": torch.from_numpy(np.ascontiguousarray(self.boxes, dtype=np.float32)),
             "labels": list(self.labels),
             "reviewed": bool(self.reviewed),
@@ -214,6 +223,7 @@ def validate_annotation(data: object, source: str = "annotation") -> ImageAnnota
         labels=labels,
         reviewed=bool(reviewed),
         image_size=image_size,
+        extra={key: value for key, value in data.items() if key not in _STORE_KEYS},
     )
 
 

@@ -209,8 +209,8 @@ def _annotation_for(
         image_size=size,
     )
     flags = [flag for flag, k in zip(difficult, keep, strict=True) if k]
-    if any(flags) and not set_difficult(annotation, flags):
-        report.skip("difficult flags (the store has no place for them yet)", sum(flags))
+    if any(flags):
+        set_difficult(annotation, flags)
     return annotation
 
 
@@ -266,22 +266,15 @@ def _add_classes(
 
 
 # -- difficult flags (VOC) ---------------------------------------------------------------
-def set_difficult(annotation: ImageAnnotation, flags: list[bool]) -> bool:
-    """Keep VOC's ``difficult`` flags in the annotation's extra keys, if the store has them.
-
-    Returns ``False`` when :class:`ImageAnnotation` has no ``extra`` dict to carry them.
-    """
-    extra = getattr(annotation, "extra", None)
-    if not isinstance(extra, dict):
-        return False
-    extra[DIFFICULT_KEY] = [bool(flag) for flag in flags]
-    return True
+def set_difficult(annotation: ImageAnnotation, flags: list[bool]) -> None:
+    """Keep VOC's ``difficult`` flags among the annotation's extra keys (one per box)."""
+    annotation.extra[DIFFICULT_KEY] = [bool(flag) for flag in flags]
 
 
 def get_difficult(annotation: ImageAnnotation) -> list[bool] | None:
-    """The annotation's ``difficult`` flags, when the store kept them and they still fit."""
-    extra = getattr(annotation, "extra", None)
-    flags = extra.get(DIFFICULT_KEY) if isinstance(extra, dict) else None
+    """The annotation's ``difficult`` flags, while they still fit its boxes (an edit in the
+    Annotator that adds or removes boxes makes them stale, and then they are ignored)."""
+    flags = annotation.extra.get(DIFFICULT_KEY)
     if flags is None or len(flags) != len(annotation):
         return None
     return [bool(flag) for flag in flags]
