@@ -166,6 +166,11 @@ def test_train_options_json_round_trip(tmp_path):
     assert options.base_lr == 1e-4  # AdamW's default when lr is not given
     with pytest.raises(TrainingInputError, match="unknown training option"):
         TrainOptions.from_dict({"epochs": 1, "epoch": 2})
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
+        TrainOptions.from_json(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{epochs: 3")
+    with pytest.raises(TrainingInputError, match=r"broken\.json: not valid JSON"):
+        TrainOptions.from_json(tmp_path / "broken.json")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
 from napari_detlab._qt.session import session_for
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.images import read_image
-from napari_detlab.core.store import AnnotationStore, ClassInUseError, ImageAnnotation
+from napari_detlab.core.store import AnnotationStore, ClassInUseError, ClassSpec, ImageAnnotation
 
 
 @pytest.fixture
@@ -355,3 +355,118 @@ def test_remove_button_asks_before_deleting_boxes(annotator, image_folder, monke
     kept = answer == "Cancel"
     assert ("boxes: cat" in viewer.layers) == kept
     assert saved(image_folder, "img1")["labels"] == (["cat"] if kept else [])
+
+
+def test_closing_the_window_saves_a_pending_edit(make_napari_viewer, image_folder):
+    from qtpy.QtGui import QCloseEvent
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer()
+    widget = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.open_folder(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 2, 11, 12))
+    # the close event the window's close button sends, before the autosave timer fires
+    QApplication.sendEvent(widget.window(), QCloseEvent())
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+
+
+def test_a_box_drawn_with_the_mouse_is_saved_after_release(annotator, image_folder, qtbot):
+    from qtpy.QtCore import QEvent, QPointF
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    from napari_detlab.core.boxes import napari_to_xyxy
+
+    viewer, _ = annotator(image_folder)
+    canvas = viewer.window._qt_viewer.canvas.native
+    left = Qt.MouseButton.LeftButton
+
+    def mouse(kind: QEvent.Type, dx: float, dy: float, buttons: Qt.MouseButton) -> None:
+        # around the canvas centre, where the image is; the drag keeps the button down
+        at = QPointF(canvas.width() / 2 + dx, canvas.height() / 2 + dy)
+        button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else left
+        event = QMouseEvent(
+            kind, at, canvas.mapToGlobal(at), button, buttons, Qt.KeyboardModifier.NoModifier
+        )
+        QApplication.sendEvent(canvas, event)
+
+    mouse(QEvent.Type.MouseButtonPress, -40, -30, left)
+    for step in (0.25, 0.5, 0.75, 1.0):
+        mouse(QEvent.Type.MouseMove, -40 + 90 * step, -30 + 70 * step, left)
+    qtbot.wait(AUTOSAVE_DELAY_MS + 200)  # button still down: nothing half-drawn is written
+    path = image_folder / "annotations" / "img1.pt"
+    assert not path.exists()
+    mouse(QEvent.Type.MouseButtonRelease, 50, 40, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(path.is_file, timeout=1000)
+
+    layer = viewer.layers["boxes: object"]
+    assert layer.nshapes == 1
+    box = saved(image_folder, "img1")["boxes"].numpy()
+    np.testing.assert_allclose(box, napari_to_xyxy(layer.data), atol=1e-4)
+    assert box[0, 2] - box[0, 0] > 1 and box[0, 3] - box[0, 1] > 1
+
+
+def test_a_stray_click_outside_the_image_writes_nothing(annotator, image_folder, notifications):
+    viewer, widget = annotator(image_folder)
+    draw(viewer.layers["boxes: object"], (-20, -20, -10, -10))  # clipped to nothing
+    widget.flush()
+    assert not (image_folder / "annotations" / "img1.pt").exists()  # not a "negative"
+    assert not widget.reviewed_checkbox.isChecked()
+    assert any("smaller than 1 pixel" in text for text in notifications)
+
+
+def test_keys_work_on_a_labels_layer_which_keeps_its_own_undo(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    labels = viewer.add_labels(np.zeros((40, 60), np.uint8), name="my labels")
+    viewer.layers.selection.active = labels
+    press(viewer, Qt.Key.Key_N)
+    assert widget.index == 1
+    press(viewer, Qt.Key.Key_B)  # Labels binds `b` too (preserve labels)
+    assert widget.index == 0
+    assert not any(getattr(f, "__name__", "") == "detlab_undo" for f in labels.keymap.values())
+
+
+def test_teardown_gives_the_keys_back(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    widget.teardown()
+    assert not any(f.__name__.startswith("detlab_") for f in viewer.keymap.values())
+    shown = viewer.layers["image"].data.copy()
+    press(viewer, Qt.Key.Key_N)
+    np.testing.assert_array_equal(viewer.layers["image"].data, shown)
+
+
+def test_removing_the_dock_leaves_the_viewer_working(make_napari_viewer, image_folder):
+    viewer = make_napari_viewer()
+    widget = AnnotatorWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget)
+    widget.open_folder(image_folder)
+    draw(viewer.layers["boxes: object"], (1, 2, 11, 12))
+    viewer.window.remove_dock_widget(dock)  # saves the pending box
+    assert not any(f.__name__.startswith("detlab_") for f in viewer.keymap.values())
+    viewer.layers.clear()  # would reach a deleted widget if anything were left connected
+    viewer.add_points()
+    press(viewer, Qt.Key.Key_N)
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+
+
+def test_browsing_never_rewrites_files_in_another_order(annotator, image_folder):
+    store = AnnotationStore(image_folder)
+    store.save_classes([ClassSpec("a", "#ff0000"), ClassSpec("b", "#00ff00")])
+    interleaved = ImageAnnotation(
+        np.array([[1, 1, 5, 5], [2, 2, 6, 6], [3, 3, 7, 7]]),
+        ["b", "a", "b"],
+        True,
+        (40, 60),
+        extra={"source": "another tool"},
+    )
+    store.save("img1", interleaved)
+    before = (image_folder / "annotations" / "img1.pt").stat().st_mtime_ns
+    viewer, widget = annotator(image_folder)
+    widget.next_image()
+    widget.previous_image()
+    assert (image_folder / "annotations" / "img1.pt").stat().st_mtime_ns == before
+    draw(viewer.layers["boxes: a"], (10, 10, 20, 20))  # a real edit keeps the other keys
+    widget.flush()
+    data = saved(image_folder, "img1")
+    assert sorted(data["labels"]) == ["a", "a", "b", "b"] and data["source"] == "another tool"

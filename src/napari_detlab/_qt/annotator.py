@@ -15,7 +15,7 @@ instance, including layers added later.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +75,7 @@ AUTOSAVE_DELAY_MS = 300
 PREFETCH_DELAY_MS = 150
 IMAGE_LAYER_NAME = "image"
 DEFAULT_CLASS = "object"
+NAVIGATION_KEYS = ("n", "b")  # bound on every layer too: layer keymaps shadow the viewer's
 
 
 def contrast_for(pixels: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -98,6 +99,20 @@ def contrast_for(pixels: np.ndarray) -> tuple[tuple[float, float], tuple[float, 
         high = low + 1.0
     full = (min(full[0], low), max(full[1], high))
     return full, (low, high)
+
+
+def same_boxes(a: ImageAnnotation, b: ImageAnnotation) -> bool:
+    """Whether two annotations hold the same labelled boxes and flag, in any order.
+
+    The layers give boxes grouped by class while a file may interleave them (the sample
+    dataset, other tools): merely showing an image must not rewrite its file.
+    """
+
+    def content(annotation: ImageAnnotation) -> list[tuple[str, tuple[float, ...]]]:
+        rows = annotation.boxes.tolist()
+        return sorted(zip(annotation.labels, map(tuple, rows), strict=True))
+
+    return a.reviewed == b.reviewed and len(a) == len(b) and content(a) == content(b)
 
 
 class AnnotatorWidget(QWidget):
@@ -132,6 +147,8 @@ class AnnotatorWidget(QWidget):
         self._saved = ImageAnnotation()  # what the current image's file holds (empty: none)
         self._image_size: tuple[int, int] | None = None
         self._filling_layers = False  # programmatic layer updates are not user edits
+        self._dragging = False  # a mouse button is down on a class layer
+        self._drag_tracker = _drag_tracker(weakref.ref(self))
         self._prefetcher = ImagePrefetcher()
         self._unreadable: set[Path] = set()  # images already reported as broken
         self._key_functions: dict[object, Callable[[object], None]] = {}
@@ -147,15 +164,17 @@ class AnnotatorWidget(QWidget):
 
         self._build_ui()
         self._bind_keys()
-        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
-        self.viewer.layers.events.removing.connect(self._on_layer_removing)
-        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self.session.annotations_changed.connect(self._on_annotations_changed)
+        self._connections = [
+            (self.viewer.layers.events.inserted, self._on_layer_inserted),
+            (self.viewer.layers.events.removing, self._on_layer_removing),
+            (self.viewer.layers.selection.events.active, self._on_active_layer),
+            (self.session.annotations_changed, self._on_annotations_changed),
+        ]
+        for signal, callback in self._connections:
+            signal.connect(callback)
         self._watch_close()
-        # Runs after the C++ widget is gone, so it must not touch ``self``.
-        self.destroyed.connect(
-            partial(_release, weakref.ref(napari_viewer), self._key_functions, self._prefetcher)
-        )
+        # Runs after the C++ widget is gone (dock removed), so it must not touch ``self``.
+        self.destroyed.connect(partial(_release, **self._release_arguments()))
 
     # -- user interface ---------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -258,7 +277,11 @@ class AnnotatorWidget(QWidget):
 
     # -- keys -------------------------------------------------------------------------
     def _bind_keys(self) -> None:
-        """Bind n / b / Ctrl+Z on the viewer and on every layer, present and future."""
+        """Bind n / b on the viewer and on every layer, present and future; Ctrl+Z on the viewer.
+
+        No layer type binds Ctrl+Z except Labels (its own paint undo, which it keeps), so the
+        viewer's binding is reached from the Image and Shapes layers.
+        """
         me = weakref.ref(self)
 
         def action(method: str) -> Callable[[object], None]:
@@ -281,7 +304,8 @@ class AnnotatorWidget(QWidget):
 
     def _bind_keys_on(self, owner: object) -> None:
         for key, function in self._key_functions.items():
-            owner.bind_key(key, function, overwrite=True)
+            if owner is self.viewer or key in NAVIGATION_KEYS:
+                owner.bind_key(key, function, overwrite=True)
 
     def _on_layer_inserted(self, event: object) -> None:
         self._bind_keys_on(event.value)
@@ -291,19 +315,23 @@ class AnnotatorWidget(QWidget):
         """Flush pending edits however the session ends: window closed, app quit, layers cleared.
 
         ``viewer.close()`` clears the layers first (see :meth:`_on_layer_removing`); the
-        window's close button is caught by an event filter on the top-level window, installed
-        once the dock is shown (before that the widget has no window of its own).
+        window's close button is caught by an event filter on the top-level window
+        (:meth:`_watch_window`), installed once the widget is docked: when it is shown or a
+        folder is opened, whichever comes first.
         """
         self._watched_window: QObject | None = None
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.flush)
 
-    def showEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
+    def _watch_window(self) -> None:
         window = self.window()
         if window is not self and window is not self._watched_window:
             window.installEventFilter(self)
             self._watched_window = window
+
+    def showEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
+        self._watch_window()
         super().showEvent(event)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
@@ -331,7 +359,8 @@ class AnnotatorWidget(QWidget):
         return self.store.images[self.index]
 
     def open_folder(self, path: str | Path) -> None:
-        """Open a dataset folder and show its first image (the first unannotated one if any)."""
+        """Open a dataset folder and show its first image."""
+        self._watch_window()
         self.flush()
         store = AnnotationStore(path)
         self.store = store
@@ -522,6 +551,7 @@ class AnnotatorWidget(QWidget):
                 if self._layer_for(spec.name) is None:
                     layer = add_class_layer(self.viewer, spec)
                     layer.events.data.connect(self._on_boxes_edited)
+                    layer.mouse_drag_callbacks.append(self._drag_tracker)
                     self._class_layers[spec.name] = layer
         finally:
             self._filling_layers = False
@@ -562,14 +592,12 @@ class AnnotatorWidget(QWidget):
     def _on_boxes_edited(self, event: object = None) -> None:
         if self._filling_layers or self.store is None or self.index < 0:
             return
-        if any(layer.nshapes for layer in self._live_class_layers()):
-            self._set_reviewed_checkbox(True)
         self.status_label.setText("Saving…")
         self._save_timer.start()
 
     def _autosave(self) -> None:
         """Timer callback: save, unless the user is still dragging a box (then wait)."""
-        if any(layer._is_creating or layer._is_moving for layer in self._live_class_layers()):
+        if self._dragging:
             self._save_timer.start()
             return
         self.flush()
@@ -607,11 +635,12 @@ class AnnotatorWidget(QWidget):
             labels=labels,
             reviewed=self.reviewed_checkbox.isChecked() or bool(labels),
             image_size=self._image_size,
+            extra=dict(self._saved.extra),  # keys of other tools survive an edit
         )
 
     def _remove_shapes(self, layer: Shapes, indices: np.ndarray) -> None:
-        if layer._is_creating:
-            return  # the stray shape is still being drawn; it is dropped from the file anyway
+        if self._dragging:
+            return  # the shape may still be being drawn; it is left out of the file anyway
         self._filling_layers = True
         try:
             layer.selected_data = {int(i) for i in indices}
@@ -630,7 +659,7 @@ class AnnotatorWidget(QWidget):
         if path is None or self.store is None:
             return True
         annotation = self.current_annotation()
-        if annotation.same_as(self._saved):
+        if same_boxes(annotation, self._saved):
             self.status_label.setText("Saved")
             return True
         previous = self._saved
@@ -652,6 +681,7 @@ class AnnotatorWidget(QWidget):
             self.status_label.setText("NOT SAVED")
             return False
         self._saved = annotation
+        self._set_reviewed_checkbox(annotation.reviewed)
         self.status_label.setText("Saved")
         return True
 
@@ -839,13 +869,59 @@ class AnnotatorWidget(QWidget):
 
     # -- teardown ---------------------------------------------------------------------
     def teardown(self) -> None:
-        """Save, stop background work and give the viewer its keys back.
+        """Save, stop background work and give the viewer its keys and events back.
 
-        Also done (without the save, which needs the widget) when the widget is destroyed.
+        Called when the dock is removed (napari un-parents the widget rather than deleting
+        it; the plugin menu then makes a new Annotator); what needs no widget is also done
+        if the widget is destroyed.
         """
         self.flush()
         self._save_timer.stop()
-        _release(weakref.ref(self.viewer), self._key_functions, self._prefetcher)
+        self._prefetch_timer.stop()
+        _release(**self._release_arguments())
+        self.store, self.index = None, -1
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._was_docked = True
+            elif getattr(self, "_was_docked", False) and self.store is not None:
+                self.teardown()
+        return super().event(event)
+
+    def _release_arguments(self) -> dict[str, object]:
+        """What :func:`_release` needs, none of it the widget itself."""
+        return {
+            "viewer_ref": weakref.ref(self.viewer),
+            "key_functions": self._key_functions,
+            "prefetcher": self._prefetcher,
+            "connections": self._connections,
+            "drag_tracker": self._drag_tracker,
+        }
+
+
+def _drag_tracker(widget_ref: weakref.ref[AnnotatorWidget]) -> Callable[..., Iterator[None]]:
+    """A mouse-drag callback telling the widget when a box is being drawn or dragged.
+
+    The autosave waits while the button is down (a half-drawn rectangle is not worth a
+    write) and restarts its delay on release.
+    """
+
+    def track(_layer: object, event: object) -> Iterator[None]:
+        widget = widget_ref()
+        if widget is None:
+            return
+        widget._dragging = True
+        try:
+            yield
+            while event.type == "mouse_move":
+                yield
+        finally:
+            widget._dragging = False
+            if widget._save_timer.isActive():
+                widget._save_timer.start()
+
+    return track
 
 
 def _next_color(classes: list[ClassSpec]) -> str:
@@ -857,11 +933,19 @@ def _release(
     viewer_ref: weakref.ref[napari.Viewer],
     key_functions: dict[object, Callable[[object], None]],
     prefetcher: ImagePrefetcher,
+    connections: list[tuple[object, Callable[..., None]]],
+    drag_tracker: Callable[..., Iterator[None]],
 ) -> None:
-    """Unbind the Annotator's keys where they are still its own, and stop the prefetch thread."""
+    """Give the viewer back what the Annotator hooked into it, and stop the prefetch thread.
+
+    Keys are unbound where they are still the Annotator's; the viewer's events no longer
+    reach a widget that may be deleted.
+    """
     from napari.utils.key_bindings import coerce_keybinding
 
     prefetcher.shutdown()
+    for signal, callback in connections:
+        signal.disconnect(callback)
     viewer = viewer_ref()
     if viewer is None:
         return
@@ -869,3 +953,6 @@ def _release(
         for key, function in key_functions.items():
             if owner.keymap.get(coerce_keybinding(key)) is function:
                 owner.bind_key(key, None)
+        callbacks = getattr(owner, "mouse_drag_callbacks", [])
+        if drag_tracker in callbacks:
+            callbacks.remove(drag_tracker)

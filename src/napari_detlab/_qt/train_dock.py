@@ -469,6 +469,7 @@ class TrainDockWidget(QWidget):
         self.loss_plot.clear()
         self.map_plot.clear()
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.status_label.setText(f"Starting… ({run_dir})")
         self._run_started_at = time.monotonic()
 

@@ -9,8 +9,10 @@ adds what an afternoon's run needs not to be lost:
   the config lacks, a checkpoint of other classes: one-line ``ValueError``);
 - every event (:mod:`napari_detlab.core.events`) goes to ``on_event`` and, as one JSON line,
   to ``run_dir/metrics.jsonl``;
-- ``last.pt`` is written after every epoch and on cancel, ``best.pt`` whenever validation
-  mAP improves (atomic writes, loadable with ``weights_only=True``);
+- ``last.pt`` (resumable) is written after every epoch and on cancel, ``best.pt`` (weights,
+  config and metrics) whenever validation mAP improves: atomic writes, loadable with
+  ``weights_only=True``, done by a background thread so the loop does not wait for the disk
+  (:mod:`napari_detlab.core.background_save`);
 - a non-finite loss stops the run before it can poison the weights, keeping the last good
   checkpoint; a CUDA out-of-memory error ends it with a hint instead of a traceback;
 - ``cancel`` (a :class:`threading.Event`) is checked every iteration.
@@ -25,7 +27,6 @@ split, so the metric is the single-process one), writes files and sends events.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -34,7 +35,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from napari_detlab.core.atomic import atomic_write_bytes, atomic_write_json
+from napari_detlab.core.atomic import atomic_write_json
 from napari_detlab.core.background_save import CheckpointWriter
 from napari_detlab.core.builder import build_model
 from napari_detlab.core.checkpoint import config_from_checkpoint, load_checkpoint, unwrap_state_dict
@@ -58,8 +58,9 @@ from napari_detlab.core.events import (
     event_to_json,
 )
 from napari_detlab.core.metrics import coco_metrics
-from napari_detlab.core.schedule import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from napari_detlab.core.schedule import build_optimizer, build_scheduler
 from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.train_options import TrainingInputError, TrainOptions
 
 __all__ = ["TrainOptions", "TrainingInputError", "resolve_device", "train"]
 
@@ -69,149 +70,7 @@ EventCallback = Callable[[Event], None]
 
 # The metric that picks best.pt and drives early stopping.
 MONITORED_METRIC = "map"
-_DEFAULT_LR = {"sgd": 0.01, "adamw": 1e-4}
 _SPEED_WINDOW = 20  # iterations averaged for images/s and the ETA
-
-
-class TrainingInputError(ValueError):
-    """Inputs a run cannot start with; the message says what to change."""
-
-
-@dataclass
-class TrainOptions:
-    """How to train (the model itself is a :class:`~napari_detlab.core.config.ModelConfig`).
-
-    Attributes
-    ----------
-    epochs, batch_size
-        Passes over the training split; images per step and per process.
-    lr
-        Base learning rate; ``None`` takes 0.01 for SGD and 1e-4 for AdamW.
-    optimizer
-        ``"sgd"`` (momentum, the detection default) or ``"adamw"``.
-    momentum, weight_decay
-        Optimiser settings (weight decay spares norms and biases).
-    warmup_iters
-        Linear warmup length, capped at a third of the run so a short run is not all warmup.
-    schedule
-        ``"cosine"`` decay to zero or ``"step"`` (x0.1 at 2/3 and 8/9 of the run).
-    grad_clip
-        Maximum gradient norm; ``None`` or 0 disables clipping.
-    amp, channels_last
-        ``"auto"`` turns them on when training on CUDA; ``True``/``False`` force them.
-    patience
-        Stop after this many evaluations without a better validation mAP; ``None`` never.
-    val_fraction, split_file, seed
-        The train / validation split (see :func:`~napari_detlab.core.dataset.split_train_val`)
-        and the seed of everything random.
-    device
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    num_workers
-        DataLoader processes; ``None`` picks from the CPU count (0 on a 2-core machine).
-    augment
-        Random flips and scale jitter on the training images.
-    resume
-        A ``last.pt`` to continue from (model, optimiser, schedule, epoch).
-    max_iterations
-        Stop after this many iterations in total (tests, benchmarks, smoke runs).
-    eval_every
-        Evaluate every this many epochs (and after the last); 0 never evaluates.
-    overwrite
-        Allow starting a new run in a folder that holds one (otherwise refused).
-    """
-
-    epochs: int = 20
-    batch_size: int = 4
-    lr: float | None = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 100
-    schedule: str = "cosine"
-    grad_clip: float | None = 10.0
-    amp: bool | str = "auto"
-    channels_last: bool | str = "auto"
-    patience: int | None = None
-    val_fraction: float = 0.2
-    split_file: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int | None = None
-    augment: bool = True
-    resume: str | None = None
-    max_iterations: int | None = None
-    eval_every: int = 1
-    overwrite: bool = False
-
-    @property
-    def base_lr(self) -> float:
-        return float(self.lr) if self.lr is not None else _DEFAULT_LR.get(self.optimizer, 0.01)
-
-    def validate(self) -> TrainOptions:
-        """Raise :class:`TrainingInputError` for values no run can use."""
-        checks = [
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.base_lr > 0, f"lr must be positive, got {self.lr}"),
-            (
-                self.optimizer in OPTIMIZERS,
-                f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}",
-            ),
-            (
-                self.schedule in SCHEDULES,
-                f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
-            ),
-            (self.warmup_iters >= 0, f"warmup_iters must be >= 0, got {self.warmup_iters}"),
-            (
-                0.0 <= self.val_fraction < 1.0,
-                f"val_fraction must be in [0, 1), got {self.val_fraction}",
-            ),
-            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
-            (
-                self.patience is None or self.patience >= 1,
-                f"patience must be >= 1, got {self.patience}",
-            ),
-            (
-                self.max_iterations is None or self.max_iterations >= 1,
-                f"max_iterations must be at least 1, got {self.max_iterations}",
-            ),
-            (self.num_workers is None or self.num_workers >= 0, "num_workers must be >= 0"),
-            (
-                self.amp in ("auto", True, False),
-                f"amp must be 'auto', true or false, got {self.amp!r}",
-            ),
-            (
-                self.channels_last in ("auto", True, False),
-                f"channels_last must be 'auto', true or false, got {self.channels_last!r}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TrainingInputError(message)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainingInputError(f"unknown training option(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            atomic_write_bytes(path, (text + "\n").encode("utf-8"))
-        return text
-
-    @classmethod
-    def from_json(cls, path_or_text: str | Path) -> TrainOptions:
-        path = Path(path_or_text)
-        text = path.read_text(encoding="utf-8") if path.is_file() else str(path_or_text)
-        return cls.from_dict(json.loads(text))
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -258,7 +117,7 @@ def _check_inputs(
     elif (run_dir / "last.pt").exists() and not options.overwrite:
         raise TrainingInputError(
             f"{run_dir} holds a previous run; resume it from {run_dir / 'last.pt'}, choose "
-            "another output folder, or allow overwriting"
+            "another output folder, or overwrite it (--overwrite, TrainOptions.overwrite)"
         )
     return store, checkpoint
 
