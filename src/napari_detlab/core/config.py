@@ -7,10 +7,10 @@ that get trained. It is a plain dataclass, serialised as JSON.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
+
+from napari_detlab.core.json_dataclass import JsonDataclass
 
 __all__ = [
     "BACKBONES",
@@ -45,7 +45,7 @@ def feature_map_count(backbone: str, fpn: bool) -> int:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonDataclass):
     """Everything needed to rebuild a Faster R-CNN, and nothing about how it is trained.
 
     Attributes
@@ -71,6 +71,9 @@ class ModelConfig:
         ``len(sizes) * len(ratios)`` anchors, because one RPN head is shared.
     """
 
+    json_error = ConfigError  # not annotated: a class attribute, not a field
+    json_what = "config"
+
     classes: list[str] = field(default_factory=list)
     backbone: str = "resnet18"
     fpn: bool = True
@@ -79,7 +82,9 @@ class ModelConfig:
     weights_path: str | None = None
     min_size: int = 512
     max_size: int = 853
-    anchor_sizes: list[list[float]] = field(default_factory=lambda: [[16], [32], [64], [128], [256]])
+    anchor_sizes: list[list[float]] = field(
+        default_factory=lambda: [[16], [32], [64], [128], [256]]
+    )
     aspect_ratios: list[list[float]] = field(default_factory=lambda: [[0.5, 1.0, 2.0]] * 5)
     rpn_fg_iou_thresh: float = 0.7
     rpn_bg_iou_thresh: float = 0.3
@@ -124,7 +129,9 @@ class ModelConfig:
                 f"aspect_ratios has {len(self.aspect_ratios)} level(s) but the backbone gives "
                 f"{levels}; repeat the ratios once per feature map"
             )
-        counts = {len(s) * len(r) for s, r in zip(self.anchor_sizes, self.aspect_ratios)}
+        counts = {
+            len(s) * len(r) for s, r in zip(self.anchor_sizes, self.aspect_ratios, strict=True)
+        }
         if len(counts) != 1:
             raise ConfigError(
                 "every feature map needs the same number of anchors (sizes x ratios) because the "
@@ -136,15 +143,23 @@ class ModelConfig:
         ):
             raise ConfigError("anchor sizes and aspect ratios must be positive")
         if self.min_size <= 0 or self.max_size < self.min_size:
-            raise ConfigError(f"need 0 < min_size <= max_size, got {self.min_size} and {self.max_size}")
+            raise ConfigError(
+                f"need 0 < min_size <= max_size, got {self.min_size} and {self.max_size}"
+            )
         if self.pretrained not in PRETRAINED_CHOICES:
-            raise ConfigError(f"pretrained must be one of {PRETRAINED_CHOICES}, got {self.pretrained!r}")
+            raise ConfigError(
+                f"pretrained must be one of {PRETRAINED_CHOICES}, got {self.pretrained!r}"
+            )
         if self.pretrained == "coco" and not (
             self.fpn and self.backbone in ("resnet50", "mobilenet_v3_large")
         ):
-            raise ConfigError("COCO detector weights exist only for resnet50 or mobilenet_v3_large with FPN")
+            raise ConfigError(
+                "COCO detector weights exist only for resnet50 or mobilenet_v3_large with FPN"
+            )
         if not 0 <= self.trainable_layers <= (6 if self.backbone.startswith("mobilenet") else 5):
-            raise ConfigError(f"trainable_layers must be between 0 and 5, got {self.trainable_layers}")
+            raise ConfigError(
+                f"trainable_layers must be between 0 and 5, got {self.trainable_layers}"
+            )
         if not 0.0 <= self.rpn_bg_iou_thresh <= self.rpn_fg_iou_thresh <= 1.0:
             raise ConfigError("need 0 <= rpn_bg_iou_thresh <= rpn_fg_iou_thresh <= 1")
         if not self.classes:
@@ -152,38 +167,6 @@ class ModelConfig:
         if len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"class names must be unique, got {self.classes}")
         return self
-
-    # -- (de)serialisation --------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            from napari_detlab.core.atomic import atomic_write_bytes
-
-            atomic_write_bytes(path, (text + "\n").encode("utf-8"))
-        return text
-
-    @classmethod
-    def from_json(cls, path_or_text: str | Path) -> ModelConfig:
-        path = Path(path_or_text)
-        try:
-            text = path.read_text(encoding="utf-8") if path.suffix == ".json" or path.is_file() else str(path_or_text)
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read config ({error})") from error
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}: not valid JSON ({error})") from error
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated by the caller when it matters)."""

@@ -1,4 +1,4 @@
-"""Progress events of a training run: what the CLI prints, the dock draws and ``metrics.jsonl`` keeps.
+"""Training progress events: what the CLI prints, the dock draws and ``metrics.jsonl`` keeps.
 
 The engine calls one ``on_event(event)`` callback with these frozen dataclasses, from
 whatever thread it runs on. Consumers must not block in the callback: the dock only puts the

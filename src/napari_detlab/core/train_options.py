@@ -7,12 +7,9 @@ each run folder (``options.json``) and each checkpoint, so a run can be repeated
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-from napari_detlab.core.atomic import atomic_write_bytes
+from napari_detlab.core.json_dataclass import JsonDataclass
 from napari_detlab.core.schedule import OPTIMIZERS, SCHEDULES
 
 __all__ = ["TrainOptions", "TrainingInputError"]
@@ -25,7 +22,7 @@ class TrainingInputError(ValueError):
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(JsonDataclass):
     """How to train (the model itself is a :class:`~napari_detlab.core.config.ModelConfig`).
 
     Attributes
@@ -66,6 +63,9 @@ class TrainOptions:
     overwrite
         Allow starting a new run in a folder that holds one (otherwise refused).
     """
+
+    json_error = TrainingInputError  # not annotated: a class attribute, not a field
+    json_what = "training option"
 
     epochs: int = 20
     batch_size: int = 4
@@ -136,34 +136,3 @@ class TrainOptions:
             if not ok:
                 raise TrainingInputError(message)
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainingInputError(f"unknown training option(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            atomic_write_bytes(path, (text + "\n").encode("utf-8"))
-        return text
-
-    @classmethod
-    def from_json(cls, path_or_text: str | Path) -> TrainOptions:
-        path = Path(path_or_text)
-        if path.suffix == ".json" and not path.is_file():
-            raise FileNotFoundError(f"{path}: no such training options file")
-        text = path.read_text(encoding="utf-8") if path.is_file() else str(path_or_text)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise TrainingInputError(f"{path_or_text}: not valid JSON ({error})") from error
-        if not isinstance(data, dict):
-            raise TrainingInputError(f"{path_or_text}: training options must be a JSON object")
-        return cls.from_dict(data)
