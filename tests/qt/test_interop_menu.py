@@ -134,3 +134,11 @@ def test_menu_without_a_dataset_or_a_chosen_path_does_nothing(folder: Path, qtbo
     for action in button.menu().actions():
         action.trigger()
     assert stub.reloads == 0 and not (folder / "annotations").exists()
+
+
+def test_the_annotator_dock_carries_the_menu_for_every_format(make_napari_viewer) -> None:
+    annotator = AnnotatorWidget(make_napari_viewer())
+    texts = [action.text() for action in annotator.interop_button.menu().actions()]
+    for title in ("COCO", "VOC", "YOLO"):
+        assert any(t.startswith("Import") and title in t for t in texts), texts
+        assert any(t.startswith("Export") and title in t for t in texts), texts

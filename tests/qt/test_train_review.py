@@ -89,6 +89,12 @@ PRED_SCORES = np.array([0.9, 0.8, 0.6, 0.7, 0.3], np.float32)
 
 @pytest.fixture
 def review_setup(make_napari_viewer, tmp_path):
+    """A factory, so that the test (not pytest's fixture cache) holds the viewer's widgets:
+    napari's leak check runs while fixture values are still cached."""
+    return lambda: _review_setup(make_napari_viewer, tmp_path)
+
+
+def _review_setup(make_napari_viewer, tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -111,7 +117,7 @@ def review_setup(make_napari_viewer, tmp_path):
 
 
 def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictions(review_setup):
-    viewer, _annotator, review, _folder = review_setup
+    viewer, _annotator, review, _folder = review_setup()
     boxes_layer, labels_layer = viewer.layers[BOX_LAYER_NAME], viewer.layers[LABEL_LAYER_NAME]
 
     for score, nms, agnostic in [
@@ -154,7 +160,7 @@ def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictio
 
 
 def test_settings_survive_n_and_b_and_follow_the_image(review_setup):
-    viewer, annotator, review, _folder = review_setup
+    viewer, annotator, review, _folder = review_setup()
     review.score_slider.setValue(0.2)
     review.nms_slider.setValue(1.0)
     assert len(review.kept) == 5
@@ -171,7 +177,7 @@ def test_settings_survive_n_and_b_and_follow_the_image(review_setup):
 
 
 def test_dataset_precision_recall_and_map_at_the_current_thresholds(review_setup, qtbot):
-    _viewer, _annotator, review, _folder = review_setup
+    _viewer, _annotator, review, _folder = review_setup()
     review.score_slider.setValue(0.5)
     review.nms_slider.setValue(0.5)
     review.refresh_dataset_metrics()
@@ -184,7 +190,7 @@ def test_dataset_precision_recall_and_map_at_the_current_thresholds(review_setup
 
 
 def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(review_setup):
-    viewer, annotator, review, folder = review_setup
+    viewer, annotator, review, folder = review_setup()
     review.score_slider.setValue(0.2)
     review.nms_slider.setValue(0.5)
     assert review.kept.tolist() == [0, 3, 2, 4]
@@ -212,6 +218,11 @@ def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(revie
 # -- train and predict from the dock -----------------------------------------------------------
 @pytest.fixture
 def sample_viewer(make_napari_viewer, tmp_path):
+    """A factory (see ``review_setup``): the sample dataset, the Annotator and the dock."""
+    return lambda: _sample_viewer(make_napari_viewer, tmp_path)
+
+
+def _sample_viewer(make_napari_viewer, tmp_path):
     from napari_detlab.core.sample_data import write_sample_dataset
 
     folder = write_sample_dataset(tmp_path / "sample")
@@ -233,7 +244,7 @@ def sample_viewer(make_napari_viewer, tmp_path):
 def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
     sample_viewer, qtbot
 ):
-    viewer, annotator, dock, folder = sample_viewer
+    viewer, annotator, dock, folder = sample_viewer()
     assert dock.dataset == folder  # the Annotator's dataset by default
     dock.options_overrides = {"max_iterations": 3, "warmup_iters": 1}
 
@@ -292,7 +303,7 @@ def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
 def test_cancel_stops_within_an_iteration_and_keeps_the_last_checkpoint(sample_viewer, qtbot):
     from napari_detlab.core.checkpoint import load_checkpoint
 
-    _viewer, _annotator, dock, _folder = sample_viewer
+    _viewer, _annotator, dock, _folder = sample_viewer()
     dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
     assert dock.start_training()
     qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=120_000)
@@ -345,7 +356,8 @@ def test_a_failing_run_is_a_notification_naming_the_kept_run_folder(
         return RunFinished("failed", str(run_dir), None, None, None, "loss is nan at iteration 2")
 
     monkeypatch.setattr(engine, "train", failing_train)
-    _viewer, _annotator, dock, _folder = sample_viewer
+    _viewer, _annotator, dock, _folder = sample_viewer()
+    dock.use_subprocess = False  # the fake engine lives in this process
     assert dock.start_training()
     qtbot.waitUntil(lambda: not dock.is_training(), timeout=30_000)
     message = notifications[-1]

@@ -136,6 +136,7 @@ class AnchorViewerWidget(QWidget):
             (self.session.dataset_changed, self._on_dataset_changed),
             (self.session.image_changed, self._on_image_changed),
             (self.session.annotations_changed, self._on_annotations_changed),
+            (self.session.annotation_saved, self._on_annotations_changed),
             (self.session.config_changed, self._on_config_changed),
         )
         for signal, slot in self._session_slots:

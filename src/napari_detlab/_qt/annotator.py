@@ -49,6 +49,7 @@ from napari_detlab._qt.box_layers import (
     set_layer_boxes,
     style_class_layer,
 )
+from napari_detlab._qt.interop_menu import build_interop_menu
 from napari_detlab._qt.session import session_for
 from napari_detlab.core.history import AnnotationHistory
 from napari_detlab.core.images import ImageReadError
@@ -235,8 +236,14 @@ class AnnotatorWidget(QWidget):
         class_grid.addWidget(color_button, 2, 2)
         class_grid.addWidget(move_button, 3, 0, 1, 3)
 
+        # Import / export sits beside "Open folder": both decide what the dataset holds.
+        self.interop_button = build_interop_menu(self)
+        top_row = QHBoxLayout()
+        top_row.addWidget(self.open_button, 1)
+        top_row.addWidget(self.interop_button)
+
         layout = QVBoxLayout(self)
-        layout.addWidget(self.open_button)
+        layout.addLayout(top_row)
         layout.addWidget(self.folder_label)
         layout.addLayout(navigation)
         layout.addWidget(self.unannotated_button)
@@ -683,6 +690,7 @@ class AnnotatorWidget(QWidget):
         self._saved = annotation
         self._set_reviewed_checkbox(annotation.reviewed)
         self.status_label.setText("Saved")
+        self.session.annotation_saved.emit(path)
         return True
 
     def _on_reviewed_toggled(self, checked: bool) -> None:

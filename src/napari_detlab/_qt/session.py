@@ -42,6 +42,9 @@ class DetlabSession:
     checkpoint_changed = Signal(object)  # Path
     predictions_changed = Signal(object)  # Path of the predictions folder
     annotations_changed = Signal(object)  # Path of the image whose annotation was written
+    # The Annotator wrote this image's file itself (autosave): the other docks refresh what
+    # they show of it, while the Annotator, which already shows it, does not reload.
+    annotation_saved = Signal(object)
 
     def __init__(self) -> None:
         self.dataset: Path | None = None

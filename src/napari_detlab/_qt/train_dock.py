@@ -1,13 +1,16 @@
 """The train / predict dock: train a detector and predict images without leaving napari.
 
-Training and prediction run :func:`napari_detlab.core.engine.train` and
-:func:`napari_detlab.core.predict.predict_folder` on a background thread, so the viewer stays
-usable (the next images can be annotated meanwhile). The worker never touches Qt: the
-engine's events and the prediction progress go onto a queue, and a timer on the Qt thread
-drains it and draws (progress bar with ETA, loss and validation-mAP curves). Cancel sets a
-:class:`threading.Event` the engine checks every iteration, and the engine writes
-``last.pt`` before it returns. Failures (bad data, a non-finite loss, out of memory) arrive as
-napari notifications naming the run folder, which is kept.
+Training runs the ``detlab train`` CLI (:func:`napari_detlab.core.engine.train`) in a child
+process whose JSON events a background thread relays; prediction runs
+:func:`napari_detlab.core.predict.predict_folder` on a background thread. The viewer stays
+usable (the next images can be annotated meanwhile), and no worker touches Qt: events and
+progress go onto a queue that a timer on the Qt thread drains and draws (progress bar with
+ETA, loss and validation-mAP curves). Cancel sets a :class:`threading.Event`, relayed to the
+child as SIGINT, which the engine checks every iteration; it writes ``last.pt`` before it
+returns. A thread instead of a process cost the training loop most of its speed on a 2-core
+CPU (its many small Python steps wait for the GIL the GUI holds), see
+``benchmarks/bench_gui_training.py``. Failures (bad data, a non-finite loss, out of memory)
+arrive as napari notifications naming the run folder, which is kept.
 
 Predictions go to ``predictions/`` beside the images; the session's ``predictions_changed``
 tells the Review panel (docked here if it is not yet) to show them as layers.
@@ -15,9 +18,14 @@ tells the Review panel (docked here if it is not yet) to show them as layers.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -73,6 +81,77 @@ def format_duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds}s"
+
+
+# -- training in a child process ----------------------------------------------------------------
+_CLI = "import sys; from napari_detlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+def train_in_subprocess(
+    dataset: Path,
+    run_dir: Path,
+    config: ModelConfig,
+    options: Any,
+    *,
+    on_event: Callable[[object], None],
+    cancel: threading.Event,
+) -> RunFinished:
+    """Run ``detlab train --json-events`` in a child process and relay its events.
+
+    A child process has its own interpreter: the training loop's many small Python steps
+    never wait for the GUI thread's GIL, nor the GUI for them, and the throughput is the
+    CLI's by construction. ``cancel`` becomes a SIGINT, which the CLI turns into the engine's
+    clean stop (``last.pt`` written). The child's stderr is kept as ``run_dir/train.log``.
+
+    Raises
+    ------
+    ValueError
+        The CLI refused the inputs (exit code 2), with its one-line message.
+    RuntimeError
+        The child ended without a final event (a crash), with the end of its log.
+    """
+    from napari_detlab.core.events import event_from_dict
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path, options_path = run_dir / "config.json", run_dir / "options.json"
+    config.to_json(config_path)  # the engine rewrites both with the same content
+    options.to_json(options_path)
+    command = [
+        sys.executable, "-c", _CLI, "train", str(dataset), "--output", str(run_dir),
+        "--config", str(config_path), "--options", str(options_path), "--json-events",
+    ]  # fmt: skip
+    log_path = run_dir / "train.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True
+        )
+
+        def relay_cancel() -> None:
+            while child.poll() is None:
+                if cancel.wait(0.2):
+                    if child.poll() is None:
+                        child.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
+                    return
+
+        threading.Thread(target=relay_cancel, name="detlab-train-cancel", daemon=True).start()
+        finished: RunFinished | None = None
+        assert child.stdout is not None
+        for line in child.stdout:
+            try:
+                event = event_from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # not an event (a library printing to stdout)
+            on_event(event)
+            if isinstance(event, RunFinished):
+                finished = event
+        code = child.wait()
+    if finished is not None:
+        return finished
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if code == 2 and lines:
+        raise ValueError(lines[-1].split("error: ", 1)[-1])
+    tail = "; ".join(lines[-3:]) or f"exit code {code}"
+    raise RuntimeError(f"the training process ended unexpectedly ({tail})")
 
 
 # -- background jobs ----------------------------------------------------------------------------
@@ -234,7 +313,13 @@ class TrainDockWidget(QWidget):
         The :class:`~napari_detlab.core.events.RunFinished` of the last run.
     run_dir
         The folder of the current or last run.
+    use_subprocess
+        Train in a child process running the ``detlab train`` CLI (the default: the GUI and
+        the training loop never compete for the GIL); ``False`` runs the engine on a thread
+        of this process instead.
     """
+
+    use_subprocess = True
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
@@ -256,8 +341,8 @@ class TrainDockWidget(QWidget):
             (self.session.config_changed, self._on_config_changed),
             (self.session.checkpoint_changed, self._on_checkpoint_changed),
         ]
-        for signal, slot in self._connections:
-            signal.connect(slot)
+        for session_signal, slot in self._connections:
+            session_signal.connect(slot)
         if self.session.dataset is not None:
             self._on_dataset_changed(self.session.dataset)
         if self.session.config is not None:
@@ -473,8 +558,10 @@ class TrainDockWidget(QWidget):
         self.status_label.setText(f"Starting… ({run_dir})")
         self._run_started_at = time.monotonic()
 
+        runner = train_in_subprocess if self.use_subprocess else train
+
         def run(post: Callable[[object], None]) -> RunFinished:
-            return train(dataset, run_dir, config, options, on_event=post, cancel=cancel)
+            return runner(dataset, run_dir, config, options, on_event=post, cancel=cancel)
 
         self.train_job = _Job(
             self, run, self._on_training_event, self._on_training_done, self._on_training_error,
@@ -668,8 +755,8 @@ class TrainDockWidget(QWidget):
             self._cancel_training.set()
         if self._cancel_prediction is not None:
             self._cancel_prediction.set()
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
+        for session_signal, slot in self._connections:
+            session_signal.disconnect(slot)
         self._connections = []
 
     def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
