@@ -195,3 +195,21 @@ def test_uncaught_row_navigates_through_the_docked_annotator(make_napari_viewer,
     assert widget.image_path == folder / "img1.png"
     assert viewer.layers[GT_LAYER].selected_data == {1}
     widget.teardown()
+
+
+def test_a_box_drawn_in_the_annotator_is_coloured_once_autosaved(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+    folder = _dataset(tmp_path / "data")
+    viewer = make_napari_viewer()
+    annotator = AnnotatorWidget(viewer)
+    annotator.open_folder(folder)
+    widget = AnchorViewerWidget(viewer)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    before = viewer.layers[GT_LAYER].nshapes
+    viewer.layers.selection.active.add_rectangles(np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]]))
+    qtbot.waitUntil(lambda: viewer.layers[GT_LAYER].nshapes == before + 1, timeout=5000)
+    widget.teardown()
