@@ -105,19 +105,29 @@ def run_cli(dataset: Path, run_dir: Path, config, options, timeout_s: float) -> 
 
 
 def run_dock(dock, app, timeout_s: float) -> tuple[float, list[float]]:
-    """Start training from the dock and keep Qt running until it finishes."""
+    """Start training from the dock and run Qt's event loop (as napari does) until it ends."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
     probe = LatenessProbe()
     if not dock.start_training():
         raise RuntimeError("the dock refused to start")
     probe.start()
+    loop = QEventLoop()
     deadline = time.monotonic() + timeout_s
-    while dock.is_training():
-        app.processEvents()
-        time.sleep(0.002)  # what an idle event loop does between events
-        if time.monotonic() > deadline:
-            dock.cancel_training()
-            raise RuntimeError("dock training timed out")
+
+    def check() -> None:
+        if not dock.is_training() or time.monotonic() > deadline:
+            loop.quit()
+
+    watcher = QTimer()
+    watcher.timeout.connect(check)
+    watcher.start(100)
+    loop.exec()  # idle in Qt between events, like napari's own loop
+    watcher.stop()
     probe.stop()
+    if dock.is_training():
+        dock.cancel_training()
+        raise RuntimeError("dock training timed out")
     result = dock.last_result
     if result is None or result.status != "completed":
         raise RuntimeError(f"dock run ended: {result}")

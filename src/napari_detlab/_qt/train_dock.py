@@ -87,6 +87,15 @@ def format_duration(seconds: float) -> str:
 _CLI = "import sys; from napari_detlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
+def stop_child(child: subprocess.Popen) -> None:
+    """Ask a training process for the engine's clean stop (SIGINT: last.pt is written).
+
+    Windows has no SIGINT for a child process: there it is terminated outright.
+    """
+    if child.poll() is None:
+        child.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
+
+
 def train_in_subprocess(
     dataset: Path,
     run_dir: Path,
@@ -125,12 +134,12 @@ def train_in_subprocess(
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True
         )
+        on_event(child)  # the dock keeps it, to stop it itself if the viewer closes
 
         def relay_cancel() -> None:
             while child.poll() is None:
                 if cancel.wait(0.2):
-                    if child.poll() is None:
-                        child.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
+                    stop_child(child)
                     return
 
         threading.Thread(target=relay_cancel, name="detlab-train-cancel", daemon=True).start()
@@ -334,6 +343,7 @@ class TrainDockWidget(QWidget):
         self.predict_job: _Job | None = None
         self._cancel_training: threading.Event | None = None
         self._cancel_prediction: threading.Event | None = None
+        self._child: subprocess.Popen | None = None  # the training process, when one runs
         self._run_started_at = 0.0
         self._build_ui()
         self._connections = [
@@ -580,7 +590,9 @@ class TrainDockWidget(QWidget):
             self.status_label.setText("Cancelling after this iteration…")
 
     def _on_training_event(self, event: object) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, subprocess.Popen):
+            self._child = event
+        elif isinstance(event, RunStarted):
             self.progress.setMaximum(max(1, event.epochs * event.iterations_per_epoch))
             self.status_label.setText(
                 f"Training on {event.device}: {event.train_images} training and "
@@ -753,6 +765,8 @@ class TrainDockWidget(QWidget):
         """Stop background work and leave the session (the dock is closing)."""
         if self._cancel_training is not None:
             self._cancel_training.set()
+        if self._child is not None:
+            stop_child(self._child)  # now: the relay thread may not outlive the app
         if self._cancel_prediction is not None:
             self._cancel_prediction.set()
         for session_signal, slot in self._connections:
