@@ -317,6 +317,20 @@ def test_cancel_stops_within_an_iteration_and_keeps_the_last_checkpoint(sample_v
     assert dock.start_button.isEnabled()
 
 
+@pytest.mark.slow
+def test_closing_the_dock_stops_the_training_process_cleanly(sample_viewer, qtbot):
+    _viewer, _annotator, dock, _folder = sample_viewer()
+    dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
+    assert dock.start_training()
+    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=120_000)
+    child = dock._child
+    dock.teardown()  # what closing the dock (or napari) does
+    assert child.wait(timeout=60) == 130  # the CLI's exit code for a clean cancel
+    qtbot.waitUntil(lambda: not dock.is_training(), timeout=30_000)
+    assert dock.last_result.status == "cancelled"
+    assert Path(dock.last_result.last_checkpoint).is_file()
+
+
 def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qtbot, notifications):
     folder = tmp_path / "unannotated"
     folder.mkdir()

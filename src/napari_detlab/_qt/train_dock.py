@@ -104,6 +104,7 @@ def train_in_subprocess(
     *,
     on_event: Callable[[object], None],
     cancel: threading.Event,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> RunFinished:
     """Run ``detlab train --json-events`` in a child process and relay its events.
 
@@ -111,6 +112,7 @@ def train_in_subprocess(
     never wait for the GUI thread's GIL, nor the GUI for them, and the throughput is the
     CLI's by construction. ``cancel`` becomes a SIGINT, which the CLI turns into the engine's
     clean stop (``last.pt`` written). The child's stderr is kept as ``run_dir/train.log``.
+    ``on_start(process)`` lets the caller stop the child itself (e.g. when the app quits).
 
     Raises
     ------
@@ -134,7 +136,8 @@ def train_in_subprocess(
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True
         )
-        on_event(child)  # the dock keeps it, to stop it itself if the viewer closes
+        if on_start is not None:
+            on_start(child)
 
         def relay_cancel() -> None:
             while child.poll() is None:
@@ -568,10 +571,14 @@ class TrainDockWidget(QWidget):
         self.status_label.setText(f"Starting… ({run_dir})")
         self._run_started_at = time.monotonic()
 
-        runner = train_in_subprocess if self.use_subprocess else train
+        in_subprocess = self.use_subprocess
 
         def run(post: Callable[[object], None]) -> RunFinished:
-            return runner(dataset, run_dir, config, options, on_event=post, cancel=cancel)
+            if in_subprocess:
+                return train_in_subprocess(
+                    dataset, run_dir, config, options, on_event=post, cancel=cancel, on_start=post
+                )
+            return train(dataset, run_dir, config, options, on_event=post, cancel=cancel)
 
         self.train_job = _Job(
             self, run, self._on_training_event, self._on_training_done, self._on_training_error,
