@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
+from napari.utils.notifications import notification_manager
 
 
 def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (40, 60)) -> list[Path]:
@@ -41,3 +42,16 @@ def mixed_folder(tmp_path: Path) -> Path:
     iio.imwrite(folder / "d_rgba.png", rng.integers(0, 255, (36, 44, 4), dtype=np.uint8))
     tifffile.imwrite(folder / "e_16bit.tif", rng.integers(1000, 4000, (40, 40), dtype=np.uint16))
     return folder
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification shown during the test, as text."""
+    seen: list[str] = []
+
+    def record(notification) -> None:
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)

@@ -134,7 +134,7 @@ def test_dataset_figures_histogram_and_uncaught_table(viewer_and_widget, qtbot):
     assert IMAGE_LAYER in viewer.layers
     assert widget.image_path == folder / "img1.png"
     assert viewer.layers[GT_LAYER].selected_data == {1}
-    assert np.allclose(viewer.camera.center[-2:], [105, 11])
+    assert np.allclose(viewer.scene.camera.center[-2:], [105, 11])
 
 
 def test_use_these_anchors_updates_the_session_config(viewer_and_widget, qtbot):

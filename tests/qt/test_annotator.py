@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
 from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
@@ -29,19 +28,6 @@ def annotator(make_napari_viewer):
         return viewer, widget
 
     return make
-
-
-@pytest.fixture
-def notifications():
-    """Every napari notification shown during the test, as text."""
-    seen: list[str] = []
-
-    def record(notification) -> None:
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def press(viewer, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:

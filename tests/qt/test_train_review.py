@@ -9,7 +9,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QTimer
 
 from napari_detlab._qt.annotator import AnnotatorWidget
@@ -30,19 +29,6 @@ TINY_CONFIG = {
     "rpn_post_nms_top_n_test": 50,
     "box_batch_size_per_image": 32,
 }
-
-
-@pytest.fixture
-def notifications():
-    """Every napari notification shown during the test, as text."""
-    seen: list[str] = []
-
-    def record(notification) -> None:
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def press(viewer, key: Qt.Key) -> None:

@@ -577,8 +577,8 @@ class AnchorViewerWidget(QWidget):
         box = np.asarray(entry["box"], np.float64)
         if entry["box_index"] < layer.nshapes:
             layer.selected_data = {int(entry["box_index"])}
-        self.viewer.camera.center = ((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)
-        self.viewer.camera.zoom = float(
+        self.viewer.scene.camera.center = ((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)
+        self.viewer.scene.camera.zoom = float(
             np.clip(150.0 / max(box[2] - box[0], box[3] - box[1], 1.0), 0.05, 20)
         )
         self.show_anchors_at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)

@@ -326,16 +326,18 @@ class AnnotatorWidget(QWidget):
         (:meth:`_watch_window`), installed once the widget is docked: when it is shown or a
         folder is opened, whichever comes first.
         """
-        self._watched_window: QObject | None = None
+        # A weak reference: the dock must not keep a closed viewer's window alive.
+        self._watched_window: weakref.ref[QObject] | None = None
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.flush)
 
     def _watch_window(self) -> None:
         window = self.window()
-        if window is not self and window is not self._watched_window:
+        watched = self._watched_window() if self._watched_window is not None else None
+        if window is not self and window is not watched:
             window.installEventFilter(self)
-            self._watched_window = window
+            self._watched_window = weakref.ref(window)
 
     def showEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
         self._watch_window()
