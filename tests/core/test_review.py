@@ -186,7 +186,6 @@ def test_precision_recall_known_answers_and_dataset_sum():
 
 
 def test_dataset_map_is_computed_on_the_filtered_predictions():
-    pytest.importorskip("napari_detlab.core.metrics")
     gt = {"a": ImageAnnotation(boxes=[[0, 0, 20, 20]], labels=["c"], reviewed=True)}
     predictions = {
         "a": {
