@@ -87,6 +87,18 @@ def format_duration(seconds: float) -> str:
 _CLI = "import sys; from napari_detlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
+def _path_row(edit: QLineEdit, placeholder: str, browse: Callable[[], None]) -> QHBoxLayout:
+    """A path field with its "…" button that opens a file dialog."""
+    edit.setPlaceholderText(placeholder)
+    button = QPushButton("…")
+    button.setMaximumWidth(30)
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(edit)
+    row.addWidget(button)
+    return row
+
+
 def stop_child(child: subprocess.Popen) -> None:
     """Ask a training process for the engine's clean stop (SIGINT: last.pt is written).
 
@@ -368,13 +380,7 @@ class TrainDockWidget(QWidget):
         import torch
 
         self.dataset_edit = QLineEdit()
-        self.dataset_edit.setPlaceholderText("the Annotator's folder")
-        browse = QPushButton("…")
-        browse.setMaximumWidth(30)
-        browse.clicked.connect(self._browse_dataset)
-        dataset_row = QHBoxLayout()
-        dataset_row.addWidget(self.dataset_edit)
-        dataset_row.addWidget(browse)
+        dataset_row = _path_row(self.dataset_edit, "the Annotator's folder", self._browse_dataset)
 
         self.config_combo = QComboBox()
         self.config_combo.addItems(list(PRESETS))
@@ -434,13 +440,9 @@ class TrainDockWidget(QWidget):
         train_layout.addWidget(self.map_plot)
 
         self.checkpoint_edit = QLineEdit()
-        self.checkpoint_edit.setPlaceholderText("best.pt or last.pt of a run")
-        browse_checkpoint = QPushButton("…")
-        browse_checkpoint.setMaximumWidth(30)
-        browse_checkpoint.clicked.connect(self._browse_checkpoint)
-        checkpoint_row = QHBoxLayout()
-        checkpoint_row.addWidget(self.checkpoint_edit)
-        checkpoint_row.addWidget(browse_checkpoint)
+        checkpoint_row = _path_row(
+            self.checkpoint_edit, "best.pt or last.pt of a run", self._browse_checkpoint
+        )
         self.predict_image_button = QPushButton("Current image")
         self.predict_image_button.clicked.connect(self.predict_current_image)
         self.predict_dataset_button = QPushButton("Whole dataset")
