@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -128,6 +129,9 @@ class AnchorViewerWidget(QWidget):
         self._pushed: ModelConfig | None = None  # the config we gave the session last
 
         self._overlay_timer = self._timer(OVERLAY_DELAY_MS, self.refresh_overlay)
+        self._dock: QDockWidget | None = None
+        self._overlay_shown = True  # False while the dock's tab is hidden
+        QTimer.singleShot(0, self._follow_dock)  # napari docks the widget after __init__
         self._coverage_timer = self._timer(COVERAGE_DELAY_MS, self.compute_coverage)
         self._build_ui()
         self._load_config(self.session.config or self._default_config())
@@ -421,9 +425,31 @@ class AnchorViewerWidget(QWidget):
                 None, ndim=2, name=name, shape_type="rectangle", face_color="transparent",
                 edge_color="#00e5ff", edge_width=1 if name == ANCHORS_LAYER else 2,
             )  # fmt: skip
+        layer.visible = self._overlay_shown
         if previous is not None:
             self.viewer.layers.selection.active = previous
         return layer
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        """Show or hide the overlay layers (a tab that starts hidden never signals it)."""
+        self._overlay_shown = visible
+        for name in (CENTRES_LAYER, ANCHORS_LAYER, GT_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers[name].visible = visible
+
+    def _follow_dock(self) -> None:
+        """Show the overlay only while this dock's tab is shown.
+
+        The overlay belongs to this dock: behind the Annotator's tab, thousands of anchor
+        centres must not cover the image being annotated. Qt's ``visibilityChanged`` of the
+        enclosing dock widget says when its tab is selected or not.
+        """
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        if dock is not None and dock is not self._dock:
+            self._dock = dock
+            dock.visibilityChanged.connect(self.set_overlay_visible)
 
     def show_anchors_at(self, x: float, y: float) -> np.ndarray:
         """Show the chosen level's anchors at the grid position nearest ``(x, y)``."""

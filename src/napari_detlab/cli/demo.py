@@ -97,13 +97,25 @@ def build_demo(folder: Path) -> tuple[napari.Viewer, AnnotatorWidget]:
     """A viewer with the Annotator (and any other detlab docks) showing ``folder``."""
     load_torch_before_opengl()
     import napari
+    from qtpy.QtCore import QTimer
 
     viewer = napari.Viewer(title="napari-detlab demo")
-    _, annotator = viewer.window.add_plugin_dock_widget(PLUGIN_NAME, "Annotator")
-    for module, name in OPTIONAL_DOCKS:
-        if _module_available(module):
-            viewer.window.add_plugin_dock_widget(PLUGIN_NAME, name, tabify=True)
+    annotator_dock, annotator = viewer.window.add_plugin_dock_widget(PLUGIN_NAME, "Annotator")
+    others = [
+        viewer.window.add_plugin_dock_widget(PLUGIN_NAME, name, tabify=True)[1]
+        for module, name in OPTIONAL_DOCKS
+        if _module_available(module)
+    ]
     annotator.open_folder(folder)
+
+    def once_shown() -> None:
+        annotator_dock.raise_()  # the Annotator's tab in front: annotating comes first
+        for widget in others:  # the AnchorViewer's overlay waits until its tab is chosen
+            if hasattr(widget, "set_overlay_visible"):
+                widget.set_overlay_visible(False)
+        viewer.reset_view()  # fit the image to the canvas, now that it has its real size
+
+    QTimer.singleShot(300, once_shown)
     return viewer, annotator
 
 
