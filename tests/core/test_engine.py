@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import napari_detlab.core.engine as engine
+from napari_detlab.core import metrics as metrics_module
 from napari_detlab.core.builder import build_model
 from napari_detlab.core.checkpoint import load_checkpoint, model_from_checkpoint
 from napari_detlab.core.config import preset
@@ -326,7 +327,8 @@ def test_early_stopping_after_patience_evaluations(tiny_dataset, tmp_path, monke
         value = next(scores)
         return {"map": value, "map_50": value, "per_class": dict.fromkeys(classes, value)}
 
-    monkeypatch.setattr(engine, "coco_metrics", fake_metrics)
+    # The engine scores validation through metrics.evaluate_detector -> coco_metrics.
+    monkeypatch.setattr(metrics_module, "coco_metrics", fake_metrics)
     recorder = Recorder()
     finished = train(
         tiny_dataset, tmp_path / "run", small_config(64), quick_options(epochs=10, patience=2),

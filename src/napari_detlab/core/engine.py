@@ -57,7 +57,7 @@ from napari_detlab.core.events import (
     RunStarted,
     event_to_json,
 )
-from napari_detlab.core.metrics import coco_metrics
+from napari_detlab.core.metrics import evaluate_detector
 from napari_detlab.core.schedule import build_optimizer, build_scheduler
 from napari_detlab.core.store import AnnotationStore
 from napari_detlab.core.train_options import TrainingInputError, TrainOptions
@@ -606,37 +606,20 @@ class _Run:
         )
 
     # -- evaluation --------------------------------------------------------------------------
-    @torch.no_grad()
-    def _predict_eval_set(self) -> dict[str, dict[str, Any]]:
-        """Detections of the bare model on the evaluation images, in original pixels."""
-        model = self.model
-        model.eval()
-        loader = DataLoader(
-            self.eval_set, batch_size=self.options.batch_size, shuffle=False, collate_fn=collate,
-            num_workers=_num_workers(self.options.num_workers, 1),
-        )  # fmt: skip
-        predictions: dict[str, dict[str, Any]] = {}
-        for images, _, stems in loader:
-            if self.cancel.is_set():
-                break
-            outputs = model([image.to(self.device) for image in images])
-            for stem, output in zip(stems, outputs, strict=True):
-                predictions[stem] = {
-                    "boxes": output["boxes"].float().cpu().numpy(),
-                    "scores": output["scores"].float().cpu().numpy(),
-                    "labels": [self.config.classes[int(i) - 1] for i in output["labels"].tolist()],
-                }
-        model.train()
-        return predictions
-
     def _evaluate(self) -> dict[str, Any]:
-        """COCO metrics of the whole evaluation split, computed by rank 0 while others wait."""
+        """COCO metrics of the whole evaluation split, computed by rank 0 while others wait.
+
+        Uses :func:`~napari_detlab.core.metrics.evaluate_detector`, the path of ``detlab
+        predict``, so the validation mAP is what the user will see on those images.
+        """
         metrics: dict[str, Any] = {}
         if self.context.is_main:
-            predictions = self._predict_eval_set()
+            result = evaluate_detector(
+                self.model, self.config, self.eval_set, batch_size=self.options.batch_size,
+                device=self.device, cancel=self.cancel,
+            )  # fmt: skip
+            self.model.train()
             if not self.cancel.is_set():
-                truth = {stem: self.store.load(stem) for stem in self.eval_stems}
-                metrics = coco_metrics(predictions, truth, self.config.classes)
-                metrics["evaluated_on"] = "val" if self.val_stems else "train"
+                metrics = {**result, "evaluated_on": "val" if self.val_stems else "train"}
         self.context.barrier()
         return metrics
