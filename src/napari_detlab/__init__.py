@@ -10,7 +10,7 @@ import sys
 __version__ = "0.1.0"
 
 
-def _keep_triton_out_of_napari() -> None:
+def keep_triton_out_of_napari() -> None:
     """Stop Triton from loading into a napari process.
 
     Triton (pulled in by ``torchvision.ops`` through ``torch._dynamo`` on CUDA builds of torch)
@@ -23,4 +23,4 @@ def _keep_triton_out_of_napari() -> None:
         sys.modules.setdefault("triton", None)
 
 
-_keep_triton_out_of_napari()
+keep_triton_out_of_napari()  # napari imported first: the plugin is loading into a viewer

@@ -673,6 +673,8 @@ class AnchorViewerWidget(QWidget):
         """Stop listening to the viewer and the session (called when the dock closes)."""
         self._overlay_timer.stop()
         self._coverage_timer.stop()
+        for kind in self._generation:  # results of workers still running are now outdated
+            self._generation[kind] += 1
         hooks = (
             (self.viewer.mouse_drag_callbacks, self._on_click),
             (self.viewer.mouse_move_callbacks, self._on_hover),

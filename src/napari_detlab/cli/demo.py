@@ -83,21 +83,14 @@ def _module_available(module: str) -> bool:
     return True
 
 
-def load_torch_before_opengl() -> None:
-    """Import torchvision's ops (and with them Triton) before napari creates a GL context.
-
-    With Mesa's software OpenGL (llvmpipe, as under Xvfb or on a remote desktop), importing
-    Triton *after* the GL context exists crashes the process with a segmentation fault;
-    imported before, both coexist. The train and review docks need torchvision anyway.
-    """
-    import torchvision.ops  # noqa: F401
-
-
 def build_demo(folder: Path) -> tuple[napari.Viewer, AnnotatorWidget]:
     """A viewer with the Annotator (and any other detlab docks) showing ``folder``."""
-    load_torch_before_opengl()
     import napari
     from qtpy.QtCore import QTimer
+
+    from napari_detlab import keep_triton_out_of_napari
+
+    keep_triton_out_of_napari()  # before the viewer's OpenGL context exists (see there)
 
     viewer = napari.Viewer(title="napari-detlab demo")
     annotator_dock, annotator = viewer.window.add_plugin_dock_widget(PLUGIN_NAME, "Annotator")
