@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ def class_layer_name(class_name: str) -> str:
 
 
 def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
-    """A new, empty Shapes layer for ``spec``: its colour, a transparent face, rectangles."""
+    """A new, empty Shapes layer for ``spec``: its colour, a transparent face, rectangles.
+
+    Its meshes keep their compiled shaders when the boxes are replaced on every ``n``.
+    """
     layer = viewer.add_shapes(
         None,
         ndim=2,
@@ -50,6 +54,7 @@ def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
         edge_width=BOX_EDGE_WIDTH,
     )
     style_class_layer(layer, spec.color)
+    reuse_mesh_shaders(viewer, layer)
     return layer
 
 
