@@ -27,6 +27,7 @@ Prints one JSON object; goals: event-loop p95 lateness < 100 ms and dock/CLI >= 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -145,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 2)
     size = (160, 160) if args.quick else (256, 256)
 
-    with virtual_display():
+    # napari echoes notifications ("Training completed ...") on stdout, which must hold
+    # only the JSON.
+    with virtual_display(), contextlib.redirect_stdout(sys.stderr):
         import napari
         import torch
         from napari.qt import get_qapp
