@@ -266,8 +266,11 @@ def test_resume_refuses_a_checkpoint_of_other_classes(tiny_dataset, tmp_path):
     assert not (tmp_path / "run2").exists()
 
 
-def nan_after(calls: int):
-    """A ``build_model`` whose training loss turns NaN from the ``calls``-th step on."""
+def failing_after(calls: int, fail):
+    """A ``build_model`` whose training steps from the ``calls``-th on go through ``fail``.
+
+    ``fail`` takes the loss dict and returns a poisoned one, or raises.
+    """
     count = {"n": 0}
 
     def build(config, **kwargs):
@@ -279,7 +282,7 @@ def nan_after(calls: int):
             if model.training:
                 count["n"] += 1
                 if count["n"] >= calls:
-                    out["loss_objectness"] = out["loss_objectness"] * float("nan")
+                    return fail(out)
             return out
 
         model.forward = poisoned
@@ -288,11 +291,21 @@ def nan_after(calls: int):
     return build
 
 
+def nan_objectness(losses: dict) -> dict:
+    return {**losses, "loss_objectness": losses["loss_objectness"] * float("nan")}
+
+
+def out_of_memory(_losses: dict) -> dict:
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     tiny_dataset, tmp_path, monkeypatch
 ):
     run_dir = tmp_path / "run"
-    monkeypatch.setattr(engine, "build_model", nan_after(3))  # epoch 1 = steps 1-2
+    monkeypatch.setattr(
+        engine, "build_model", failing_after(3, nan_objectness)
+    )  # epoch 1 = steps 1-2
     recorder = Recorder()
     finished = train(
         tiny_dataset, run_dir, small_config(64), quick_options(epochs=3), on_event=recorder
@@ -309,6 +322,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
         torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point()
     )
     assert read_jsonl(run_dir / "metrics.jsonl")[-1]["status"] == "failed"
+
+
+def test_out_of_memory_stops_with_advice_and_keeps_the_last_checkpoint(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(engine, "build_model", failing_after(3, out_of_memory))
+    finished = train(tiny_dataset, run_dir, small_config(64), quick_options(epochs=3))
+    assert finished.status == "failed"
+    assert "out of memory at batch size 2" in finished.message
+    assert "lower the batch size" in finished.message
+    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 1
+    assert read_jsonl(run_dir / "metrics.jsonl")[-1]["message"] == finished.message
 
 
 def test_huge_learning_rate_fails_with_a_message_not_a_crash(tiny_dataset, tmp_path):

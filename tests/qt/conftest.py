@@ -55,3 +55,29 @@ def notifications():
     notification_manager.notification_ready.connect(record)
     yield seen
     notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def send_mouse():
+    """``send_mouse(viewer, kind, dx, dy, buttons=None)``: a real Qt mouse event on the canvas.
+
+    ``(dx, dy)`` are screen pixels from the canvas centre, ``kind`` a ``QEvent.Type`` (press,
+    move, release) and ``buttons`` the buttons held (none by default). Presses and releases
+    use the left button, as a user drawing would.
+    """
+    return _send_mouse
+
+
+def _send_mouse(viewer, kind, dx: float, dy: float, buttons=None) -> None:
+    from qtpy.QtCore import QEvent, QPointF, Qt
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    held = Qt.MouseButton.NoButton if buttons is None else buttons
+    at = QPointF(canvas.width() / 2 + dx, canvas.height() / 2 + dy)
+    button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton
+    event = QMouseEvent(
+        kind, at, canvas.mapToGlobal(at), button, held, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(canvas, event)

@@ -13,6 +13,7 @@ from napari_detlab._qt.anchor_viewer import (
     ANCHORS_LAYER,
     CENTRES_LAYER,
     GT_LAYER,
+    HOVER_INTERVAL_S,
     IMAGE_LAYER,
     AnchorViewerWidget,
     format_levels,
@@ -213,3 +214,33 @@ def test_a_box_drawn_in_the_annotator_is_coloured_once_autosaved(
     viewer.layers.selection.active.add_rectangles(np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]]))
     qtbot.waitUntil(lambda: viewer.layers[GT_LAYER].nshapes == before + 1, timeout=5000)
     widget.teardown()
+
+
+def test_follow_mouse_moves_the_anchors_with_the_cursor(viewer_and_widget, qtbot, send_mouse):
+    from qtpy.QtCore import QEvent
+
+    viewer, widget, _ = viewer_and_widget
+    widget.level_spin.setValue(2)
+    layer = viewer.layers[ANCHORS_LAYER]
+
+    def hover(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+        """Move the mouse: the anchors shown (xyxy) and the layout's anchors at the cursor."""
+        qtbot.wait(int(HOVER_INTERVAL_S * 1000) + 20)  # hover redraws are rate-limited
+        send_mouse(viewer, QEvent.Type.MouseMove, dx, dy)
+        shown = napari_to_xyxy(np.stack(layer.data)) if layer.nshapes else np.zeros((0, 4))
+        row, col = viewer.cursor.position[-2:]
+        return shown, widget.layout_.anchors_at(col, row, 2)
+
+    shown, _ = hover(-30, -25)
+    assert len(shown) == 0  # not following yet
+    widget.follow_check.setChecked(True)
+    seen = []
+    for dx, dy in ((-30, -25), (30, 20)):
+        shown, expected = hover(dx, dy)
+        assert len(shown) == 3  # the three ratios at the grid position under the cursor
+        np.testing.assert_allclose(shown, expected)
+        seen.append(shown)
+    assert not np.allclose(*seen)  # they moved with the mouse
+    widget.follow_check.setChecked(False)
+    shown, _ = hover(0, 0)
+    np.testing.assert_allclose(shown, seen[-1])  # unchecked: the anchors stay put

@@ -357,33 +357,23 @@ def test_closing_the_window_saves_a_pending_edit(make_napari_viewer, image_folde
     assert saved(image_folder, "img1")["labels"] == ["object"]
 
 
-def test_a_box_drawn_with_the_mouse_is_saved_after_release(annotator, image_folder, qtbot):
-    from qtpy.QtCore import QEvent, QPointF
-    from qtpy.QtGui import QMouseEvent
-    from qtpy.QtWidgets import QApplication
+def test_a_box_drawn_with_the_mouse_is_saved_after_release(
+    annotator, image_folder, qtbot, send_mouse
+):
+    from qtpy.QtCore import QEvent
 
     from napari_detlab.core.boxes import napari_to_xyxy
 
     viewer, _ = annotator(image_folder)
-    canvas = viewer.window._qt_viewer.canvas.native
     left = Qt.MouseButton.LeftButton
-
-    def mouse(kind: QEvent.Type, dx: float, dy: float, buttons: Qt.MouseButton) -> None:
-        # around the canvas centre, where the image is; the drag keeps the button down
-        at = QPointF(canvas.width() / 2 + dx, canvas.height() / 2 + dy)
-        button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else left
-        event = QMouseEvent(
-            kind, at, canvas.mapToGlobal(at), button, buttons, Qt.KeyboardModifier.NoModifier
-        )
-        QApplication.sendEvent(canvas, event)
-
-    mouse(QEvent.Type.MouseButtonPress, -40, -30, left)
+    # around the canvas centre, where the image is; the drag keeps the button down
+    send_mouse(viewer, QEvent.Type.MouseButtonPress, -40, -30, left)
     for step in (0.25, 0.5, 0.75, 1.0):
-        mouse(QEvent.Type.MouseMove, -40 + 90 * step, -30 + 70 * step, left)
+        send_mouse(viewer, QEvent.Type.MouseMove, -40 + 90 * step, -30 + 70 * step, left)
     qtbot.wait(AUTOSAVE_DELAY_MS + 200)  # button still down: nothing half-drawn is written
     path = image_folder / "annotations" / "img1.pt"
     assert not path.exists()
-    mouse(QEvent.Type.MouseButtonRelease, 50, 40, Qt.MouseButton.NoButton)
+    send_mouse(viewer, QEvent.Type.MouseButtonRelease, 50, 40)
     qtbot.waitUntil(path.is_file, timeout=1000)
 
     layer = viewer.layers["boxes: object"]
