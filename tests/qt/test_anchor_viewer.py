@@ -21,6 +21,7 @@ from napari_detlab._qt.anchor_viewer import (
 )
 from napari_detlab._qt.iou_histogram import ZONE_COLORS
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab.core.anchor_coverage import ImageBoxes, coverage
 from napari_detlab.core.boxes import napari_to_xyxy
 from napari_detlab.core.config import ConfigError, preset
@@ -86,6 +87,7 @@ def test_layers_have_the_layout_counts(viewer_and_widget, qtbot):
     anchors = napari_to_xyxy(np.stack(viewer.layers[ANCHORS_LAYER].data))
     assert len(anchors) == 3  # three ratios
     assert any(np.allclose(a, EXACT) for a in anchors)
+    assert all(reuses_mesh_shaders(viewer, viewer.layers[n]) for n in (ANCHORS_LAYER, GT_LAYER))
 
 
 def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, qtbot):

@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt, QTimer
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.review import BOX_LAYER_NAME, LABEL_LAYER_NAME, ReviewWidget
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab._qt.train_dock import TrainDockWidget
 from napari_detlab.core.predict import Prediction, load_prediction, write_prediction
 from napari_detlab.core.review import filter_predictions
@@ -105,6 +106,7 @@ def _review_setup(make_napari_viewer, tmp_path):
 def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictions(review_setup):
     viewer, _annotator, review, _folder = review_setup()
     boxes_layer, labels_layer = viewer.layers[BOX_LAYER_NAME], viewer.layers[LABEL_LAYER_NAME]
+    assert reuses_mesh_shaders(viewer, boxes_layer)  # no shader recompile per slider step
 
     for score, nms, agnostic in [
         (0.5, 0.5, False),

@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
 
 from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
 from napari_detlab.core.anchor_suggest import AnchorSuggestion, anchor_report, suggest_anchors
 from napari_detlab.core.anchors import AnchorLayout
@@ -425,6 +426,7 @@ class AnchorViewerWidget(QWidget):
                 None, ndim=2, name=name, shape_type="rectangle", face_color="transparent",
                 edge_color="#00e5ff", edge_width=1 if name == ANCHORS_LAYER else 2,
             )  # fmt: skip
+            reuse_mesh_shaders(self.viewer, layer)  # the anchors are redrawn on every hover
         layer.visible = self._overlay_shown
         if previous is not None:
             self.viewer.layers.selection.active = previous

@@ -47,6 +47,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.predict import Prediction, PredictionError, load_prediction
 from napari_detlab.core.review import (
@@ -531,6 +532,7 @@ class ReviewWidget(QWidget):
             with contextlib.suppress(AttributeError), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 self._box_layer._max_vectors_thumbnail = 32
+            reuse_mesh_shaders(self.viewer, self._box_layer)  # no recompile per slider step
         if self._label_layer is None or self._label_layer not in layers:
             self._label_layer = self.viewer.add_points(
                 np.zeros((0, 2)),

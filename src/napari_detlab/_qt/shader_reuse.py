@@ -1,13 +1,14 @@
-"""Keep vispy from recompiling a class layer's shaders each time its boxes are replaced.
+"""Keep vispy from recompiling a layer's shaders each time its data is replaced.
 
-Every ``n`` replaces the boxes of each class layer. vispy's ``MeshVisual`` then builds a
+Every ``n`` replaces the boxes of each class layer, every Review slider step the outlines,
+every hover of the AnchorViewer the anchors. vispy's ``MeshVisual`` then builds a
 *new* colour-transform shader function on its next draw, although its code is the same as
 before, and a new function object means a new program: vispy regenerates the GLSL in Python
 and the driver compiles and links it again. Under Mesa's software OpenGL that was about
 25 ms of every ``n`` at 4 MP (two class layers, two meshes each), a quarter of the
 navigation budget.
 
-:func:`reuse_mesh_shaders` gives the meshes of *our* class layers a colour transform that
+:func:`reuse_mesh_shaders` gives the meshes of *our* layers a colour transform that
 is built once per distinct input (per-vertex colours, or a colormap with given limits) and
 then handed back as the same object, which vispy recognises as unchanged. Other layers and
 other plugins are not touched. Reaching the visual goes through napari's canvas, which has
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from vispy.visuals import MeshVisual
     from vispy.visuals.shaders import Function
 
-__all__ = ["reuse_mesh_shaders"]
+__all__ = ["reuse_mesh_shaders", "reuses_mesh_shaders"]
 
 
 def _meshes_of(viewer: napari.Viewer, layer: Layer) -> list[MeshVisual]:
@@ -69,6 +70,7 @@ def _built_once(mesh: MeshVisual) -> Callable[[np.ndarray], Function]:
             built[key] = build(owner, colors)
         return built[key]
 
+    build_color_transform.reuses_shaders = True
     return build_color_transform
 
 
@@ -82,3 +84,11 @@ def reuse_mesh_shaders(viewer: napari.Viewer, layer: Layer) -> int:
     for mesh in meshes:
         mesh._build_color_transform = _built_once(mesh)
     return len(meshes)
+
+
+def reuses_mesh_shaders(viewer: napari.Viewer, layer: Layer) -> bool:
+    """Whether every mesh drawing ``layer`` went through :func:`reuse_mesh_shaders`."""
+    meshes = _meshes_of(viewer, layer)
+    return bool(meshes) and all(
+        getattr(mesh._build_color_transform, "reuses_shaders", False) for mesh in meshes
+    )
