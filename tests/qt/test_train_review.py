@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -60,6 +61,7 @@ def edge_colors(layer) -> np.ndarray:
 # -- review, on hand-made predictions with a known answer -------------------------------------
 GT_BOXES = np.array([[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]], np.float32)
 GT_LABELS = ["cell", "cell", "crystal"]
+GT_CLASSES = ("cell", "crystal")
 PRED_BOXES = np.array(
     [
         [10, 10, 40, 40],  # 0: cell on gt 0 (TP)
@@ -77,11 +79,15 @@ PRED_SCORES = np.array([0.9, 0.8, 0.6, 0.7, 0.3], np.float32)
 @pytest.fixture
 def review_setup(make_napari_viewer, tmp_path):
     """A factory, so that the test (not pytest's fixture cache) holds the viewer's widgets:
-    napari's leak check runs while fixture values are still cached."""
-    return lambda: _review_setup(make_napari_viewer, tmp_path)
+    napari's leak check runs while fixture values are still cached.
+
+    ``review_setup(via_plugin=True)`` opens the docks as napari's Plugins menu does, handing
+    them the viewer proxy that napari gives plugins.
+    """
+    return lambda via_plugin=False: _review_setup(make_napari_viewer, tmp_path, via_plugin)
 
 
-def _review_setup(make_napari_viewer, tmp_path):
+def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False):
     folder = tmp_path / "data"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -94,10 +100,14 @@ def _review_setup(make_napari_viewer, tmp_path):
         folder / "predictions", "a", Prediction(PRED_BOXES, PRED_LABELS, PRED_SCORES, (100, 100))
     )
     viewer = make_napari_viewer()
-    annotator = AnnotatorWidget(viewer)
-    viewer.window.add_dock_widget(annotator, name="Annotator")
-    review = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(review, name="Review predictions")
+    if via_plugin:
+        annotator = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
+        review = viewer.window.add_plugin_dock_widget("napari-detlab", "Review predictions")[1]
+    else:
+        annotator = AnnotatorWidget(viewer)
+        viewer.window.add_dock_widget(annotator, name="Annotator")
+        review = ReviewWidget(viewer)
+        viewer.window.add_dock_widget(review, name="Review predictions")
     annotator.open_folder(folder)
     annotator.go_to(0)
     return viewer, annotator, review, folder
@@ -145,6 +155,26 @@ def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictio
     review.class_agnostic_check.setChecked(True)  # the cell on the crystal now wins
     assert review.kept.tolist() == [0, 3]
     assert review.match.missed_gt.tolist() == [1, 2]
+
+
+def test_docks_opened_by_napari_keep_their_fast_paths_and_print_no_warning(review_setup):
+    """napari hands plugins a viewer proxy that warns on private access (and may refuse it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        viewer, annotator, review, _folder = review_setup(via_plugin=True)
+        review.score_slider.setValue(0.5)
+        annotator.next_image()
+        annotator.previous_image()
+    assert [str(w.message) for w in caught if "Private attribute" in str(w.message)] == []
+    outlines = viewer.layers[BOX_LAYER_NAME]
+    assert len(review.kept) > 0
+    np.testing.assert_allclose(
+        drawn_boxes(outlines)[: len(review.kept)], PRED_BOXES[review.kept]
+    )  # the kept predictions, then the ground truth they miss
+    # the fast paths of napari_private are still taken through the proxy
+    assert reuses_mesh_shaders(viewer, outlines)
+    assert all(reuses_mesh_shaders(viewer, viewer.layers[f"boxes: {c}"]) for c in GT_CLASSES)
+    assert outlines._max_vectors_thumbnail == 32
 
 
 def test_settings_survive_n_and_b_and_follow_the_image(review_setup):

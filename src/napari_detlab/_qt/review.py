@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from napari_detlab._qt.napari_private import private_attribute, set_private_attribute
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.boxes import xyxy_to_napari
@@ -497,7 +497,7 @@ class ReviewWidget(QWidget):
         done once per image instead of three times per slider step.
         """
         outlines, handles = self._layers()
-        recompute_dims = getattr(self.viewer, "_on_layers_change", None)
+        recompute_dims = private_attribute(self.viewer, "_on_layers_change")
         with contextlib.ExitStack() as stack:
             if recompute_dims is not None:
                 for layer in (outlines, handles):
@@ -529,9 +529,7 @@ class ReviewWidget(QWidget):
             # The thumbnail is drawn vector by vector in Python: with 4,000 segments that is
             # half of a slider step (bench_review: p95 94 ms with a sample, 175 ms without).
             # napari has no public setting for it; if the private one goes, only speed is lost.
-            with contextlib.suppress(AttributeError), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                self._box_layer._max_vectors_thumbnail = 32
+            set_private_attribute(self._box_layer, "_max_vectors_thumbnail", 32)
             reuse_mesh_shaders(self.viewer, self._box_layer)  # no recompile per slider step
         if self._label_layer is None or self._label_layer not in layers:
             self._label_layer = self.viewer.add_points(

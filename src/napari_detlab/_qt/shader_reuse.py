@@ -12,8 +12,8 @@ navigation budget.
 is built once per distinct input (per-vertex colours, or a colormap with given limits) and
 then handed back as the same object, which vispy recognises as unchanged. Other layers and
 other plugins are not touched. Reaching the visual goes through napari's canvas, which has
-no public accessor; when that path is missing (another napari), nothing is changed and
-navigation is merely slower.
+no public accessor (see :mod:`~napari_detlab._qt.napari_private`); when that path is
+missing, nothing is changed and navigation is merely slower.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from napari_detlab._qt.napari_private import private_attribute
 
 if TYPE_CHECKING:
     import napari
@@ -37,7 +39,7 @@ def _meshes_of(viewer: napari.Viewer, layer: Layer) -> list[MeshVisual]:
     """The vispy meshes drawing ``layer``; empty when napari's canvas cannot be reached."""
     from vispy.visuals import MeshVisual
 
-    qt_viewer = getattr(getattr(viewer, "window", None), "_qt_viewer", None)
+    qt_viewer = private_attribute(getattr(viewer, "window", None), "_qt_viewer")
     visuals = getattr(qt_viewer, "layer_to_visual", None)
     vispy_layer = visuals.get(layer) if isinstance(visuals, dict) else None
     node = getattr(vispy_layer, "node", None)
