@@ -22,7 +22,7 @@ from napari_detlab._qt.anchor_viewer import (
 from napari_detlab._qt.iou_histogram import ZONE_COLORS
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
-from napari_detlab.core.anchor_coverage import ImageBoxes, coverage
+from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
 from napari_detlab.core.boxes import napari_to_xyxy
 from napari_detlab.core.config import ConfigError, preset
 from napari_detlab.core.store import AnnotationStore, ImageAnnotation
@@ -90,6 +90,13 @@ def test_layers_have_the_layout_counts(viewer_and_widget, qtbot):
     assert all(reuses_mesh_shaders(viewer, viewer.layers[n]) for n in (ANCHORS_LAYER, GT_LAYER))
 
 
+def square_anchor_is(layer, side: float) -> bool:
+    """Whether the anchors shown include the square of ``side`` px centred at (128, 128)."""
+    half = side / 2
+    boxes = napari_to_xyxy(np.stack(layer.data)) if layer.nshapes else np.zeros((0, 4))
+    return any(np.allclose(b, [128 - half, 128 - half, 128 + half, 128 + half]) for b in boxes)
+
+
 def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
     gt = viewer.layers[GT_LAYER]
@@ -98,12 +105,7 @@ def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, q
     widget.show_anchors_at(128, 128)
     widget.sizes_edit.setText("16; 32; 80; 128; 256")
     shapes = viewer.layers[ANCHORS_LAYER]
-
-    def square_is_80() -> bool:
-        boxes = napari_to_xyxy(np.stack(shapes.data))
-        return any(np.allclose(b, [88, 88, 168, 168]) for b in boxes)
-
-    qtbot.waitUntil(square_is_80, timeout=5000)
+    qtbot.waitUntil(lambda: square_anchor_is(shapes, 80), timeout=5000)
     # 64 px box against an 80 px anchor: IoU 0.64, orange; colours follow the core's figures
     qtbot.waitUntil(lambda: _edge_hex(gt)[0] == ZONE_COLORS["mid"], timeout=5000)
     expected = coverage(
@@ -111,6 +113,25 @@ def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, q
     )
     assert np.array_equal(gt.features["best_iou"].to_numpy(), expected.best_iou)
     assert expected.best_iou[0] == pytest.approx(0.64)
+
+
+def test_behind_another_tab_nothing_is_redrawn_until_the_tab_is_shown(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    widget.level_spin.setValue(2)
+    widget.show_anchors_at(128, 128)
+    shapes = viewer.layers[ANCHORS_LAYER]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+    report = widget.report
+    widget.set_overlay_visible(False)  # what the dock does when another tab is chosen
+    widget.sizes_edit.setText("16; 32; 80; 128; 256")
+    qtbot.wait(600)  # past both debounces
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+    assert square_anchor_is(shapes, 64) and not shapes.visible
+    assert widget.report is report  # no coverage measured for nobody
+    widget.set_overlay_visible(True)
+    assert square_anchor_is(shapes, 80) and shapes.visible
+    qtbot.waitUntil(lambda: widget.report is not report and not widget.busy, timeout=30000)
+    assert widget.report["recall_07"] != report["recall_07"]
 
 
 def test_bad_sizes_show_an_error_and_keep_the_last_overlay(viewer_and_widget, qtbot):
@@ -215,6 +236,40 @@ def test_a_box_drawn_in_the_annotator_is_coloured_once_autosaved(
     before = viewer.layers[GT_LAYER].nshapes
     viewer.layers.selection.active.add_rectangles(np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]]))
     qtbot.waitUntil(lambda: viewer.layers[GT_LAYER].nshapes == before + 1, timeout=5000)
+    widget.teardown()
+
+
+def test_an_autosave_rereads_that_image_only(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+    folder = _dataset(tmp_path / "data", images=3)
+    AnnotationStore(folder).path_for("img2.png").unlink()  # img2 not annotated yet
+    viewer = make_napari_viewer()
+    annotator = AnnotatorWidget(viewer)
+    annotator.open_folder(folder)
+    widget = AnchorViewerWidget(viewer)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    assert widget.report["boxes"] == 4
+    reloads = []
+    monkeypatch.setattr(widget, "_load_items", lambda dataset: reloads.append(dataset) or [])
+
+    def draw_and_wait(boxes: int) -> None:
+        viewer.layers.selection.active.add_rectangles(
+            np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]])
+        )
+        qtbot.waitUntil(lambda: widget.report["boxes"] == boxes and not widget.busy, timeout=9000)
+
+    draw_and_wait(5)  # on img0, shown: autosaved after a pause
+    annotator.go_to(2)
+    draw_and_wait(6)  # img2 joins the dataset's figures
+    annotator.go_to(0)
+    viewer.layers["boxes: cell"].data = []  # img0 loses its cell boxes (the 1st and new one)
+    qtbot.waitUntil(lambda: widget.report["boxes"] == 4 and not widget.busy, timeout=9000)
+    assert reloads == []  # never the whole dataset again
+    expected = coverage(widget.config, dataset_boxes(AnnotationStore(folder)))
+    assert widget.report["boxes"] == len(expected.best_iou)
+    np.testing.assert_array_equal(np.sort(widget.dataset_best_iou), np.sort(expected.best_iou))
     widget.teardown()
 
 

@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
+from napari_detlab._qt.latest_jobs import LatestJobs
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
@@ -123,8 +124,7 @@ class AnchorViewerWidget(QWidget):
         self.suggestion: AnchorSuggestion | None = None
         self._base_config: ModelConfig  # what the fields were loaded from (set just below)
         self._before_suggestion: ModelConfig | None = None
-        self._generation: dict[str, int] = {}  # per kind of job: a newer job outdates older ones
-        self._workers: list[object] = []
+        self._jobs = LatestJobs(on_error=self._job_failed)
         self._last_hover = 0.0
         self._point: tuple[float, float] | None = None
         self._pushed: ModelConfig | None = None  # the config we gave the session last
@@ -132,6 +132,7 @@ class AnchorViewerWidget(QWidget):
         self._overlay_timer = self._timer(OVERLAY_DELAY_MS, self.refresh_overlay)
         self._dock: QDockWidget | None = None
         self._overlay_shown = True  # False while the dock's tab is hidden
+        self._stale: set[str] = set()  # work put off while hidden: "overlay", "coverage"
         QTimer.singleShot(0, self._follow_dock)  # napari docks the widget after __init__
         self._coverage_timer = self._timer(COVERAGE_DELAY_MS, self.compute_coverage)
         self._build_ui()
@@ -141,7 +142,7 @@ class AnchorViewerWidget(QWidget):
             (self.session.dataset_changed, self._on_dataset_changed),
             (self.session.image_changed, self._on_image_changed),
             (self.session.annotations_changed, self._on_annotations_changed),
-            (self.session.annotation_saved, self._on_annotations_changed),
+            (self.session.annotation_saved, self._on_annotation_saved),
             (self.session.config_changed, self._on_config_changed),
         )
         for signal, slot in self._session_slots:
@@ -319,7 +320,7 @@ class AnchorViewerWidget(QWidget):
         self.report = None
         if dataset is None:
             return
-        self._start_worker("items", self._load_items, Path(dataset), on_done=self._items_loaded)
+        self._jobs.start("items", self._load_items, Path(dataset), on_done=self._items_loaded)
 
     @staticmethod
     def _load_items(dataset: Path) -> list[ImageBoxes]:
@@ -346,6 +347,54 @@ class AnchorViewerWidget(QWidget):
             self._set_image(self.image_path)
         if self.session.dataset is not None:
             self._on_dataset_changed(self.session.dataset)
+
+    def _on_annotation_saved(self, path: object) -> None:
+        """The Annotator saved one image: re-read that file alone.
+
+        Autosave fires every few seconds while someone annotates; re-reading the whole
+        dataset each time (a thousand files) made ``n`` twice as slow with this dock open,
+        even behind the Annotator's tab.
+        """
+        if path is None or self.session.dataset is None:
+            self.refresh_dataset()
+            return
+        path = Path(path)
+        if self.image_path is not None and path.stem == self.image_path.stem:
+            self._set_image(self.image_path)
+        if self.items is None:  # a load is under way and may have read the old file
+            self._on_dataset_changed(self.session.dataset)
+            return
+        item = self.image_boxes if path.stem == self.image_boxes_stem else None
+        if item is None:
+            item = self._read_item(path)
+        kept = [old for old in self.items if Path(old.image).stem != path.stem]
+        # An image new to the dataset goes last: only the uncaught table's order differs
+        # from a fresh load.
+        position = next(
+            (i for i, old in enumerate(self.items) if Path(old.image).stem == path.stem), len(kept)
+        )
+        if item is not None and len(item.boxes):
+            kept.insert(position, item)
+        self.items = kept
+        self._coverage_timer.start()
+
+    @property
+    def image_boxes_stem(self) -> str | None:
+        """The stem of the image whose boxes :attr:`image_boxes` holds, if one is shown."""
+        return Path(self.image_boxes.image).stem if self.image_boxes.image else None
+
+    def _read_item(self, path: Path) -> ImageBoxes | None:
+        """``path``'s saved boxes as coverage needs them; None when unreadable."""
+        try:
+            annotation = AnnotationStore(self.session.dataset).load(path)
+            if annotation is None:
+                return None
+            return ImageBoxes(
+                path, annotation.image_size or image_size(path), annotation.boxes,
+                annotation.labels,
+            )  # fmt: skip
+        except (OSError, ValueError):
+            return None
 
     def _set_image(self, path: Path) -> None:
         """Make ``path`` the image the overlay describes (its size and its saved boxes)."""
@@ -379,8 +428,14 @@ class AnchorViewerWidget(QWidget):
 
     # -- overlay ------------------------------------------------------------------------
     def refresh_overlay(self) -> None:
-        """Redraw centres, anchors at the chosen point and GT colours for the current config."""
+        """Redraw centres, anchors at the chosen point and GT colours for the current config.
+
+        Behind another dock's tab the overlay is hidden: the redraw waits until it is shown.
+        """
         if self.config is None:
+            return
+        if not self._overlay_shown:
+            self._stale.add("overlay")
             return
         size = self.image_size or self._canvas_image_size()
         if size is None:
@@ -433,11 +488,20 @@ class AnchorViewerWidget(QWidget):
         return layer
 
     def set_overlay_visible(self, visible: bool) -> None:
-        """Show or hide the overlay layers (a tab that starts hidden never signals it)."""
+        """Show or hide the overlay layers (a tab that starts hidden never signals it).
+
+        While hidden, redraws and coverage are put off; showing the tab catches up on them.
+        """
         self._overlay_shown = visible
         for name in (CENTRES_LAYER, ANCHORS_LAYER, GT_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers[name].visible = visible
+        if visible:
+            stale, self._stale = self._stale, set()
+            if "overlay" in stale:
+                self.refresh_overlay()
+            if "coverage" in stale:
+                self.compute_coverage()
 
     def _follow_dock(self) -> None:
         """Show the overlay only while this dock's tab is shown.
@@ -508,38 +572,22 @@ class AnchorViewerWidget(QWidget):
     def busy(self) -> bool:
         """Whether a redraw or a computation is pending or running (tests wait on it)."""
         timers = (self._overlay_timer, self._coverage_timer)
-        return bool(self._workers) or any(timer.isActive() for timer in timers)
+        return self._jobs.running or any(timer.isActive() for timer in timers)
 
-    def _start_worker(self, kind: str, function: object, *args: object, on_done: object) -> None:
-        from napari.qt.threading import create_worker
-
-        generation = self._generation[kind] = self._generation.get(kind, 0) + 1
-        worker = create_worker(function, *args, _start_thread=False)
-
-        def finished(result: object) -> None:
-            if generation == self._generation[kind]:
-                on_done(result)
-
-        def failed(error: Exception) -> None:
-            if generation == self._generation[kind]:
-                self.error_label.setText(str(error))
-                if kind == "suggest":
-                    self.suggest_button.setEnabled(True)
-
-        worker.returned.connect(finished)
-        worker.errored.connect(failed)
-        worker.finished.connect(
-            lambda: self._workers.remove(worker) if worker in self._workers else None
-        )
-        self._workers.append(worker)
-        worker.start()
+    def _job_failed(self, kind: str, error: Exception) -> None:
+        self.error_label.setText(str(error))
+        if kind == "suggest":
+            self.suggest_button.setEnabled(True)
 
     def compute_coverage(self) -> None:
         """Recompute the dataset's figures for the fields' config, in a worker thread."""
         if self.config is None or not self.items:
             return
+        if not self._overlay_shown:  # nobody sees the figures: measure when the tab is chosen
+            self._stale.add("coverage")
+            return
         self.figures_label.setText("Measuring coverage…")
-        self._start_worker("coverage", _measure, self.config, self.items, on_done=self._show_report)
+        self._jobs.start("coverage", _measure, self.config, self.items, on_done=self._show_report)
 
     def _show_report(self, measured: tuple[dict[str, object], np.ndarray]) -> None:
         report, self.dataset_best_iou = measured
@@ -628,7 +676,7 @@ class AnchorViewerWidget(QWidget):
             return
         self.suggestion_label.setText("Fitting anchors…")
         self.suggest_button.setEnabled(False)
-        self._start_worker(
+        self._jobs.start(
             "suggest", suggest_anchors, self.config, self.items, on_done=self._show_suggestion
         )
 
@@ -675,8 +723,7 @@ class AnchorViewerWidget(QWidget):
         """Stop listening to the viewer and the session (called when the dock closes)."""
         self._overlay_timer.stop()
         self._coverage_timer.stop()
-        for kind in self._generation:  # results of workers still running are now outdated
-            self._generation[kind] += 1
+        self._jobs.outdate_all()  # results of jobs still running are dropped
         hooks = (
             (self.viewer.mouse_drag_callbacks, self._on_click),
             (self.viewer.mouse_move_callbacks, self._on_hover),
