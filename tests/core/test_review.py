@@ -13,6 +13,7 @@ from napari_detlab.core.review import (
     match_predictions,
     precision_recall,
     review_dataset,
+    review_prediction_folder,
 )
 from napari_detlab.core.store import ImageAnnotation
 
@@ -203,3 +204,46 @@ def test_dataset_map_is_computed_on_the_filtered_predictions():
     swapped = {"a": {**predictions["a"], "scores": np.array([0.9, 0.4], np.float32)}}
     clean = review_dataset(swapped, gt, ["c"], score_threshold=0.5, nms_iou=0.5)
     assert clean.metrics["map_50"] == pytest.approx(1.0)
+
+
+def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(tmp_path):
+    from napari_detlab.core.file_cache import FileCache
+    from napari_detlab.core.predict import Prediction, write_prediction
+    from napari_detlab.core.store import AnnotationStore
+
+    store = AnnotationStore(tmp_path)
+    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    for stem in "abcd":
+        (tmp_path / f"{stem}.png").write_bytes(b"")  # listed, never decoded
+    for stem in "ac":
+        store.save(f"{stem}.png", ImageAnnotation(gt, ["c", "c"], True, (40, 40)))
+    store.save("b.png", ImageAnnotation(reviewed=True, image_size=(40, 40)))  # a negative
+    found = Prediction(np.array([[0, 0, 10, 10]], np.float32), ["c"], np.array([0.9]), (40, 40))
+    folder = tmp_path / "predictions"
+    for stem in "abd":  # d has no annotation: not scored
+        write_prediction(folder, stem, found)
+    (folder / "c.pt").write_bytes(b"not a prediction file")  # left out, the rest scored
+
+    loads: list[str] = []
+    cache = FileCache()
+    counting = FileCache.get
+
+    def get(self, path, load):
+        return counting(self, path, lambda p: loads.append(p.name) or load(p))
+
+    cache.get = get.__get__(cache)
+    settings = {"score_threshold": 0.5, "nms_iou": 0.5}
+    figures = review_prediction_folder(folder, store, cache, current_stem="a", **settings)
+    assert figures.images == 2
+    assert figures.dataset.per_image == {"a": Counts(1, 0, 1), "b": Counts(0, 1, 0)}
+    assert figures.image.counts == Counts(1, 0, 1)
+    assert figures.dataset.metrics["map_50"] == pytest.approx(0.5, abs=0.02)
+
+    first = len(loads)
+    again = review_prediction_folder(folder, store, cache, **settings)
+    assert loads[first:] == ["c.pt"] and again.image is None  # only the broken file, retried
+    store.save("b.png", ImageAnnotation(found.boxes, ["c"], True, (40, 40)))  # b annotated
+    second = len(loads)
+    after = review_prediction_folder(folder, store, cache, **settings)
+    assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
+    assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)

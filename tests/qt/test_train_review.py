@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QDockWidget
 
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.review import BOX_LAYER_NAME, LABEL_LAYER_NAME, ReviewWidget
@@ -84,10 +85,12 @@ def review_setup(make_napari_viewer, tmp_path):
     ``review_setup(via_plugin=True)`` opens the docks as napari's Plugins menu does, handing
     them the viewer proxy that napari gives plugins.
     """
-    return lambda via_plugin=False: _review_setup(make_napari_viewer, tmp_path, via_plugin)
+    return lambda via_plugin=False, tabbed=False: _review_setup(
+        make_napari_viewer, tmp_path, via_plugin, tabbed
+    )
 
 
-def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False):
+def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False, tabbed: bool = False):
     folder = tmp_path / "data"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -99,7 +102,7 @@ def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False):
     write_prediction(
         folder / "predictions", "a", Prediction(PRED_BOXES, PRED_LABELS, PRED_SCORES, (100, 100))
     )
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=tabbed)  # tabs switch only in a shown window
     if via_plugin:
         annotator = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
         review = viewer.window.add_plugin_dock_widget("napari-detlab", "Review predictions")[1]
@@ -107,7 +110,7 @@ def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False):
         annotator = AnnotatorWidget(viewer)
         viewer.window.add_dock_widget(annotator, name="Annotator")
         review = ReviewWidget(viewer)
-        viewer.window.add_dock_widget(review, name="Review predictions")
+        viewer.window.add_dock_widget(review, name="Review predictions", tabify=tabbed)
     annotator.open_folder(folder)
     annotator.go_to(0)
     return viewer, annotator, review, folder
@@ -198,13 +201,42 @@ def test_dataset_precision_recall_and_map_at_the_current_thresholds(review_setup
     _viewer, _annotator, review, _folder = review_setup()
     review.score_slider.setValue(0.5)
     review.nms_slider.setValue(0.5)
-    review.refresh_dataset_metrics()
+    review.refresh_dataset_metrics()  # scored in a worker thread
+    qtbot.waitUntil(lambda: not review.busy, timeout=10_000)
     counts = review.dataset_review.counts
     assert (counts.tp, counts.fp, counts.missed) == (2, 1, 1)
     assert "mAP@.5" in review.dataset_label.text()
     assert 0 < review.dataset_review.metrics["map_50"] < 1
     assert review.image_map_label.text().startswith("mAP@.5 ")  # the one image is the dataset
     assert review.image_map_label.text() in review.dataset_label.text()
+
+
+def dock_of(widget) -> QDockWidget:
+    dock = widget.parent()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    return dock
+
+
+def test_dataset_figures_wait_behind_another_tab_and_come_from_a_worker(review_setup, qtbot):
+    _viewer, annotator, review, _folder = review_setup(tabbed=True)
+    qtbot.waitUntil(lambda: not review.busy and review.dataset_review is not None, timeout=10_000)
+    dock_of(annotator).raise_()  # the Annotator's tab in front, as in the demo
+    qtbot.wait(300)  # Qt tells the docks on its next turns
+    shown = review.dataset_review
+    review.score_slider.setValue(0.2)
+    qtbot.wait(600)  # past the debounce: nothing is measured for nobody
+    assert not review.busy and review.dataset_review is shown
+
+    dock_of(review).raise_()  # the user picks the Review tab: the figures catch up
+    qtbot.waitUntil(lambda: review.dataset_review is not shown and not review.busy, timeout=10_000)
+    assert review.dataset_review.counts.fp > shown.counts.fp
+
+    caught_up = review.dataset_review
+    review.refresh_dataset_metrics()
+    assert review.busy and review.dataset_review is caught_up  # returned before scoring
+    qtbot.waitUntil(lambda: not review.busy, timeout=10_000)
+    assert review.dataset_review is not caught_up
 
 
 def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(review_setup):

@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_detlab._qt.dock_visibility import follow_dock_visibility
 from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
 from napari_detlab._qt.latest_jobs import LatestJobs
 from napari_detlab._qt.session import session_for
@@ -507,15 +508,10 @@ class AnchorViewerWidget(QWidget):
         """Show the overlay only while this dock's tab is shown.
 
         The overlay belongs to this dock: behind the Annotator's tab, thousands of anchor
-        centres must not cover the image being annotated. Qt's ``visibilityChanged`` of the
-        enclosing dock widget says when its tab is selected or not.
+        centres must not cover the image being annotated.
         """
-        dock = self.parent()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parent()
-        if dock is not None and dock is not self._dock:
-            self._dock = dock
-            dock.visibilityChanged.connect(self.set_overlay_visible)
+        if self._dock is None:
+            self._dock = follow_dock_visibility(self, self.set_overlay_visible)
 
     def show_anchors_at(self, x: float, y: float) -> np.ndarray:
         """Show the chosen level's anchors at the grid position nearest ``(x, y)``."""

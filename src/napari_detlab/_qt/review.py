@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
+    QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
@@ -45,19 +47,23 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from napari_detlab._qt.dock_visibility import follow_dock_visibility
+from napari_detlab._qt.latest_jobs import LatestJobs
 from napari_detlab._qt.napari_private import private_attribute, set_private_attribute
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.boxes import xyxy_to_napari
+from napari_detlab.core.file_cache import FileCache, file_stamp
 from napari_detlab.core.predict import Prediction, PredictionError, load_prediction
 from napari_detlab.core.review import (
     Counts,
+    FolderReview,
     Match,
     box_iou,
     filter_predictions,
     label_ids,
     match_predictions,
-    review_dataset,
+    review_prediction_folder,
 )
 from napari_detlab.core.store import (
     AnnotationError,
@@ -120,12 +126,6 @@ def flush_annotator(viewer: napari.Viewer) -> None:
     for widget in viewer.window.dock_widgets.values():
         if isinstance(widget, AnnotatorWidget):
             widget.flush()
-
-
-def _file_stamp(path: Path) -> tuple[int, int, int]:
-    """Changes whenever the file is rewritten (atomic writes replace the inode too)."""
-    stat = path.stat()
-    return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
 
 
 def _fraction(value: float) -> str:
@@ -204,7 +204,12 @@ class ReviewWidget(QWidget):
         self.match: Match | None = None
         self.dataset_review = None
         self._ground_truth_stamp: object = _UNREAD
-        self._file_cache: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._file_cache = FileCache()
+        self._jobs = LatestJobs(on_error=self._metrics_failed)
+        self._shown = True  # False while the dock's tab is behind another
+        self._metrics_stale = False  # figures put off while hidden
+        self._dock: QDockWidget | None = None
+        QTimer.singleShot(0, self._follow_dock)  # napari docks the widget after __init__
         self._box_layer: Vectors | None = None
         self._label_layer: Points | None = None
         self._drawn: tuple | None = None  # what the layers show, to skip identical redraws
@@ -349,20 +354,6 @@ class ReviewWidget(QWidget):
         self._schedule_dataset_metrics()
 
     # -- loading ---------------------------------------------------------------------------
-    def _cached(self, path: Path, load: Any) -> Any:
-        """``load(path)``, re-run only when the file's modification time changed."""
-        try:
-            stamp = _file_stamp(path)
-        except OSError:
-            self._file_cache.pop(path, None)
-            return None
-        hit = self._file_cache.get(path)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        value = load(path)
-        self._file_cache[path] = (stamp, value)
-        return value
-
     def prediction_path(self, image: Path) -> Path | None:
         return None if self.predictions_dir is None else self.predictions_dir / f"{image.stem}.pt"
 
@@ -381,7 +372,7 @@ class ReviewWidget(QWidget):
             )
         else:
             try:
-                prediction = self._cached(path, load_prediction)
+                prediction = self._file_cache.get(path, load_prediction)
             except (PredictionError, ValueError) as error:
                 show_error(str(error))
                 prediction = None
@@ -403,7 +394,7 @@ class ReviewWidget(QWidget):
             return
         path = self.store.path_for(self.image_path)
         try:
-            stamp = _file_stamp(path) if path.is_file() else None
+            stamp = file_stamp(path) if path.is_file() else None
         except OSError:
             stamp = None
         if stamp == self._ground_truth_stamp:
@@ -585,58 +576,62 @@ class ReviewWidget(QWidget):
         self._metrics_timer.start()
 
     def refresh_dataset_metrics(self) -> None:
-        """Precision / recall / mAP over the dataset at the current thresholds (debounced)."""
+        """Precision / recall / mAP over the dataset at the current thresholds.
+
+        Scored in a worker thread (a few hundred images take about a second, which would
+        freeze the viewer after every ``n``), and only while the tab is shown: behind the
+        Annotator's tab the figures wait until someone looks.
+        """
         if self.store is None or self.predictions_dir is None or not self.predictions_dir.is_dir():
             self.dataset_label.setText("–")
             return
-        predictions: dict[str, Prediction] = {}
-        truths: dict[str, ImageAnnotation] = {}
-        for path in sorted(self.predictions_dir.glob("*.pt")):
-            truth_path = self.store.path_for(path.stem)
-            try:
-                truth = self._cached(truth_path, lambda p: self.store.load(p.stem))
-                if truth is None:
-                    continue
-                prediction = self._cached(path, load_prediction)
-            except (AnnotationError, PredictionError, ValueError):
-                continue  # reported when the image is opened; one bad file keeps the rest
-            if prediction is not None:
-                predictions[path.stem], truths[path.stem] = prediction, truth
-        if not predictions:
+        if not self._shown:
+            self._metrics_stale = True
+            return
+        score = partial(
+            review_prediction_folder,
+            current_stem=None if self.image_path is None else self.image_path.stem,
+            score_threshold=self.score_threshold,
+            nms_iou=self.nms_iou,
+            class_agnostic=self.class_agnostic,
+            iou_threshold=self.match_iou,
+        )
+        self._jobs.start(
+            "metrics", score, self.predictions_dir, self.store, self._file_cache,
+            on_done=self._show_dataset_metrics,
+        )  # fmt: skip
+
+    def _show_dataset_metrics(self, figures: FolderReview) -> None:
+        self.dataset_review = figures.dataset
+        self.image_map_label.setText(
+            "–" if figures.image is None else _map_text(figures.image.metrics)
+        )
+        if figures.dataset is None:
             self.dataset_label.setText("No annotated image has predictions yet")
             return
-        # Category ids only need to be consistent within this call: the labels in use are
-        # enough (the store's class list would re-read every annotation file).
-        classes = list(
-            dict.fromkeys(
-                label for item in (*predictions.values(), *truths.values()) for label in item.labels
-            )
-        )
-        settings = {
-            "score_threshold": self.score_threshold,
-            "nms_iou": self.nms_iou,
-            "class_agnostic": self.class_agnostic,
-            "iou_threshold": self.match_iou,
-        }
-        stem = None if self.image_path is None else self.image_path.stem
-        try:
-            review = review_dataset(predictions, truths, classes or ["object"], **settings)
-            image_review = (
-                review_dataset({stem: predictions[stem]}, truths, classes, **settings)
-                if stem in predictions
-                else None
-            )
-        except (ValueError, KeyError) as error:
-            self.dataset_label.setText(f"Cannot evaluate: {error}")
-            return
-        self.dataset_review = review
-        self.image_map_label.setText(
-            "–" if image_review is None else _map_text(image_review.metrics)
-        )
-        counts = _counts_text(review.counts)
+        counts = _counts_text(figures.dataset.counts)
         self.dataset_label.setText(
-            f"{len(predictions)} images: {counts}<br>{_map_text(review.metrics)}"
+            f"{figures.images} images: {counts}<br>{_map_text(figures.dataset.metrics)}"
         )
+
+    def _metrics_failed(self, _kind: str, error: Exception) -> None:
+        self.dataset_label.setText(f"Cannot evaluate: {error}")
+
+    @property
+    def busy(self) -> bool:
+        """Whether dataset figures are pending or being computed (tests wait on it)."""
+        return self._jobs.running or self._metrics_timer.isActive()
+
+    def _follow_dock(self) -> None:
+        if self._dock is None:
+            self._dock = follow_dock_visibility(self, self._on_shown)
+
+    def _on_shown(self, shown: bool) -> None:
+        """The tab was chosen or left: catch up on the figures put off meanwhile."""
+        self._shown = shown
+        if shown and self._metrics_stale:
+            self._metrics_stale = False
+            self._schedule_dataset_metrics()
 
     # -- accept -----------------------------------------------------------------------------
     def accept_selected(self) -> int:
@@ -700,6 +695,7 @@ class ReviewWidget(QWidget):
     def teardown(self) -> None:
         """Disconnect from the session (the dock is closing)."""
         self._metrics_timer.stop()
+        self._jobs.outdate_all()
         for signal, slot in self._connections:
             signal.disconnect(slot)
         self._connections = []

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,11 +25,16 @@ from torchvision.ops import batched_nms, nms
 
 from napari_detlab.core.boxes import as_boxes
 
+if TYPE_CHECKING:
+    from napari_detlab.core.file_cache import FileCache
+    from napari_detlab.core.store import AnnotationStore
+
 COCO_MAX_DETECTIONS = 100  # pycocotools' default maxDets[-1]
 
 __all__ = [
     "Counts",
     "DatasetReview",
+    "FolderReview",
     "Match",
     "box_iou",
     "filter_predictions",
@@ -36,6 +42,7 @@ __all__ = [
     "match_predictions",
     "precision_recall",
     "review_dataset",
+    "review_prediction_folder",
 ]
 
 
@@ -331,6 +338,81 @@ def review_dataset(
             coco_metrics(filtered, {stem: ground_truth[stem] for stem in filtered}, list(classes))
         )
     return review
+
+
+@dataclass
+class FolderReview:
+    """A prediction folder scored against the annotations, at one set of thresholds.
+
+    Attributes
+    ----------
+    images
+        Annotated images that have predictions (the only ones scored).
+    dataset
+        Their figures together; None when there are none.
+    image
+        The figures of the image on screen alone, when it is one of them.
+    """
+
+    images: int = 0
+    dataset: DatasetReview | None = None
+    image: DatasetReview | None = None
+
+
+def review_prediction_folder(
+    predictions_dir: Path,
+    store: AnnotationStore,
+    cache: FileCache,
+    *,
+    current_stem: str | None = None,
+    score_threshold: float,
+    nms_iou: float,
+    class_agnostic: bool = False,
+    iou_threshold: float = 0.5,
+) -> FolderReview:
+    """Score every ``<stem>.pt`` of ``predictions_dir`` that has an annotation in ``store``.
+
+    Files are read through ``cache``, so only the ones rewritten since the last call are
+    read again. A file that cannot be read is left out (the panel reports it when its image
+    is opened): one bad file must not hide the figures of the others. Runs in a worker
+    thread: COCO evaluation of a few hundred images takes about a second.
+    """
+    from napari_detlab.core.predict import PredictionError, load_prediction
+    from napari_detlab.core.store import AnnotationError
+
+    predictions: dict[str, Any] = {}
+    truths: dict[str, Any] = {}
+    for path in sorted(Path(predictions_dir).glob("*.pt")):
+        try:
+            truth = cache.get(store.path_for(path.stem), lambda p: store.load(p.stem))
+            prediction = None if truth is None else cache.get(path, load_prediction)
+        except (AnnotationError, PredictionError, ValueError):
+            continue
+        if prediction is not None:
+            predictions[path.stem], truths[path.stem] = prediction, truth
+    if not predictions:
+        return FolderReview()
+    # Category ids only need to be consistent within this call: the labels in use are
+    # enough (the store's class list would re-read every annotation file).
+    classes = list(
+        dict.fromkeys(
+            label for item in (*predictions.values(), *truths.values()) for label in item.labels
+        )
+    ) or ["object"]
+    settings = {
+        "score_threshold": score_threshold,
+        "nms_iou": nms_iou,
+        "class_agnostic": class_agnostic,
+        "iou_threshold": iou_threshold,
+    }
+    image = None
+    if current_stem in predictions:
+        image = review_dataset(
+            {current_stem: predictions[current_stem]}, truths, classes, **settings
+        )
+    return FolderReview(
+        len(predictions), review_dataset(predictions, truths, classes, **settings), image
+    )
 
 
 def _top_per_class(keep: np.ndarray, labels: list[str], limit: int) -> np.ndarray:
