@@ -218,19 +218,31 @@ def dock_of(widget) -> QDockWidget:
     return dock
 
 
-def test_dataset_figures_wait_behind_another_tab_and_come_from_a_worker(review_setup, qtbot):
-    _viewer, annotator, review, _folder = review_setup(tabbed=True)
+def test_behind_another_tab_the_overlay_hides_and_figures_wait_until_chosen(review_setup, qtbot):
+    viewer, annotator, review, _folder = review_setup(tabbed=True)
     qtbot.waitUntil(lambda: not review.busy and review.dataset_review is not None, timeout=10_000)
+    outlines = viewer.layers[BOX_LAYER_NAME]
+    shown_boxes = drawn_boxes(outlines)
     dock_of(annotator).raise_()  # the Annotator's tab in front, as in the demo
-    qtbot.wait(300)  # Qt tells the docks on its next turns
-    shown = review.dataset_review
+    qtbot.waitUntil(lambda: not outlines.visible, timeout=5000)  # Qt tells docks a turn later
+    assert not viewer.layers[LABEL_LAYER_NAME].visible
+    figures = review.dataset_review
     review.score_slider.setValue(0.2)
-    qtbot.wait(600)  # past the debounce: nothing is measured for nobody
-    assert not review.busy and review.dataset_review is shown
+    annotator.next_image()  # b.png: no predictions
+    qtbot.wait(600)  # past the debounce: nothing is redrawn or measured for nobody
+    assert not review.busy and review.dataset_review is figures
+    np.testing.assert_array_equal(drawn_boxes(outlines), shown_boxes)
 
-    dock_of(review).raise_()  # the user picks the Review tab: the figures catch up
-    qtbot.waitUntil(lambda: review.dataset_review is not shown and not review.busy, timeout=10_000)
-    assert review.dataset_review.counts.fp > shown.counts.fp
+    dock_of(review).raise_()  # the user picks the Review tab: everything catches up
+    qtbot.waitUntil(lambda: outlines.visible and not review.busy, timeout=10_000)
+    assert len(outlines.data) == 0  # b.png's (no) predictions
+    annotator.previous_image()
+    expected = filter_predictions(
+        PRED_BOXES, PRED_SCORES, PRED_LABELS, score_threshold=0.2, nms_iou=0.5
+    )
+    np.testing.assert_allclose(drawn_boxes(outlines)[: len(expected)], PRED_BOXES[expected])
+    qtbot.waitUntil(lambda: not review.busy, timeout=10_000)
+    assert review.dataset_review.counts.fp > figures.counts.fp  # at the new threshold
 
     caught_up = review.dataset_review
     review.refresh_dataset_metrics()

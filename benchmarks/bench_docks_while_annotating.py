@@ -1,0 +1,153 @@
+"""Annotating with every dock open: what the other docks cost ``n`` and the event loop.
+
+The demo tabs the AnchorViewer, the train dock and Review behind the Annotator. They follow
+each save and each image change, so on a large dataset with predictions their follow-up
+work (re-reading annotations, anchor coverage, COCO figures) could freeze the viewer while
+someone annotates. The benchmark writes one dataset (``--images`` JPEGs of 800 x 600, 10
+boxes each, a prediction file of 50 boxes each) and annotates it twice:
+
+``annotator_alone``
+    only the Annotator docked: the baseline, measured in the same run;
+``demo_docks``
+    the demo's layout, every dock opened from the plugin manifest, the Annotator in front.
+
+Each round draws a box, leaves a think time (the autosave and the docks' follow-up work
+happen then) and presses ``n``. Reported per way: median / p95 of ``n`` and the longest
+event-loop stall seen during the think times (how long the viewer ignored the user).
+
+Usage::
+
+    python benchmarks/bench_docks_while_annotating.py            # 300 images, 12 rounds
+    python benchmarks/bench_docks_while_annotating.py --quick    # 60 images, 5 rounds (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_navigation import edit_boxes, percentile_summary, timed_press
+from bench_review import virtual_display
+
+THINK_TIME_S = 1.5
+GOAL = {"n_ratio_max": 1.5, "stall_ms_max": 100}
+
+
+def write_predicted_dataset(folder: Path, images: int, seed: int = 0) -> Path:
+    """Annotated JPEGs, each with a prediction file: the state after ``detlab predict``."""
+    import imageio.v3 as iio
+
+    from napari_detlab.core.predict import Prediction, write_prediction
+    from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+
+    folder.mkdir(parents=True)
+    store = AnnotationStore(folder)
+    store.save_classes([ClassSpec("cell", "#ff3fd2"), ClassSpec("crystal", "#1fd3ff")])
+    rng = np.random.default_rng(seed)
+    jpeg = iio.imwrite(
+        "<bytes>", rng.integers(0, 255, (600, 800, 3), dtype=np.uint8), extension=".jpg"
+    )
+    for index in range(images):
+        stem = f"im{index:04d}"
+        (folder / f"{stem}.jpg").write_bytes(jpeg)
+        corner = rng.uniform(0, 500, (10, 2))
+        boxes = np.c_[corner, corner + rng.uniform(10, 80, (10, 2))]
+        store.save(f"{stem}.jpg", ImageAnnotation(boxes, ["cell", "crystal"] * 5, True, (600, 800)))
+        found = boxes + rng.normal(0, 3, boxes.shape)
+        found[:, 2:] = np.maximum(found[:, 2:], found[:, :2] + 1)
+        clutter = rng.uniform(0, 500, (40, 2))
+        predicted = np.r_[found, np.c_[clutter, clutter + 30]].astype(np.float32)
+        scores = rng.uniform(0, 1, len(predicted)).astype(np.float32)
+        prediction = Prediction(predicted, ["cell", "crystal"] * 25, scores, (600, 800))
+        write_prediction(folder / "predictions", stem, prediction)
+    return folder
+
+
+def annotate(folder: Path, rounds: int, with_docks: bool) -> dict[str, object]:
+    """Draw, think, press ``n``; ``rounds`` times. Returns the figures of one way."""
+    import napari
+    from napari.qt import get_qapp
+
+    from napari_detlab.cli.demo import build_demo
+
+    app = get_qapp()
+    if with_docks:
+        viewer, annotator = build_demo(folder)
+    else:
+        viewer = napari.Viewer(show=True)
+        annotator = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
+        annotator.open_folder(folder)
+    rng = np.random.default_rng(1)
+    presses, stalls = [], []
+    try:
+        settle_until = time.perf_counter() + 5  # opening work (dataset loads) is not timed
+        while time.perf_counter() < settle_until:
+            app.processEvents()
+            time.sleep(0.01)
+        canvas = viewer.window._qt_viewer.canvas
+        for _ in range(rounds):
+            edit_boxes(viewer.layers["boxes: cell"], rng)
+            deadline = last = time.perf_counter()
+            deadline += THINK_TIME_S
+            stall = 0.0
+            while last < deadline:
+                app.processEvents()
+                now = time.perf_counter()
+                stall, last = max(stall, now - last), now
+                time.sleep(0.005)
+            stalls.append(stall)
+            presses.append(timed_press(canvas, app))
+    finally:
+        viewer.close()
+    stall_ms = np.asarray(stalls) * 1000
+    return {
+        "n": percentile_summary(presses),
+        "event_loop_stall_ms": {
+            "median": round(float(np.median(stall_ms)), 1),
+            "max": round(float(stall_ms.max()), 1),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="60 images, 5 rounds (CI)")
+    parser.add_argument("--images", type=int, default=None, help="default 300")
+    parser.add_argument("--rounds", type=int, default=None, help="default 12")
+    args = parser.parse_args(argv)
+    images = args.images or (60 if args.quick else 300)
+    rounds = args.rounds or (5 if args.quick else 12)
+    # napari echoes notifications on stdout, which must hold only the JSON.
+    with tempfile.TemporaryDirectory() as tmp, virtual_display():
+        from contextlib import redirect_stdout
+
+        with redirect_stdout(sys.stderr):
+            folder = write_predicted_dataset(Path(tmp) / "dataset", images)
+            alone = annotate(folder, rounds, with_docks=False)
+            docks = annotate(folder, rounds, with_docks=True)
+    ratio = docks["n"]["median_ms"] / alone["n"]["median_ms"]
+    results = {
+        "images": images,
+        "rounds": rounds,
+        "think_time_s": THINK_TIME_S,
+        "annotator_alone": alone,
+        "demo_docks": docks,
+        "n_median_ratio_docks_over_alone": round(ratio, 2),
+        "goal": GOAL,
+        "meets_goal": bool(
+            ratio <= GOAL["n_ratio_max"]
+            and docks["event_loop_stall_ms"]["max"] <= GOAL["stall_ms_max"]
+        ),
+    }
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
