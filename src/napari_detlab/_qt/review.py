@@ -627,9 +627,9 @@ class ReviewWidget(QWidget):
 
     def _follow_dock(self) -> None:
         if self._dock is None:
-            self._dock = follow_dock_visibility(self, self._on_shown)
+            self._dock = follow_dock_visibility(self, self.set_overlay_visible)
 
-    def _on_shown(self, shown: bool) -> None:
+    def set_overlay_visible(self, shown: bool) -> None:
         """The tab was chosen or left: the overlay follows it, and catches up when shown.
 
         As with the AnchorViewer, predictions and their captions are drawn only while this

@@ -103,7 +103,7 @@ def build_demo(folder: Path) -> tuple[napari.Viewer, AnnotatorWidget]:
 
     def once_shown() -> None:
         annotator_dock.raise_()  # the Annotator's tab in front: annotating comes first
-        for widget in others:  # the AnchorViewer's overlay waits until its tab is chosen
+        for widget in others:  # overlays (anchors, predictions) wait until their tab is chosen
             if hasattr(widget, "set_overlay_visible"):
                 widget.set_overlay_visible(False)
         viewer.reset_view()  # fit the image to the canvas, now that it has its real size
