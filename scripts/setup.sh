@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything napari-detlab needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - Xvfb + Mesa + the X/Qt libraries napari needs (apt, only those missing);
-#   - .venv with the package and its test tools, pinned by constraints.txt
-#     (torch 2.14.1 / torchvision 0.29.1: never the CPU-only torch 2.13 wheel).
-# Re-running is cheap: pip runs again only when pyproject.toml or constraints.txt changed.
+#   - .venv with what requirements/dev.txt names (the package and its test tools), pinned by
+#     constraints.txt (torch 2.14.1 / torchvision 0.29.1: never the CPU-only torch 2.13 wheel).
+# Re-running is cheap: pip runs again only when one of those files or pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +27,10 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.detlab-setup-stamp
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements/dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+  .venv/bin/python -m pip install -q -r requirements/dev.txt
   echo "$want" > "$stamp"
 fi
 # Fail early and clearly if the torch build cannot run torchvision's compiled ops.
