@@ -193,9 +193,10 @@ class BoxCoverage:
         any), ``below_fg`` (0.3-0.7), ``no_positive`` (its anchors went to a neighbour).
         """
         order = np.argsort(self.best_iou, kind="stable")
+        caught = self.caught  # a property over every box: computed once, not once per box
         rows = []
         for i in order:
-            if self.caught[i]:
+            if caught[i]:
                 continue
             if self.num_positive[i] == 0:
                 reason = "no_positive"

@@ -25,8 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from napari_detlab.core.augment import Augmenter, clean_boxes
-from napari_detlab.core.images import IMAGE_SUFFIXES, read_image, to_float_rgb
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.images import read_image, to_float_rgb
+from napari_detlab.core.store import AnnotationStore, ImageAnnotation, stem_of
 
 __all__ = [
     "DetectionDataset",
@@ -68,12 +68,6 @@ def trainable_stems(store: AnnotationStore | str | Path) -> list[str]:
     ]
 
 
-def _stem_of(name: str) -> str:
-    # Split files may name "img001.jpg" or "img001"; "a.b" without an image suffix stays as is.
-    path = Path(name.strip())
-    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else path.name
-
-
 def read_split_file(path: str | Path) -> tuple[list[str] | None, list[str]]:
     """Read a fixed split: ``(train_stems or None, val_stems)``.
 
@@ -106,12 +100,13 @@ def read_split_file(path: str | Path) -> tuple[list[str] | None, list[str]]:
                 not isinstance(names, list) or not all(isinstance(n, str) for n in names)
             ):
                 raise ValueError(f"{path}: {key!r} must be a list of image names")
-        val = [_stem_of(n) for n in val_names]
+        val = [stem_of(n.strip()) for n in val_names]
         if train_names is not None:
-            train = [_stem_of(n) for n in train_names]
+            train = [stem_of(n.strip()) for n in train_names]
     else:
+        # Names may carry their image suffix ("img001.jpg"); "a.b" without one stays as is.
         val = [
-            _stem_of(line.split("#", 1)[0])
+            stem_of(line.split("#", 1)[0].strip())
             for line in text.splitlines()
             if line.split("#", 1)[0].strip()
         ]

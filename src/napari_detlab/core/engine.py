@@ -33,7 +33,7 @@ import os
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +47,7 @@ from napari_detlab.core.background_save import CheckpointWriter
 from napari_detlab.core.builder import build_model
 from napari_detlab.core.checkpoint import config_from_checkpoint, load_checkpoint, unwrap_state_dict
 from napari_detlab.core.config import ModelConfig
-from napari_detlab.core.dataset import DetectionDataset, collate, split_train_val, trainable_stems
+from napari_detlab.core.dataset import DetectionDataset, collate, is_trainable, split_train_val
 from napari_detlab.core.distributed import DistributedContext
 from napari_detlab.core.events import (
     EpochEnded,
@@ -88,12 +88,14 @@ def _check_inputs(
     if not dataset_root.is_dir():
         raise TrainingInputError(f"{dataset_root}: dataset folder not found")
     store = AnnotationStore(dataset_root)
-    stems = trainable_stems(store)  # reads (and validates) every annotation file
+    # One pass reads (and validates) every annotation file for both checks below.
+    annotated = list(store.annotated())
+    stems = [image.stem for image, annotation in annotated if is_trainable(annotation)]
     if not stems:
         raise TrainingInputError(
             f"{dataset_root}: no annotated images; draw boxes (or mark negatives reviewed) first"
         )
-    counts = store.class_counts()
+    counts = Counter(label for _, annotation in annotated for label in annotation.labels)
     if not any(counts.values()):
         raise TrainingInputError(
             f"{dataset_root}: the {len(stems)} annotated image(s) hold no boxes; at least one "
@@ -137,11 +139,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def train(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_detlab.core.atomic import safe_torch_load
-from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.boxes import as_boxes, clip_xyxy
 from napari_detlab.core.images import ImageReadError, image_size, list_images
 from napari_detlab.core.store import (
     CLIP_TOLERANCE,
@@ -85,8 +85,7 @@ def _label_list(labels: object, source: str) -> list[str]:
 
 
 def _box_array(boxes: object, source: str) -> np.ndarray:
-    if hasattr(boxes, "detach"):
-        boxes = boxes.detach().cpu().numpy()
+    # A tensor goes straight to as_boxes, which converts it.
     if isinstance(boxes, (list, tuple)) and boxes and all(hasattr(b, "shape") for b in boxes):
         if any(np.shape(b) != (4,) for b in boxes):
             raise AnnotationError(f"{source}: every box must have 4 coordinates")
@@ -209,9 +208,7 @@ def _fit_to_image(
     keep: list[int] = []
     notes: list[str] = []
     clip_notes: list[str] = []
-    clipped = boxes.copy()
-    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width)
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height)
+    clipped = clip_xyxy(boxes, width, height)
     for index, (box, fitted) in enumerate(zip(boxes, clipped, strict=True)):
         if not np.isfinite(box).all():
             notes.append(
