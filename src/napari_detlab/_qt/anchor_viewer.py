@@ -94,6 +94,11 @@ def format_levels(values: list[list[float]], collapse: bool = False) -> str:
     return "; ".join(", ".join(f"{v:g}" for v in level) for level in values)
 
 
+def _pct(value: object) -> str:
+    """A report's fraction as ``"87.5%"``; ``"n/a"`` when the report has none (no boxes)."""
+    return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+
 def _measure(config: ModelConfig, items: list[ImageBoxes]) -> tuple[dict[str, object], np.ndarray]:
     """The dataset's report and every box's best IoU (for the histogram); runs in a worker."""
     result = coverage(config, items)
@@ -589,21 +594,18 @@ class AnchorViewerWidget(QWidget):
         report, self.dataset_best_iou = measured
         self.report = report
 
-        def pct(value: object) -> str:
-            return "n/a" if value is None else f"{100 * float(value):.1f}%"
-
         per_class = ", ".join(
-            f"{name} {pct(f['recall_07'])}" for name, f in report["per_class"].items()
+            f"{name} {_pct(f['recall_07'])}" for name, f in report["per_class"].items()
         )
         per_size = ", ".join(
-            f"{name} {pct(f['recall_07'])}" for name, f in report["per_size"].items() if f["boxes"]
+            f"{name} {_pct(f['recall_07'])}" for name, f in report["per_size"].items() if f["boxes"]
         )
         self.figures_label.setText(
             f"{report['boxes']} boxes in {report['images']} images: recall@0.7 "
-            f"{pct(report['recall_07'])}, [0.3, 0.7) {pct(report['share_03_07'])}, < 0.3 "
-            f"{pct(report['share_below_03'])}, {report['no_positive']} with no positive anchor\n"
+            f"{_pct(report['recall_07'])}, [0.3, 0.7) {_pct(report['share_03_07'])}, < 0.3 "
+            f"{_pct(report['share_below_03'])}, {report['no_positive']} with no positive anchor\n"
             f"per class: {per_class}\nper size: {per_size}\n"
-            f"shape-only: BPR {pct(report['bpr'])}, mean best IoU {report['mean_best_iou']:.3f}"
+            f"shape-only: BPR {_pct(report['bpr'])}, mean best IoU {report['mean_best_iou']:.3f}"
             + (
                 f"\n{report['tiny_boxes']} box(es) under 3 px after resizing"
                 if report["tiny_boxes"]
@@ -681,12 +683,9 @@ class AnchorViewerWidget(QWidget):
         self.suggestion = suggestion
         before, after = suggestion.before, suggestion.after
 
-        def pct(value: object) -> str:
-            return "n/a" if value is None else f"{100 * float(value):.1f}%"
-
         self.suggestion_label.setText(
-            f"recall@0.7 {pct(before['recall_07'])} -> {pct(after['recall_07'])}; < 0.3 "
-            f"{pct(before['share_below_03'])} -> {pct(after['share_below_03'])}; mean best IoU "
+            f"recall@0.7 {_pct(before['recall_07'])} -> {_pct(after['recall_07'])}; < 0.3 "
+            f"{_pct(before['share_below_03'])} -> {_pct(after['share_below_03'])}; mean best IoU "
             f"{suggestion.shape_before['mean_best_iou']:.3f} -> "
             f"{suggestion.shape_after['mean_best_iou']:.3f}"
             + ("" if suggestion.improved else "\n(no better than the current anchors)")

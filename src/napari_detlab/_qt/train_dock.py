@@ -702,7 +702,7 @@ class TrainDockWidget(QWidget):
             )  # fmt: skip
 
         def done(written: list[Path]) -> None:
-            self._prediction_finished()
+            self._set_predicting(False)
             self.predicted = written
             self.predict_progress.setValue(self.predict_progress.maximum())
             if skipped:
@@ -715,7 +715,7 @@ class TrainDockWidget(QWidget):
             self._show_predictions(output_dir, open_folder)
 
         def failed(error: BaseException, trace: str) -> None:
-            self._prediction_finished()
+            self._set_predicting(False)
             show_error(f"Prediction failed: {error}")
             if not isinstance(error, ValueError):
                 logger.error("prediction thread crashed:\n%s", trace)
@@ -724,13 +724,7 @@ class TrainDockWidget(QWidget):
         self.predict_job = _Job(
             self, run, self._on_prediction_progress, done, failed, "detlab-predict"
         )
-        for button in (
-            self.predict_image_button,
-            self.predict_dataset_button,
-            self.predict_folder_button,
-        ):
-            button.setEnabled(False)
-        self.predict_cancel_button.setEnabled(True)
+        self._set_predicting(True)
         self.predict_job.start()
         return True
 
@@ -743,14 +737,15 @@ class TrainDockWidget(QWidget):
         self.predict_progress.setMaximum(max(1, total))
         self.predict_progress.setValue(done)
 
-    def _prediction_finished(self) -> None:
+    def _set_predicting(self, running: bool) -> None:
+        """One prediction at a time: its Cancel is enabled only while it runs."""
         for button in (
             self.predict_image_button,
             self.predict_dataset_button,
             self.predict_folder_button,
         ):
-            button.setEnabled(True)
-        self.predict_cancel_button.setEnabled(False)
+            button.setEnabled(not running)
+        self.predict_cancel_button.setEnabled(running)
 
     def _show_predictions(self, output_dir: Path, open_folder: Path | None) -> None:
         """Make the predictions visible: a Review panel, and the new folder in the Annotator."""
@@ -763,8 +758,7 @@ class TrainDockWidget(QWidget):
             )
         annotator = next((w for w in docked if isinstance(w, AnnotatorWidget)), None)
         if open_folder is not None and annotator is not None:
-            annotator.flush()
-            annotator.open_folder(open_folder)
+            annotator.open_folder(open_folder)  # saves pending edits first
         elif open_folder is not None:
             show_info(f"Open {open_folder} in the Annotator to review its predictions")
         self.session.predictions_changed.emit(output_dir)
