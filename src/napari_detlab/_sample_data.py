@@ -2,8 +2,10 @@
 
 File > Open Sample > detlab writes the generated dataset (no network needed) to
 :func:`sample_folder` unless it is there already, so boxes a user adds to it survive the next
-time the menu is used, and returns its first image with its boxes, one Shapes layer per
-class. ``detlab demo`` uses the same folder.
+time the menu is used, and returns what the reader opens for a dataset folder
+(:func:`napari_detlab._reader.read_dataset_folder`): its first annotated image with its boxes,
+one Shapes layer per class, with the metadata the writer needs to save them back. ``detlab
+demo`` uses the same folder.
 """
 
 from __future__ import annotations
@@ -12,13 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from napari_detlab._qt.box_layers import BOX_EDGE_WIDTH, class_layer_name
-from napari_detlab.core.boxes import xyxy_to_napari
-from napari_detlab.core.images import read_image
+from napari_detlab._reader import read_dataset_folder
 from napari_detlab.core.sample_data import write_sample_dataset
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
 
 __all__ = ["SAMPLE_DIR_ENV", "ensure_sample_dataset", "make_sample_data", "sample_folder"]
 
@@ -50,26 +47,5 @@ def ensure_sample_dataset(folder: str | Path | None = None) -> Path:
 
 
 def make_sample_data() -> list[tuple[object, dict[str, object], str]]:
-    """LayerData tuples for napari: the first sample image and its boxes, per class."""
-    store = AnnotationStore(ensure_sample_dataset())
-    first = store.images[0]
-    annotation = store.load(first) or ImageAnnotation()
-    labels = np.asarray(annotation.labels, dtype=object)
-    layers: list[tuple[object, dict[str, object], str]] = [
-        (read_image(first), {"name": first.name}, "image")
-    ]
-    for spec in store.load_classes():
-        layers.append(
-            (
-                list(xyxy_to_napari(annotation.boxes[labels == spec.name])),
-                {
-                    "name": class_layer_name(spec.name),
-                    "shape_type": "rectangle",
-                    "edge_color": spec.color,
-                    "face_color": "transparent",
-                    "edge_width": BOX_EDGE_WIDTH,
-                },
-                "shapes",
-            )
-        )
-    return layers
+    """LayerData tuples for napari: the sample dataset as the reader opens a dataset folder."""
+    return read_dataset_folder(ensure_sample_dataset())

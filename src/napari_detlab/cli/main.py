@@ -39,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
     subparsers.required = True
     for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"napari_detlab.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"napari_detlab.cli.{name}":
-                continue  # a verb not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"napari_detlab.cli.{name}").register(subparsers)
     return parser
 
 

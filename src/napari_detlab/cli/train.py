@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise CliError(f"{args.dataset}: dataset folder not found")
-    if int(os.environ.get("RANK", "0")) == 0:
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
         # Say which pretrained tensors were loaded (and skipped): "did my weights land?"
         logging.basicConfig(format="detlab train: %(message)s", level=logging.WARNING)
         logging.getLogger("napari_detlab.core.weights").setLevel(logging.INFO)
@@ -195,10 +196,6 @@ def run(args: argparse.Namespace) -> int:
         finished = train(
             args.dataset, args.output, config, options, on_event=printer, cancel=cancel
         )
-    if (
-        finished.status == "failed"
-        and int(os.environ.get("RANK", "0")) == 0
-        and not args.json_events
-    ):
+    if finished.status == "failed" and main_rank and not args.json_events:
         print(f"detlab train: error: {finished.message}", file=sys.stderr)
     return {"completed": 0, "early_stopped": 0, "cancelled": 130}.get(finished.status, 1)

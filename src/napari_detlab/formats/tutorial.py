@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from napari_detlab.core.legacy import read_tutorial_target
+from napari_detlab.core.legacy import TARGET_SUFFIXES, read_tutorial_target
 from napari_detlab.formats.base import (
     FilePerImageFormat,
     Problem,
@@ -28,7 +28,6 @@ from napari_detlab.formats.base import (
 __all__ = ["TUTORIAL", "TutorialFormat"]
 
 TARGET_DIRNAME = "target"
-TARGET_SUFFIXES = (".json", ".pt")
 
 
 class TutorialFormat(FilePerImageFormat):

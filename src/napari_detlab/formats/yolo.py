@@ -167,7 +167,7 @@ def _parse_line(line: str, classes: list[str]) -> tuple[str, np.ndarray]:
         raise ValueError("width and height must be positive finite numbers")
     if index < 0 or (classes and index >= len(classes)):
         raise ValueError(f"class {index} is not in the class list of {len(classes)} names")
-    if not classes or index >= len(classes):
+    if not classes:
         return str(index), cxcywh
     return classes[index], cxcywh
 
