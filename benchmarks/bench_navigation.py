@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,6 +35,9 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+
+from bench_review import gl_renderer as viewer_gl_renderer
+from bench_review import virtual_display
 
 THINK_TIME_S = 0.3
 BOXES_PER_IMAGE = 50
@@ -212,12 +214,7 @@ def gl_renderer(app) -> str:
     viewer = napari.Viewer(show=True)
     try:
         app.processEvents()
-        viewer.window._qt_viewer.canvas.native.makeCurrent()
-        from vispy.gloo import gl
-
-        return str(gl.glGetParameter(gl.GL_RENDERER))
-    except Exception as error:  # informative only
-        return f"unknown ({error})"
+        return viewer_gl_renderer(viewer)
     finally:
         viewer.close()
 
@@ -229,13 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     count = args.images or (4 if args.quick else 20)
 
-    display = None
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        from pyvirtualdisplay import Display
-
-        display = Display(visible=False, size=(1600, 1000))
-        display.start()
-    try:
+    with virtual_display():
         from napari.qt import get_qapp
 
         app = get_qapp()
@@ -267,9 +258,6 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 }
         print(json.dumps(results, indent=2))
-    finally:
-        if display is not None:
-            display.stop()
     return 0
 
 

@@ -42,7 +42,7 @@ N_PREDICTIONS = 1000
 CLASSES = ("cell", "crystal")
 
 
-# -- shared with bench_gui_training.py --------------------------------------------------------
+# -- shared with the other GUI benchmarks -------------------------------------------------------
 @contextlib.contextmanager
 def virtual_display() -> Iterator[None]:
     """Xvfb (Mesa's software OpenGL) when there is no display, as CI and this machine have."""

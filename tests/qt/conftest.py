@@ -58,6 +58,24 @@ def notifications():
 
 
 @pytest.fixture
+def press():
+    """``press(viewer, key, modifier=None)``: a real key press on the canvas.
+
+    It goes through Qt, vispy and napari's keymap lookup, as a user's would; ``modifier`` is
+    a ``Qt.KeyboardModifier`` (none by default).
+    """
+    return _press
+
+
+def _press(viewer, key, modifier=None) -> None:
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+
+    held = Qt.KeyboardModifier.NoModifier if modifier is None else modifier
+    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key, held)
+
+
+@pytest.fixture
 def send_mouse():
     """``send_mouse(viewer, kind, dx, dy, buttons=None)``: a real Qt mouse event on the canvas.
 

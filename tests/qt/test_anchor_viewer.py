@@ -49,6 +49,14 @@ def _dataset(folder: Path, images: int = 2) -> Path:
     return folder
 
 
+def open_anchor_viewer(viewer, qtbot) -> AnchorViewerWidget:
+    """The AnchorViewer on ``viewer``, once its first dataset figures are in."""
+    widget = AnchorViewerWidget(viewer)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    return widget
+
+
 @pytest.fixture
 def viewer_and_widget(make_napari_viewer, qtbot, tmp_path):
     folder = _dataset(tmp_path / "data")
@@ -57,9 +65,7 @@ def viewer_and_widget(make_napari_viewer, qtbot, tmp_path):
     session.set_config(preset("fast", ["cell", "debris"]))
     session.set_dataset(folder)
     session.set_image(0, folder / "img0.png")
-    widget = AnchorViewerWidget(viewer)
-    qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    widget = open_anchor_viewer(viewer, qtbot)
     assert viewer.layers[GT_LAYER].nshapes == 2
     yield viewer, widget, folder
     widget.teardown()
@@ -205,9 +211,7 @@ def test_uncaught_row_navigates_through_the_docked_annotator(make_napari_viewer,
     viewer.window.add_dock_widget(annotator, name="Annotator")
     annotator.open_folder(folder)
     drawing_layer = viewer.layers.selection.active
-    widget = AnchorViewerWidget(viewer)  # opened after the Annotator: follows its session
-    qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    widget = open_anchor_viewer(viewer, qtbot)  # opened after the Annotator: follows its session
     assert widget.image_path == annotator.current_path
     assert viewer.layers.selection.active is drawing_layer  # our layers did not take over
     row = next(
@@ -230,9 +234,7 @@ def test_a_box_drawn_in_the_annotator_is_coloured_once_autosaved(
     viewer = make_napari_viewer()
     annotator = AnnotatorWidget(viewer)
     annotator.open_folder(folder)
-    widget = AnchorViewerWidget(viewer)
-    qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    widget = open_anchor_viewer(viewer, qtbot)
     before = viewer.layers[GT_LAYER].nshapes
     viewer.layers.selection.active.add_rectangles(np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]]))
     qtbot.waitUntil(lambda: viewer.layers[GT_LAYER].nshapes == before + 1, timeout=5000)
@@ -247,9 +249,7 @@ def test_an_autosave_rereads_that_image_only(make_napari_viewer, qtbot, tmp_path
     viewer = make_napari_viewer()
     annotator = AnnotatorWidget(viewer)
     annotator.open_folder(folder)
-    widget = AnchorViewerWidget(viewer)
-    qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    widget = open_anchor_viewer(viewer, qtbot)
     assert widget.report["boxes"] == 4
     reloads = []
     monkeypatch.setattr(widget, "_load_items", lambda dataset: reloads.append(dataset) or [])

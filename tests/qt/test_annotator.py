@@ -30,13 +30,6 @@ def annotator(make_napari_viewer):
     return make
 
 
-def press(viewer, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
-    """A real key press on the canvas, through Qt, vispy and napari's keymap lookup."""
-    from qtpy.QtTest import QTest
-
-    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key, modifier)
-
-
 def draw(layer, *xyxy: tuple[float, float, float, float]) -> None:
     """Add rectangles the way the drawing tool does: one data event on the layer."""
     layer.add_rectangles(xyxy_to_napari(np.array(xyxy, dtype=float)))
@@ -47,7 +40,7 @@ def saved(folder: Path, stem: str) -> dict:
     return torch.load(folder / "annotations" / f"{stem}.pt", weights_only=True)
 
 
-def test_n_and_b_navigate_while_a_shapes_layer_is_drawing(annotator, image_folder, qtbot):
+def test_n_and_b_navigate_while_a_shapes_layer_is_drawing(annotator, image_folder, qtbot, press):
     viewer, widget = annotator(image_folder)
     boxes = viewer.layers["boxes: object"]
     assert viewer.layers.selection.active is boxes
@@ -226,7 +219,7 @@ def test_relabelling_moves_selected_boxes_to_another_class(annotator, image_fold
     assert viewer.layers["boxes: dog"].nshapes == 1 and objects.nshapes == 1
 
 
-def test_undo_restores_the_previous_boxes_and_saves(annotator, image_folder, qtbot):
+def test_undo_restores_the_previous_boxes_and_saves(annotator, image_folder, qtbot, press):
     viewer, widget = annotator(image_folder)
     layer = viewer.layers["boxes: object"]
     draw(layer, (1, 1, 10, 10))
@@ -392,7 +385,7 @@ def test_a_stray_click_outside_the_image_writes_nothing(annotator, image_folder,
     assert any("smaller than 1 pixel" in text for text in notifications)
 
 
-def test_keys_work_on_a_labels_layer_which_keeps_its_own_undo(annotator, image_folder):
+def test_keys_work_on_a_labels_layer_which_keeps_its_own_undo(annotator, image_folder, press):
     viewer, widget = annotator(image_folder)
     labels = viewer.add_labels(np.zeros((40, 60), np.uint8), name="my labels")
     viewer.layers.selection.active = labels
@@ -403,7 +396,7 @@ def test_keys_work_on_a_labels_layer_which_keeps_its_own_undo(annotator, image_f
     assert not any(getattr(f, "__name__", "") == "detlab_undo" for f in labels.keymap.values())
 
 
-def test_teardown_gives_the_keys_back(annotator, image_folder):
+def test_teardown_gives_the_keys_back(annotator, image_folder, press):
     viewer, widget = annotator(image_folder)
     widget.teardown()
     assert not any(f.__name__.startswith("detlab_") for f in viewer.keymap.values())
@@ -412,7 +405,7 @@ def test_teardown_gives_the_keys_back(annotator, image_folder):
     np.testing.assert_array_equal(viewer.layers["image"].data, shown)
 
 
-def test_removing_the_dock_leaves_the_viewer_working(make_napari_viewer, image_folder):
+def test_removing_the_dock_leaves_the_viewer_working(make_napari_viewer, image_folder, press):
     viewer = make_napari_viewer()
     widget = AnnotatorWidget(viewer)
     dock = viewer.window.add_dock_widget(widget)
@@ -446,3 +439,4 @@ def test_browsing_never_rewrites_files_in_another_order(annotator, image_folder)
     widget.flush()
     data = saved(image_folder, "img1")
     assert sorted(data["labels"]) == ["a", "a", "b", "b"] and data["source"] == "another tool"
+

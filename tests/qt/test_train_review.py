@@ -34,12 +34,6 @@ TINY_CONFIG = {
 }
 
 
-def press(viewer, key: Qt.Key) -> None:
-    from qtpy.QtTest import QTest
-
-    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key)
-
-
 def drawn_boxes(layer) -> np.ndarray:
     """The boxes the outline layer draws, read back from its vectors (4 per box)."""
     starts = np.asarray(layer.data)[:, 0, :].reshape(-1, 4, 2)  # corners in (row, col)
@@ -180,7 +174,7 @@ def test_docks_opened_by_napari_keep_their_fast_paths_and_print_no_warning(revie
     assert outlines._max_vectors_thumbnail == 32
 
 
-def test_settings_survive_n_and_b_and_follow_the_image(review_setup):
+def test_settings_survive_n_and_b_and_follow_the_image(review_setup, press):
     viewer, annotator, review, _folder = review_setup()
     review.score_slider.setValue(0.2)
     review.nms_slider.setValue(1.0)
