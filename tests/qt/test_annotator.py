@@ -440,3 +440,19 @@ def test_browsing_never_rewrites_files_in_another_order(annotator, image_folder)
     data = saved(image_folder, "img1")
     assert sorted(data["labels"]) == ["a", "a", "b", "b"] and data["source"] == "another tool"
 
+
+def test_buttons_navigate_and_each_class_hides_on_its_own(annotator, image_folder):
+    viewer, widget = annotator(image_folder)
+    widget.add_class("crystal", "#00ff00")
+    cells, crystals = viewer.layers["boxes: object"], viewer.layers["boxes: crystal"]
+    draw(crystals, (5, 5, 20, 20))
+    cells.visible = False  # the eye of one class in the layer list
+    widget.next_button.click()
+    assert (widget.index, widget.position_label.text()) == (1, "2 / 3")
+    assert not cells.visible and crystals.visible  # the choice holds on every image
+    widget.previous_button.click()
+    assert (widget.index, widget.position_label.text()) == (0, "1 / 3")
+    assert not cells.visible and crystals.visible
+    assert saved(image_folder, "img1")["labels"] == ["crystal"]  # hidden or not, all saved
+    widget.unannotated_button.click()  # img1 has a file now: the next without one is img2
+    assert widget.index == 1
