@@ -197,6 +197,56 @@ def test_metrics_are_silent(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_concurrent_evaluations_print_nothing_and_swallow_no_one_elses_output(capfd):
+    """Evaluations in several threads at once (the Review dock scores in a worker while the
+    CLI or a benchmark scores too) leave stdout alone: nothing of pycocotools' appears, and
+    every line the main thread prints meanwhile arrives, in order."""
+    import sys
+    import threading
+
+    truth = {f"i{k}": gt([[0, 0, 20, 20], [30, 30, 60, 70]], ["cell", "crystal"]) for k in range(6)}
+    predictions = {
+        stem: pred([[1, 1, 20, 20], [30, 30, 58, 70]], [0.9, 0.8], ["cell", "crystal"])
+        for stem in truth
+    }
+    stdout_before = sys.stdout
+    start = threading.Barrier(9)
+    failures: list[BaseException] = []
+
+    def evaluate_repeatedly() -> None:
+        start.wait()
+        try:
+            for _ in range(6):
+                assert coco_metrics(predictions, truth, CLASSES)["map_50"] == pytest.approx(1.0)
+        except BaseException as error:  # reported below, on the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=evaluate_repeatedly) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    markers = [f"marker {k}" for k in range(200)]
+    for marker in markers:
+        print(marker, flush=True)
+    for thread in threads:
+        thread.join()
+    print("after", flush=True)
+
+    assert not failures
+    assert sys.stdout is stdout_before
+    assert capfd.readouterr().out.splitlines() == [*markers, "after"]
+
+
+def test_pycocotools_used_directly_still_prints(capfd):
+    """Only our own evaluations are hushed: someone using pycocotools in the same process
+    (a script in napari's console) still sees its summary."""
+    coco_metrics({}, {"a": gt([[0, 0, 20, 20]], ["cell"])}, CLASSES)
+    coco = COCO()
+    coco.dataset = {"images": [], "annotations": [], "categories": []}
+    coco.createIndex()
+    assert "index created!" in capfd.readouterr().out
+
+
 def test_json_and_table_output_handle_undefined_values():
     metrics = coco_metrics({}, {"a": gt([[0, 0, 20, 20]], ["cell"])}, CLASSES)
     data = json.loads(metrics_to_json(metrics, images=1), parse_constant=lambda c: pytest.fail(c))

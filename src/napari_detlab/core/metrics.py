@@ -17,11 +17,12 @@ Every key is always present and ``per_class`` / ``per_class_50`` name every clas
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,42 @@ def coco_results(
     return results
 
 
+# pycocotools reports its progress with ``print``. ``contextlib.redirect_stdout`` cannot hush
+# it: it swaps ``sys.stdout`` for the whole process, so two evaluations in two threads (the
+# Review dock scores in a worker while a benchmark or the CLI scores too) restore each
+# other's buffers, and pycocotools' text leaks to the real stdout while later output is
+# swallowed. Instead pycocotools' two modules get a module-level ``print`` that stays quiet
+# only in a thread that is evaluating and forwards to the built-in one everywhere else; it is
+# installed once and never swapped back, so no thread changes what another one sees.
+_QUIET = threading.local()
+_INSTALL_LOCK = threading.Lock()
+
+
+def _print_unless_quiet(*args: object, **kwargs: Any) -> None:
+    if not getattr(_QUIET, "depth", 0):
+        builtins.print(*args, **kwargs)
+
+
+def _silence_pycocotools_prints() -> None:
+    """Give pycocotools' modules the thread-aware ``print`` (idempotent, thread-safe)."""
+    import pycocotools.coco
+    import pycocotools.cocoeval
+
+    with _INSTALL_LOCK:
+        for module in (pycocotools.coco, pycocotools.cocoeval):
+            if vars(module).get("print") is not _print_unless_quiet:
+                module.print = _print_unless_quiet  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _quiet_in_this_thread() -> Iterator[None]:
+    _QUIET.depth = getattr(_QUIET, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _QUIET.depth -= 1
+
+
 def _nan_if_undefined(value: float) -> float:
     return float("nan") if value < 0 else float(value)
 
@@ -193,12 +230,13 @@ def coco_metrics(
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    _silence_pycocotools_prints()
     classes = [str(c) for c in classes]
     if not ground_truth:
         return empty_metrics(classes)
     dataset, image_ids = coco_ground_truth(ground_truth, classes)
     results = coco_results(predictions, image_ids, classes)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet_in_this_thread():
         coco_gt = COCO()
         coco_gt.dataset = dataset
         coco_gt.createIndex()
