@@ -22,9 +22,9 @@ import tracemalloc
 import numpy as np
 import torch
 
-from napari_detlab.core.anchor_coverage import ImageBoxes, brute_force_coverage, coverage
-from napari_detlab.core.anchors import AnchorLayout
-from napari_detlab.core.config import ModelConfig
+from napari_detlab.core.anchors.coverage import ImageBoxes, brute_force_coverage, coverage
+from napari_detlab.core.anchors.layout import AnchorLayout
+from napari_detlab.core.model.config import ModelConfig
 
 
 def synthetic_boxes(

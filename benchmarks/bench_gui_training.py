@@ -1,6 +1,6 @@
 """Training from the dock: Qt event-loop latency while it runs, and images/s against the CLI.
 
-A synthetic dataset (:func:`napari_detlab.core.sample_data.write_synthetic_dataset`) is
+A synthetic dataset (:func:`napari_detlab.core.annotations.sample_data.write_synthetic_dataset`) is
 trained with the same config and options, for a fixed number of iterations, two ways:
 
 - ``cli``: ``detlab train DATASET --output RUN --config config.json --options options.json``
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         from napari.qt import get_qapp
 
         from napari_detlab._qt.train_dock import TrainDockWidget
-        from napari_detlab.core.sample_data import write_synthetic_dataset
-        from napari_detlab.core.store import AnnotationStore
+        from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
+        from napari_detlab.core.annotations.store import AnnotationStore
 
         app = get_qapp()
         with tempfile.TemporaryDirectory() as tmp:

@@ -47,7 +47,7 @@ SIZES = {"1MP": (1000, 1000), "4MP": (1500, 2666)}
 
 def write_dataset(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
     """``count`` photo-like JPEGs of ``size`` with ``BOXES_PER_IMAGE`` boxes each."""
-    from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 
     folder.mkdir(parents=True, exist_ok=True)
     store = AnnotationStore(folder)
@@ -149,9 +149,9 @@ def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
     """The tutorial's way: save, drop the layers, decode and add new layers, per image."""
     import napari
 
+    from napari_detlab.core.annotations.store import AnnotationStore
     from napari_detlab.core.boxes import xyxy_to_napari
     from napari_detlab.core.images import read_image
-    from napari_detlab.core.store import AnnotationStore
 
     store = AnnotationStore(folder)
     classes = store.load_classes()
@@ -179,8 +179,8 @@ def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
         viewer.layers["boxes: cell"].mode = "add_rectangle"
 
     def next_image(_viewer=None) -> None:
+        from napari_detlab.core.annotations.store import ImageAnnotation
         from napari_detlab.core.boxes import napari_to_xyxy
-        from napari_detlab.core.store import ImageAnnotation
 
         boxes, labels = [], []
         for spec in classes:

@@ -3,7 +3,7 @@
 Both loops use the same model, images, batch size and device, and both include what a user
 waits for: decoding each image file, the forward pass under ``torch.inference_mode`` and
 bringing the detections back to the CPU. The engine also names the classes and builds
-:class:`~napari_detlab.core.predict.Prediction` objects, and on a GPU decodes the next batch
+:class:`~napari_detlab.core.model.predict.Prediction` objects, and on a GPU decodes the next batch
 in a background thread; the goal is a ratio of at least 0.95.
 
 After one warm-up pass of each, passes alternate in ABBA order (engine, bare, bare, engine,
@@ -30,11 +30,12 @@ from pathlib import Path
 
 import torch
 
-from napari_detlab.core.builder import build_model
-from napari_detlab.core.config import preset
+from napari_detlab.core.annotations.sample_data import SAMPLE_CLASSES, write_synthetic_dataset
 from napari_detlab.core.images import list_images, read_image, to_float_rgb
-from napari_detlab.core.predict import predict_images, resolve_device
-from napari_detlab.core.sample_data import SAMPLE_CLASSES, write_synthetic_dataset
+from napari_detlab.core.model.builder import build_model
+from napari_detlab.core.model.config import preset
+from napari_detlab.core.model.device import resolve_device
+from napari_detlab.core.model.predict import predict_images
 
 GOAL = 0.95
 

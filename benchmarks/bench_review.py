@@ -104,8 +104,8 @@ def write_review_dataset(folder: Path, seed: int = 0) -> Path:
     """One 1 MP image, its ground truth and 1,000 raw predictions; returns the image path."""
     import imageio.v3 as iio
 
-    from napari_detlab.core.predict import Prediction, write_prediction
-    from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+    from napari_detlab.core.model.predict import Prediction, write_prediction
 
     rng = np.random.default_rng(seed)
     height, width = IMAGE_SIZE
@@ -210,7 +210,7 @@ def time_baseline(viewer, widget, wait, path: list[tuple[str, float]]) -> list[f
     """Remove and re-add a Shapes layer of the kept predictions at every step (the tutorial)."""
     cpu = time_baseline.cpu = []
     from napari_detlab.core.boxes import xyxy_to_napari
-    from napari_detlab.core.review import filter_predictions
+    from napari_detlab.core.evaluation.review import filter_predictions
 
     current = widget.current
     score, nms = widget.score_threshold, widget.nms_iou

@@ -31,12 +31,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from napari_detlab.core.builder import build_model
-from napari_detlab.core.config import preset
-from napari_detlab.core.dataset import DetectionDataset, collate, split_train_val
-from napari_detlab.core.engine import TrainOptions, resolve_device, train
-from napari_detlab.core.events import IterationEnded
-from napari_detlab.core.sample_data import SAMPLE_CLASSES, write_synthetic_dataset
+from napari_detlab.core.annotations.sample_data import SAMPLE_CLASSES, write_synthetic_dataset
+from napari_detlab.core.model.builder import build_model
+from napari_detlab.core.model.config import preset
+from napari_detlab.core.model.device import resolve_device
+from napari_detlab.core.training.dataset import DetectionDataset, collate, split_train_val
+from napari_detlab.core.training.engine import train
+from napari_detlab.core.training.events import IterationEnded
+from napari_detlab.core.training.options import TrainOptions
 
 
 def batch_sizes(n_train: int, batch: int, iterations: int) -> list[int]:

@@ -25,10 +25,7 @@ from typing import Any
 import numpy as np
 
 from napari_detlab._qt.box_layers import BOX_EDGE_WIDTH, LAYER_PREFIX, class_layer_name
-from napari_detlab.core.atomic import UnsafeFileError, safe_torch_load
-from napari_detlab.core.boxes import xyxy_to_napari
-from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, read_image
-from napari_detlab.core.store import (
+from napari_detlab.core.annotations.store import (
     ANNOTATIONS_DIRNAME,
     DEFAULT_COLORS,
     AnnotationError,
@@ -36,6 +33,10 @@ from napari_detlab.core.store import (
     ImageAnnotation,
     validate_annotation,
 )
+from napari_detlab.core.atomic import UnsafeFileError, safe_torch_load
+from napari_detlab.core.boxes import xyxy_to_napari
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, read_image
 
 __all__ = ["PREDICTION_PREFIX", "get_reader", "read_annotation_file", "read_dataset_folder"]
 
@@ -53,7 +54,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     if all(_small_pt_file(p) for p in paths):
         try:
             loaded = {p: _load_boxes_file(p) for p in paths}
-        except (AnnotationError, ValueError):
+        except DetlabError:
             return None  # a checkpoint or another plugin's file: not ours
         return _read_each(lambda p: read_annotation_file(p, loaded.get(Path(p))))
     return None

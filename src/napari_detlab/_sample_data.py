@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from napari_detlab._reader import read_dataset_folder
-from napari_detlab.core.sample_data import write_sample_dataset
+from napari_detlab.core.annotations.sample_data import write_sample_dataset
 
 __all__ = ["SAMPLE_DIR_ENV", "ensure_sample_dataset", "make_sample_data", "sample_folder"]
 

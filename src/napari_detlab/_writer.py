@@ -2,7 +2,8 @@
 
 ``File > Save Selected Layers…`` with one or more Shapes layers selected and a ``.pt`` name
 writes ``{"boxes": float32 [N, 4] xyxy, "labels": [...], "reviewed": True, "image_size":
-[h, w], "version": 1}``, the file :class:`~napari_detlab.core.store.AnnotationStore` reads:
+[h, w], "version": 1}``, the file
+:class:`~napari_detlab.core.annotations.store.AnnotationStore` reads:
 saved as ``<dataset>/annotations/<stem>.pt`` it *is* that image's annotation.
 
 - Boxes are each shape's axis-aligned hull (:func:`~napari_detlab.core.boxes.napari_to_xyxy`),
@@ -23,9 +24,13 @@ from typing import Any
 import numpy as np
 
 from napari_detlab._qt.box_layers import LAYER_PREFIX
+from napari_detlab.core.annotations.store import (
+    ImageAnnotation,
+    sanitize_boxes,
+    validate_annotation,
+)
 from napari_detlab.core.atomic import atomic_torch_save
 from napari_detlab.core.boxes import napari_to_xyxy
-from napari_detlab.core.store import ImageAnnotation, sanitize_boxes, validate_annotation
 
 __all__ = ["layer_labels", "shapes_to_annotation", "write_shapes_layers"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from napari_detlab.cli.interop import TextProgressBar
 from napari_detlab.cli.main import main
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 
 
 @pytest.fixture

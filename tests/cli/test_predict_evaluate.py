@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from napari_detlab.cli.main import main
-from napari_detlab.core.builder import build_model
-from napari_detlab.core.checkpoint import save_checkpoint
-from napari_detlab.core.config import preset
-from napari_detlab.core.predict import Prediction, write_prediction
-from napari_detlab.core.sample_data import write_synthetic_dataset
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
+from napari_detlab.core.annotations.store import AnnotationStore
+from napari_detlab.core.model.builder import build_model
+from napari_detlab.core.model.checkpoint import save_checkpoint
+from napari_detlab.core.model.config import preset
+from napari_detlab.core.model.predict import Prediction, write_prediction
 
 
 @pytest.fixture(scope="module")

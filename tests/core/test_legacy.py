@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from napari_detlab.core.annotations.store import AnnotationError, AnnotationStore
 from napari_detlab.core.atomic import UnsafeFileError
 from napari_detlab.core.legacy import import_tutorial_layout, read_tutorial_target
-from napari_detlab.core.store import AnnotationError, AnnotationStore
 
 HEADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "heads"
 

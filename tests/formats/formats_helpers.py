@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 from hypothesis import strategies as st
 
-from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.formats import ExportReport, ImportReport, export_dataset, import_dataset
 
 # (height, width) of the test images: small, not square, one side odd.

@@ -14,8 +14,8 @@ import torch
 from formats_helpers import HEADS, Plan, copy_images, plans, round_trip, store_contents, write_plan
 from hypothesis import HealthCheck, given, settings
 
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.legacy import read_tutorial_target
-from napari_detlab.core.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 
 

@@ -11,7 +11,7 @@ import pytest
 from formats_helpers import Plan, copy_images, plans, round_trip, store_contents, write_plan
 from hypothesis import HealthCheck, given, settings
 
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 from napari_detlab.formats.voc import voc_pixels, xyxy_from_voc
 

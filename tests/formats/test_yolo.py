@@ -18,7 +18,7 @@ from formats_helpers import (
 )
 from hypothesis import HealthCheck, given, settings
 
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 
 

@@ -16,16 +16,14 @@ from napari_detlab._qt.anchor_viewer import (
     HOVER_INTERVAL_S,
     IMAGE_LAYER,
     AnchorViewerWidget,
-    format_levels,
-    parse_levels,
 )
 from napari_detlab._qt.iou_histogram import ZONE_COLORS
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
-from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
+from napari_detlab.core.anchors.coverage import ImageBoxes, coverage, dataset_boxes
+from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.core.boxes import napari_to_xyxy
-from napari_detlab.core.config import ConfigError, preset
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.model.config import format_levels, preset
 
 # 256x256 under the fast preset is not resized; the level-2 square anchor (64 px, stride 16)
 # centred at (128, 128) is exactly EXACT, and the thin LINE fits no anchor.
@@ -193,13 +191,6 @@ def test_suggest_shows_before_after_and_loads_the_fit(viewer_and_widget, qtbot):
     assert widget.sizes_edit.text() == format_levels(widget.suggestion.config.anchor_sizes)
     widget.revert_button.click()
     assert widget.sizes_edit.text() == old_sizes
-
-
-def test_parse_levels():
-    assert parse_levels("16, 24; 32, 48") == [[16, 24], [32, 48]]
-    assert parse_levels("0.5, 1, 2", levels=3) == [[0.5, 1, 2]] * 3
-    with pytest.raises(ConfigError):
-        parse_levels("16; x")
 
 
 def test_uncaught_row_navigates_through_the_docked_annotator(make_napari_viewer, qtbot, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.interop_menu import build_interop_menu
-from napari_detlab.core.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 
 
 @pytest.fixture

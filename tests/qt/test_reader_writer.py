@@ -12,8 +12,8 @@ import torch
 
 from napari_detlab._reader import get_reader
 from napari_detlab._writer import write_shapes_layers
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.atomic import safe_torch_load
-from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
 
 PLUGIN = "napari-detlab"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from napari_detlab._sample_data import SAMPLE_DIR_ENV, sample_folder
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.annotations.store import AnnotationStore
 
 
 @pytest.fixture

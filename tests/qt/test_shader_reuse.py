@@ -16,8 +16,8 @@ from vispy.visuals.shaders.program import ModularProgram
 
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders, reuses_mesh_shaders
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.boxes import xyxy_to_napari
-from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from napari_detlab._qt.review import BOX_LAYER_NAME, LABEL_LAYER_NAME, ReviewWid
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab._qt.train_dock import TrainDockWidget
-from napari_detlab.core.predict import Prediction, load_prediction, write_prediction
-from napari_detlab.core.review import filter_predictions
-from napari_detlab.core.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.evaluation.review import filter_predictions
+from napari_detlab.core.model.predict import Prediction, load_prediction, write_prediction
 
 # Small enough to train in seconds on a busy 2-core CPU, big enough to be a real detector.
 TINY_CONFIG = {
@@ -279,7 +279,7 @@ def sample_viewer(make_napari_viewer, tmp_path):
 
 
 def _sample_viewer(make_napari_viewer, tmp_path):
-    from napari_detlab.core.sample_data import write_sample_dataset
+    from napari_detlab.core.annotations.sample_data import write_sample_dataset
 
     folder = write_sample_dataset(tmp_path / "sample")
     viewer = make_napari_viewer()
@@ -357,7 +357,7 @@ def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
 
 @pytest.mark.slow
 def test_cancel_stops_within_an_iteration_and_keeps_the_last_checkpoint(sample_viewer, qtbot):
-    from napari_detlab.core.checkpoint import load_checkpoint
+    from napari_detlab.core.model.checkpoint import load_checkpoint
 
     _viewer, _annotator, dock, _folder = sample_viewer()
     dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
@@ -414,8 +414,8 @@ def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qt
 def test_a_failing_run_is_a_notification_naming_the_kept_run_folder(
     sample_viewer, qtbot, notifications, monkeypatch, failure
 ):
-    import napari_detlab.core.engine as engine
-    from napari_detlab.core.events import IterationEnded, RunFinished, RunStarted
+    import napari_detlab.core.training.engine as engine
+    from napari_detlab.core.training.events import IterationEnded, RunFinished, RunStarted
 
     def failing_train(dataset, run_dir, config, options, *, on_event=None, cancel=None):
         run_dir.mkdir(parents=True)

@@ -1,7 +1,7 @@
 """AnchorViewer dock: the config's real anchors over the image, against the ground truth.
 
-Everything shown comes from the Qt-free core (:mod:`~napari_detlab.core.anchors`,
-:mod:`~napari_detlab.core.anchor_coverage`, :mod:`~napari_detlab.core.anchor_suggest`):
+Everything shown comes from the Qt-free core (:mod:`~napari_detlab.core.anchors.layout`,
+:mod:`~napari_detlab.core.anchors.coverage`, :mod:`~napari_detlab.core.anchors.suggest`):
 
 * anchor centres of the chosen level as a Points layer, and the anchors at the clicked (or,
   with "follow mouse", hovered) position as a Shapes layer, both in original-image pixels;
@@ -47,18 +47,26 @@ from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
 from napari_detlab._qt.latest_jobs import LatestJobs
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
-from napari_detlab.core.anchor_coverage import ImageBoxes, coverage, dataset_boxes
-from napari_detlab.core.anchor_suggest import AnchorSuggestion, anchor_report, suggest_anchors
-from napari_detlab.core.anchors import AnchorLayout
+from napari_detlab.core.anchors.coverage import ImageBoxes, coverage, dataset_boxes
+from napari_detlab.core.anchors.layout import AnchorLayout
+from napari_detlab.core.anchors.suggest import AnchorSuggestion, anchor_report, suggest_anchors
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import xyxy_to_napari
-from napari_detlab.core.config import BACKBONES, ConfigError, ModelConfig, preset
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import image_size, read_image
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.model.config import (
+    BACKBONES,
+    ConfigError,
+    ModelConfig,
+    format_levels,
+    parse_levels,
+    preset,
+)
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["AnchorViewerWidget", "format_levels", "parse_levels"]
+__all__ = ["AnchorViewerWidget"]
 
 CENTRES_LAYER = "anchor centres"
 ANCHORS_LAYER = "anchors at point"
@@ -68,30 +76,6 @@ OVERLAY_DELAY_MS = 120  # debounce of typing / spinning before the overlay is re
 COVERAGE_DELAY_MS = 400  # and before the dataset's coverage is recomputed
 HOVER_INTERVAL_S = 0.05  # at most 20 hover redraws a second
 UNCAUGHT_ROWS = 500
-
-
-def parse_levels(text: str, levels: int | None = None) -> list[list[float]]:
-    """``"16, 24; 32, 48"`` -> ``[[16, 24], [32, 48]]``: levels split by ``;``, values by ``,``.
-
-    A single group is repeated on every level when ``levels`` is given (handy for ratios).
-    """
-    groups = [g.strip() for g in text.split(";") if g.strip()]
-    if not groups:
-        raise ConfigError("give at least one value")
-    try:
-        parsed = [[float(v) for v in g.replace(" ", ",").split(",") if v.strip()] for g in groups]
-    except ValueError as error:
-        raise ConfigError(f"not a number in {text!r}: use '16, 24; 32, 48'") from error
-    if levels is not None and len(parsed) == 1 and levels > 1:
-        parsed = parsed * levels
-    return parsed
-
-
-def format_levels(values: list[list[float]], collapse: bool = False) -> str:
-    """The inverse of :func:`parse_levels`; identical levels collapse to one group if asked."""
-    if collapse and values and all(v == values[0] for v in values):
-        values = values[:1]
-    return "; ".join(", ".join(f"{v:g}" for v in level) for level in values)
 
 
 def _pct(value: object) -> str:
@@ -266,7 +250,7 @@ class AnchorViewerWidget(QWidget):
             return []
         try:
             return [spec.name for spec in AnnotationStore(self.session.dataset).load_classes()]
-        except (OSError, ValueError):
+        except (OSError, DetlabError):
             return []
 
     def _load_config(self, config: ModelConfig) -> None:
@@ -399,7 +383,7 @@ class AnchorViewerWidget(QWidget):
                 path, annotation.image_size or image_size(path), annotation.boxes,
                 annotation.labels,
             )  # fmt: skip
-        except (OSError, ValueError):
+        except (OSError, DetlabError):
             return None
 
     def _set_image(self, path: Path) -> None:
@@ -410,13 +394,13 @@ class AnchorViewerWidget(QWidget):
         if self.session.dataset is not None:
             try:
                 annotation = AnnotationStore(self.session.dataset).load(path)
-            except (OSError, ValueError):
+            except (OSError, DetlabError):
                 annotation = None
             if annotation is not None:
                 boxes, labels, size = annotation.boxes, annotation.labels, annotation.image_size
         try:
             self.image_size = size or image_size(path)
-        except (OSError, ValueError) as error:
+        except (OSError, DetlabError) as error:
             self.error_label.setText(f"{path.name}: {error}")
             return
         self.image_boxes = ImageBoxes(path, self.image_size, boxes, labels)
@@ -449,7 +433,7 @@ class AnchorViewerWidget(QWidget):
             return
         try:
             self.layout_ = AnchorLayout.from_config(self.config, size)
-        except ValueError as error:
+        except DetlabError as error:
             self.error_label.setText(str(error))
             return
         layout = self.layout_

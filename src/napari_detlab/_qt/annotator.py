@@ -1,8 +1,9 @@
 """The Annotator dock: browse a folder, draw boxes per class, every edit saved at once.
 
-The widget is a thin layer over :class:`~napari_detlab.core.store.AnnotationStore`: it shows
-one image in a reused Image layer and its boxes in one Shapes layer per class, and writes the
-image's ``.pt`` file whenever the boxes change (debounced by :data:`AUTOSAVE_DELAY_MS`),
+The widget is a thin layer over
+:class:`~napari_detlab.core.annotations.store.AnnotationStore`: it shows one image in a
+reused Image layer and its boxes in one Shapes layer per class, and writes the image's
+``.pt`` file whenever the boxes change (debounced by :data:`AUTOSAVE_DELAY_MS`),
 before the image changes and before the viewer closes. What is on disk is the truth; the
 layers are a view of it.
 
@@ -51,10 +52,9 @@ from napari_detlab._qt.box_layers import (
 )
 from napari_detlab._qt.interop_menu import build_interop_menu
 from napari_detlab._qt.session import session_for
-from napari_detlab.core.history import AnnotationHistory
-from napari_detlab.core.images import ImageReadError
-from napari_detlab.core.prefetch import ImagePrefetcher
-from napari_detlab.core.store import (
+from napari_detlab.core.annotations.history import AnnotationHistory
+from napari_detlab.core.annotations.prefetch import ImagePrefetcher
+from napari_detlab.core.annotations.store import (
     DEFAULT_COLORS,
     AnnotationError,
     AnnotationStore,
@@ -63,6 +63,8 @@ from napari_detlab.core.store import (
     ImageAnnotation,
     sanitize_boxes,
 )
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.images import ImageReadError
 
 if TYPE_CHECKING:
     import napari
@@ -486,7 +488,7 @@ class AnnotatorWidget(QWidget):
         assert self.store is not None
         try:
             return self.store.load(path)
-        except (AnnotationError, ValueError) as error:
+        except DetlabError as error:
             bad = self.store.path_for(path)
             aside = bad.with_name(bad.name + ".unreadable")
             bad.replace(aside)
@@ -501,7 +503,7 @@ class AnnotatorWidget(QWidget):
         self._save_timer.stop()
         try:
             annotation = self.store.load(path)
-        except (AnnotationError, ValueError) as error:
+        except DetlabError as error:
             show_error(str(error))
             return
         self._saved = annotation if annotation is not None else ImageAnnotation()
@@ -685,7 +687,7 @@ class AnnotatorWidget(QWidget):
                 self.store.delete(path)
             else:
                 self.store.save(path, annotation)
-        except (OSError, ValueError) as error:
+        except (OSError, DetlabError) as error:
             show_error(f"Could not save the boxes of {path.name}: {error}")
             self.status_label.setText("NOT SAVED")
             return False
@@ -734,11 +736,11 @@ class AnnotatorWidget(QWidget):
         """Add a class (and its layer); the list is saved with the dataset."""
         name = name.strip()
         if self.store is None:
-            raise ValueError("open a folder before adding classes")
+            raise AnnotationError("open a folder before adding classes")
         if not name:
-            raise ValueError("a class needs a name")
+            raise AnnotationError("a class needs a name")
         if name in {c.name for c in self.classes}:
-            raise ValueError(f"a class named {name!r} exists already")
+            raise AnnotationError(f"a class named {name!r} exists already")
         spec = ClassSpec(name, color or _next_color(self.classes))
         self.classes.append(spec)
         self._save_classes()
@@ -749,9 +751,9 @@ class AnnotatorWidget(QWidget):
         """Rename a class everywhere (every file, the list, the layer); returns boxes relabelled."""
         new = new.strip()
         if self.store is None or old not in {c.name for c in self.classes}:
-            raise ValueError(f"no class named {old!r}")
+            raise AnnotationError(f"no class named {old!r}")
         if not new:
-            raise ValueError("a class needs a name")
+            raise AnnotationError("a class needs a name")
         self.flush()
         changed = self.store.rename_class(old, new)
         layer = self._class_layers.pop(old, None)
@@ -773,7 +775,7 @@ class AnnotatorWidget(QWidget):
             Boxes use the class and ``delete_boxes`` is false; nothing was changed.
         """
         if self.store is None or name not in {c.name for c in self.classes}:
-            raise ValueError(f"no class named {name!r}")
+            raise AnnotationError(f"no class named {name!r}")
         self.flush()
         removed = self.store.remove_class(name, delete_boxes=delete_boxes)
         self.classes = [c for c in self.classes if c.name != name]
@@ -798,7 +800,7 @@ class AnnotatorWidget(QWidget):
         """Relabel the boxes selected in any class layer as ``target``; saved at once."""
         destination = self._layer_for(target)
         if destination is None:
-            raise ValueError(f"no class named {target!r}")
+            raise AnnotationError(f"no class named {target!r}")
         moved: list[np.ndarray] = []
         self._filling_layers = True
         try:
@@ -828,7 +830,7 @@ class AnnotatorWidget(QWidget):
     def _add_class_clicked(self) -> None:
         try:
             spec = self.add_class(self.new_class_edit.text())
-        except ValueError as error:
+        except DetlabError as error:
             show_warning(str(error))
             return
         self.new_class_edit.clear()
@@ -843,7 +845,7 @@ class AnnotatorWidget(QWidget):
         if ok and new.strip() and new.strip() != old:
             try:
                 self.rename_class(old, new)
-            except ValueError as error:
+            except DetlabError as error:
                 show_warning(str(error))
 
     def _remove_class_clicked(self) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Shapes
 
-    from napari_detlab.core.store import ClassSpec
+    from napari_detlab.core.annotations.store import ClassSpec
 
 __all__ = [
     "BOX_EDGE_WIDTH",

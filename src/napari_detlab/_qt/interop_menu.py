@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QMenu, QMessageBox, QToolButton, QWidget
 
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.formats import FORMATS, Format, export_dataset, import_dataset
 
 __all__ = ["PathAsker", "build_interop_menu"]
@@ -101,7 +102,7 @@ def _run_import(
             f"(e.g. {report.kept_existing[0]}). Replace them with the imported ones?"
         ):
             report = import_dataset(fmt, source, root, overwrite=True)
-    except (ValueError, OSError) as error:
+    except (DetlabError, OSError) as error:
         show_error(f"Import failed: {error}")
         return
     _refresh(annotator, reopen=bool(report.classes_added))
@@ -114,7 +115,7 @@ def _run_export(annotator: Any, fmt: Format, ask: PathAsker, *_: object) -> None
         return
     try:
         report = export_dataset(annotator.store.root, fmt, target)
-    except (ValueError, OSError) as error:
+    except (DetlabError, OSError) as error:
         show_error(f"Export failed: {error}")
         return
     _notify(report.summary(with_problems=False), report.problems)

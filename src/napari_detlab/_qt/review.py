@@ -1,7 +1,7 @@
 """The review panel: score and NMS sliders acting together, live, on the image on screen.
 
 The model wrote every box above a low score floor to ``predictions/<stem>.pt``; this panel
-re-filters them with :func:`~napari_detlab.core.review.filter_predictions` on each slider
+re-filters them with :func:`~napari_detlab.core.evaluation.review.filter_predictions` on each slider
 move, matches the survivors to the image's ground truth and colours them: true positives,
 false positives and missed ground-truth boxes each in their own colour, with "label score"
 beside each box. Accepted predictions become the image's annotations, for the Annotator to
@@ -52,10 +52,15 @@ from napari_detlab._qt.latest_jobs import LatestJobs
 from napari_detlab._qt.napari_private import private_attribute, set_private_attribute
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
+from napari_detlab.core.annotations.file_cache import FileCache, file_stamp
+from napari_detlab.core.annotations.store import (
+    AnnotationStore,
+    ImageAnnotation,
+    sanitize_boxes,
+)
 from napari_detlab.core.boxes import xyxy_to_napari
-from napari_detlab.core.file_cache import FileCache, file_stamp
-from napari_detlab.core.predict import Prediction, PredictionError, load_prediction
-from napari_detlab.core.review import (
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.evaluation.review import (
     Counts,
     FolderReview,
     Match,
@@ -65,12 +70,7 @@ from napari_detlab.core.review import (
     match_predictions,
     review_prediction_folder,
 )
-from napari_detlab.core.store import (
-    AnnotationError,
-    AnnotationStore,
-    ImageAnnotation,
-    sanitize_boxes,
-)
+from napari_detlab.core.model.predict import Prediction, load_prediction
 
 if TYPE_CHECKING:
     import napari
@@ -373,7 +373,7 @@ class ReviewWidget(QWidget):
         else:
             try:
                 prediction = self._file_cache.get(path, load_prediction)
-            except (PredictionError, ValueError) as error:
+            except DetlabError as error:
                 show_error(str(error))
                 prediction = None
             if prediction is not None:
@@ -403,7 +403,7 @@ class ReviewWidget(QWidget):
         self._loads += 1
         try:
             self.ground_truth = self.store.load(self.image_path) if stamp is not None else None
-        except (AnnotationError, ValueError) as error:
+        except DetlabError as error:
             show_error(str(error))
             self.ground_truth = None
 
@@ -671,7 +671,7 @@ class ReviewWidget(QWidget):
         flush_annotator(self.viewer)  # its unsaved edits first: the reload below would drop them
         try:
             existing = self.store.load(image) or ImageAnnotation()
-        except (AnnotationError, ValueError) as error:
+        except DetlabError as error:
             show_error(str(error))
             return 0
         size = existing.image_size or current.prediction.image_size
@@ -689,7 +689,7 @@ class ReviewWidget(QWidget):
         )
         try:
             self.store.save(image, merged)
-        except (OSError, ValueError) as error:
+        except (OSError, DetlabError) as error:
             show_error(f"Could not save the accepted boxes of {image.name}: {error}")
             return 0
         added = int(new.sum())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from psygnal import Signal
 
-from napari_detlab.core.config import ModelConfig
+from napari_detlab.core.model.config import ModelConfig
 
 if TYPE_CHECKING:
     import napari

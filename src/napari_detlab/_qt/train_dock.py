@@ -1,8 +1,8 @@
 """The train / predict dock: train a detector and predict images without leaving napari.
 
-Training runs the ``detlab train`` CLI (:func:`napari_detlab.core.engine.train`) in a child
+Training runs the ``detlab train`` CLI (:func:`napari_detlab.core.training.engine.train`) in a child
 process whose JSON events a background thread relays; prediction runs
-:func:`napari_detlab.core.predict.predict_folder` on a background thread. The viewer stays
+:func:`napari_detlab.core.model.predict.predict_folder` on a background thread. The viewer stays
 usable (the next images can be annotated meanwhile), and no worker touches Qt: events and
 progress go onto a queue that a timer on the Qt thread drains and draws (progress bar with
 ETA, loss and validation-mAP curves). Cancel sets a :class:`threading.Event`, relayed to the
@@ -56,9 +56,11 @@ from qtpy.QtWidgets import (
 
 from napari_detlab._qt.review import PREDICTIONS_DIRNAME, ReviewWidget, flush_annotator
 from napari_detlab._qt.session import session_for
-from napari_detlab.core.config import PRESETS, ModelConfig, default_preset_name, preset
-from napari_detlab.core.events import EpochEnded, IterationEnded, RunFinished, RunStarted
-from napari_detlab.core.store import AnnotationStore
+from napari_detlab.core.annotations.store import AnnotationStore
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.model.config import PRESETS, ModelConfig, default_preset_name, preset
+from napari_detlab.core.training.events import EpochEnded, IterationEnded, RunFinished, RunStarted
+from napari_detlab.core.training.options import TrainingInputError
 
 if TYPE_CHECKING:
     import napari
@@ -128,12 +130,12 @@ def train_in_subprocess(
 
     Raises
     ------
-    ValueError
+    TrainingInputError
         The CLI refused the inputs (exit code 2), with its one-line message.
     RuntimeError
         The child ended without a final event (a crash), with the end of its log.
     """
-    from napari_detlab.core.events import event_from_dict
+    from napari_detlab.core.training.events import event_from_dict
 
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, options_path = run_dir / "config.json", run_dir / "options.json"
@@ -173,7 +175,7 @@ def train_in_subprocess(
         return finished
     lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if code == 2 and lines:
-        raise ValueError(lines[-1].split("error: ", 1)[-1])
+        raise TrainingInputError(lines[-1].split("error: ", 1)[-1])
     tail = "; ".join(lines[-3:]) or f"exit code {code}"
     raise RuntimeError(f"the training process ended unexpectedly ({tail})")
 
@@ -334,7 +336,7 @@ class TrainDockWidget(QWidget):
         Fields applied on top of the chosen config and of the training options at Start (for
         scripted use and tests, e.g. ``{"min_size": 128}`` and ``{"max_iterations": 4}``).
     last_result
-        The :class:`~napari_detlab.core.events.RunFinished` of the last run.
+        The :class:`~napari_detlab.core.training.events.RunFinished` of the last run.
     run_dir
         The folder of the current or last run.
     use_subprocess
@@ -521,7 +523,7 @@ class TrainDockWidget(QWidget):
         return config.validate()
 
     def train_options(self) -> Any:
-        from napari_detlab.core.engine import TrainOptions
+        from napari_detlab.core.training.options import TrainOptions
 
         options = TrainOptions(
             epochs=self.epochs_spin.value(),
@@ -538,7 +540,7 @@ class TrainDockWidget(QWidget):
 
     def start_training(self) -> bool:
         """Check the inputs, then train on a background thread; ``False`` if refused."""
-        from napari_detlab.core.engine import train
+        from napari_detlab.core.training.engine import train
 
         if self.is_training():
             show_info("A training run is already going; cancel it first")
@@ -554,7 +556,7 @@ class TrainDockWidget(QWidget):
             classes = [spec.name for spec in AnnotationStore(dataset).load_classes()]
             config = self.model_config(classes)
             options = self.train_options()
-        except ValueError as error:
+        except (DetlabError, OSError) as error:
             show_error(f"Cannot train: {error}")
             return False
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -648,7 +650,7 @@ class TrainDockWidget(QWidget):
             f" (run folder kept: {self.run_dir})" if self.run_dir and self.run_dir.exists() else ""
         )
         self.status_label.setText(f"Failed: {error}")
-        if isinstance(error, ValueError):  # inputs refused before anything was written
+        if isinstance(error, DetlabError):  # inputs refused before anything was written
             show_error(f"Cannot train: {error}{where}")
         else:
             show_error(f"Training stopped: {type(error).__name__}: {error}{where}")
@@ -681,7 +683,7 @@ class TrainDockWidget(QWidget):
     ) -> bool:
         """Predict ``images`` (a folder or image paths) with the chosen checkpoint, in the
         background, writing ``output_dir/<stem>.pt``; ``False`` if refused."""
-        from napari_detlab.core.predict import SkippedImage, predict_folder
+        from napari_detlab.core.model.predict import SkippedImage, predict_folder
 
         if self.is_predicting():
             show_info("A prediction is already running")
@@ -717,7 +719,7 @@ class TrainDockWidget(QWidget):
         def failed(error: BaseException, trace: str) -> None:
             self._set_predicting(False)
             show_error(f"Prediction failed: {error}")
-            if not isinstance(error, ValueError):
+            if not isinstance(error, DetlabError):
                 logger.error("prediction thread crashed:\n%s", trace)
 
         self.predict_progress.setValue(0)

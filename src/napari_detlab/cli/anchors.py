@@ -41,24 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _config_for(args: argparse.Namespace, classes: list[str]):
-    from napari_detlab.core.config import ModelConfig, preset
-
-    if args.config is not None:
-        if not args.config.is_file():
-            raise CliError(f"{args.config}: no such config file")
-        config = ModelConfig.from_json(args.config)
-        if not config.classes:
-            config = config.replace(classes=classes)
-        return config, str(args.config)
-    config = preset(args.preset, classes)
-    return config, f"preset:{args.preset or 'default'}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from napari_detlab.core.anchor_coverage import dataset_boxes
-    from napari_detlab.core.anchor_suggest import anchor_report
-    from napari_detlab.core.store import AnnotationStore
+    from napari_detlab.core.anchors.coverage import dataset_boxes
+    from napari_detlab.core.anchors.suggest import anchor_report
+    from napari_detlab.core.annotations.store import AnnotationStore
+    from napari_detlab.core.model.config import resolve_model_config
 
     if args.limit < 0:
         raise CliError("--limit must be 0 (all) or more")
@@ -68,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
     items = dataset_boxes(store)
     if not items:
         raise CliError(f"{args.dataset}: no annotated boxes; annotate some images first")
-    classes = [spec.name for spec in store.load_classes()] or sorted(
-        {label for item in items for label in item.labels}
-    )
-    config, source = _config_for(args, classes)
-    config.validate()
+    classes = store.class_names() or sorted({label for item in items for label in item.labels})
+    config = resolve_model_config(classes, config=args.config, preset_name=args.preset)
+    source = str(args.config) if args.config is not None else f"preset:{args.preset or 'default'}"
     report = anchor_report(
         config, items, suggest=args.suggest, uncaught_limit=None if args.limit == 0 else args.limit
     )

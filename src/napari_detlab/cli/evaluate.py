@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_detlab.core.metrics import (
+    from napari_detlab.core.evaluation.metrics import (
         coco_metrics,
         format_metrics_table,
         load_folder_pairs,

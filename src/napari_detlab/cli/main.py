@@ -2,9 +2,10 @@
 
 Each verb module exposes ``register(subparsers)``, which adds its parser and sets
 ``func=run`` where ``run(args) -> int``. Expected failures (a missing folder, a corrupt file,
-classes that do not match a checkpoint) raise :class:`CliError` or one of the core's
-``ValueError``/``FileNotFoundError`` subclasses; they are printed as one line on stderr with
-exit code 2, never as a traceback.
+classes that do not match a checkpoint, a file that cannot be written) raise a
+:class:`~napari_detlab.core.errors.DetlabError` (:class:`CliError` here) or an ``OSError``;
+they are printed as one line on stderr with exit code 2, never as a traceback. Any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from napari_detlab.core.errors import DetlabError
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -27,7 +30,7 @@ VERB_MODULES = (
 )
 
 
-class CliError(Exception):
+class CliError(DetlabError):
     """A user-facing error: printed as one line, exit code 2."""
 
 
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("detlab: interrupted", file=sys.stderr)
         return 130
-    except (CliError, FileNotFoundError, ValueError, KeyError) as error:
+    except (DetlabError, OSError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"detlab {args.verb}: error: {message}", file=sys.stderr)
         return 2

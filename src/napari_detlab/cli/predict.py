@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.core.predict import SkippedImage, collect_images, predict_folder
+    from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder
 
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -24,7 +24,11 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari_detlab.core.model.config import ModelConfig
+    from napari_detlab.core.training.options import TrainOptions
 
 __all__ = ["register", "run"]
 
@@ -73,25 +77,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _model_config(args: argparse.Namespace) -> Any:
+def _model_config(args: argparse.Namespace) -> ModelConfig:
     """``--config``, else the ``--resume`` checkpoint's config, else a preset; classes filled."""
-    from napari_detlab.core.checkpoint import config_from_checkpoint, load_checkpoint
-    from napari_detlab.core.config import ModelConfig, preset
-    from napari_detlab.core.dataset import dataset_classes
+    from napari_detlab.core.annotations.store import AnnotationStore
+    from napari_detlab.core.model.config import resolve_model_config
 
-    classes = dataset_classes(args.dataset)  # also: a missing folder fails here, in one line
-    if args.config is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"{args.config}: no such config file")
-        config = ModelConfig.from_json(args.config)
-        return config if config.classes else config.replace(classes=classes)
-    if args.resume:
-        return config_from_checkpoint(load_checkpoint(args.resume), str(args.resume))
-    return preset(args.preset, classes)
+    # The store also refuses a missing folder here, in one line.
+    classes = AnnotationStore(args.dataset).class_names()
+    return resolve_model_config(
+        classes, config=args.config, resume=args.resume, preset_name=args.preset
+    )
 
 
-def _train_options(args: argparse.Namespace) -> Any:
-    from napari_detlab.core.engine import TrainOptions
+def _train_options(args: argparse.Namespace) -> TrainOptions:
+    from napari_detlab.core.training.options import TrainOptions
 
     options = TrainOptions.from_json(args.options) if args.options else TrainOptions()
     changes = {
@@ -136,7 +135,7 @@ class _Printer:
         self.epochs = 0
 
     def __call__(self, event: Any) -> None:
-        from napari_detlab.core.events import event_to_json
+        from napari_detlab.core.training.events import event_to_json
 
         if self.json_events:
             print(event_to_json(event), flush=True)
@@ -179,7 +178,7 @@ class _Printer:
 
 def run(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.core.engine import train
+    from napari_detlab.core.training.engine import train
 
     if not args.dataset.is_dir():
         raise CliError(f"{args.dataset}: dataset folder not found")
@@ -187,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if main_rank:
         # Say which pretrained tensors were loaded (and skipped): "did my weights land?"
         logging.basicConfig(format="detlab train: %(message)s", level=logging.WARNING)
-        logging.getLogger("napari_detlab.core.weights").setLevel(logging.INFO)
+        logging.getLogger("napari_detlab.core.model.weights").setLevel(logging.INFO)
     config = _model_config(args)
     options = _train_options(args)
     cancel = threading.Event()

@@ -22,7 +22,10 @@ from typing import Any
 
 import torch
 
+from napari_detlab.core.errors import DetlabError
+
 __all__ = [
+    "UnreadableFileError",
     "UnsafeFileError",
     "atomic_torch_save",
     "atomic_write_bytes",
@@ -31,8 +34,12 @@ __all__ = [
 ]
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(DetlabError, ValueError):
     """A ``.pt`` file that needs arbitrary unpickling: refused, never executed."""
+
+
+class UnreadableFileError(DetlabError, ValueError):
+    """A file that is not what it claims to be (truncated, empty, another format)."""
 
 
 def _current_umask() -> int:
@@ -176,7 +183,7 @@ def safe_torch_load(path: str | os.PathLike[str], *, allow: list[Any] | None = N
         No such file.
     UnsafeFileError
         The file asks for a global outside the allowed set (for example ``os.system``).
-    ValueError
+    UnreadableFileError
         Anything else that stops it loading (not a ``.pt`` file, truncated, empty); the
         message starts with the path.
     """
@@ -192,6 +199,10 @@ def safe_torch_load(path: str | os.PathLike[str], *, allow: list[Any] | None = N
         reason = _refusal_reason(error, path)
         if reason is not None:
             raise UnsafeFileError(f"{path}: refused to load, {reason}") from error
-        raise ValueError(f"{path}: not a readable .pt file ({_first_line(error)})") from error
+        raise UnreadableFileError(
+            f"{path}: not a readable .pt file ({_first_line(error)})"
+        ) from error
     except Exception as error:  # zip, pickle and storage readers raise many types
-        raise ValueError(f"{path}: not a readable .pt file ({_first_line(error)})") from error
+        raise UnreadableFileError(
+            f"{path}: not a readable .pt file ({_first_line(error)})"
+        ) from error

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_detlab.core.errors import DetlabError
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
@@ -25,7 +27,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DetlabError, ValueError):
     """An image file that cannot be decoded; the message names the file."""
 
 

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.atomic import safe_torch_load
-from napari_detlab.core.boxes import as_boxes, clip_xyxy
-from napari_detlab.core.images import ImageReadError, image_size, list_images
-from napari_detlab.core.store import (
+from napari_detlab.core.annotations.store import (
     CLIP_TOLERANCE,
     AnnotationError,
     AnnotationStore,
     ImageAnnotation,
 )
+from napari_detlab.core.atomic import safe_torch_load
+from napari_detlab.core.boxes import as_boxes, clip_xyxy
+from napari_detlab.core.images import ImageReadError, image_size, list_images
 
 __all__ = [
     "TUTORIAL_PT_GLOBALS",
@@ -106,7 +106,7 @@ def read_tutorial_target(path: str | Path) -> tuple[np.ndarray, list[str]]:
 
     Raises
     ------
-    napari_detlab.core.store.AnnotationError
+    napari_detlab.core.annotations.store.AnnotationError
         The file is unreadable, refused as unsafe, or not a ``{"boxes", "labels"}`` dict with
         one label per box; the message names the file. Coordinates are returned as found
         (checking them against the image is :func:`import_tutorial_layout`'s job).

@@ -27,8 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_detlab.core.annotations.store import (
+    DEFAULT_COLORS,
+    AnnotationStore,
+    ClassSpec,
+    ImageAnnotation,
+)
 from napari_detlab.core.boxes import clip_xyxy
-from napari_detlab.core.store import DEFAULT_COLORS, AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.formats.base import (
     ExportReport,
     Format,

@@ -24,6 +24,7 @@ import numpy as np
 
 from napari_detlab.core.atomic import atomic_write_bytes
 from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, image_size
 
 __all__ = [
@@ -46,7 +47,7 @@ ProgressCallback = Callable[[int, int, str], None]
 """``on_progress(done, total, stage)``; ``stage`` is ``"reading"`` or ``"writing"``."""
 
 
-class FormatError(ValueError):
+class FormatError(DetlabError, ValueError):
     """A source or target that cannot be used at all; the message names the file and place."""
 
 

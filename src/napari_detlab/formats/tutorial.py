@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.legacy import TARGET_SUFFIXES, read_tutorial_target
 from napari_detlab.formats.base import (
     FilePerImageFormat,
@@ -50,7 +51,7 @@ class TutorialFormat(FilePerImageFormat):
     def read_file(self, path: Path, size_of: SizeLookup, result: ReadResult) -> Record | None:
         try:
             boxes, labels = read_tutorial_target(path)
-        except (ValueError, OSError) as error:
+        except (DetlabError, OSError) as error:
             result.problems.append(Problem(str(path), "", str(error).replace(f"{path}: ", "")))
             return None
         record = Record(stem=path.stem, boxes=boxes, labels=list(labels), source=str(path))

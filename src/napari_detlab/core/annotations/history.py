@@ -1,0 +1,52 @@
+"""Undo for box edits: a bounded stack of annotation snapshots per image.
+
+The Annotator saves every edit as soon as it happens, so undo cannot be a layer-level trick:
+it must put the *saved* state back. Each time an image's annotation is written, the state it
+replaces is pushed here; undo pops it and the widget shows and saves it again. Snapshots are
+deep copies, so later edits of the live arrays cannot change history.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+
+from napari_detlab.core.annotations.store import ImageAnnotation
+
+__all__ = ["AnnotationHistory"]
+
+
+class AnnotationHistory:
+    """Previous annotations of each image, newest last.
+
+    Parameters
+    ----------
+    depth
+        Snapshots kept per image; an afternoon of edits on one image must not grow memory
+        without bound, and nobody undoes two hundred steps.
+    """
+
+    def __init__(self, depth: int = 100) -> None:
+        self.depth = depth
+        self._stacks: defaultdict[str, list[ImageAnnotation]] = defaultdict(list)
+
+    def push(self, stem: str, previous: ImageAnnotation) -> None:
+        """Remember ``previous`` as the state before the edit just saved for ``stem``."""
+        stack = self._stacks[stem]
+        stack.append(copy.deepcopy(previous))
+        del stack[: max(0, len(stack) - self.depth)]
+
+    def pop(self, stem: str) -> ImageAnnotation | None:
+        """The state before the last edit of ``stem``, removed from history; ``None`` if none."""
+        stack = self._stacks.get(stem)
+        if not stack:
+            return None
+        return stack.pop()
+
+    def can_undo(self, stem: str) -> bool:
+        """Whether :meth:`pop` would return a snapshot for ``stem``."""
+        return bool(self._stacks.get(stem))
+
+    def clear(self) -> None:
+        """Forget everything, e.g. when another folder is opened."""
+        self._stacks.clear()

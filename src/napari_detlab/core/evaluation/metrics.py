@@ -1,0 +1,364 @@
+"""COCO detection metrics, computed by pycocotools itself so the numbers are the reference ones.
+
+The ground truth and the predictions are turned into pycocotools' in-memory structures
+exactly as a COCO JSON file would describe them (``bbox`` as ``[x, y, w, h]``, ``area`` =
+``w * h``, ``iscrowd`` 0, category ids ``1..K`` in the order of ``classes``, every evaluated
+image listed including negatives) and :class:`pycocotools.cocoeval.COCOeval` does the rest,
+with its default parameters (IoU 0.50:0.95, at most 100 detections per image, COCO's small /
+medium / large area ranges).
+
+Undefined values
+----------------
+pycocotools reports ``-1`` for a number that has nothing to average: no ground-truth box at
+all, none in an area range, or a class without boxes. Here these are ``float("nan")`` so that
+nobody mistakes them for a (terrible) score; :func:`metrics_to_json` writes them as ``null``.
+Every key is always present and ``per_class`` / ``per_class_50`` name every class.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_detlab.core.annotations.store import AnnotationStore
+from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.errors import DetlabError
+
+__all__ = [
+    "METRIC_KEYS",
+    "EvaluationError",
+    "coco_ground_truth",
+    "coco_metrics",
+    "coco_metrics_from_folders",
+    "coco_results",
+    "empty_metrics",
+    "format_metrics_table",
+    "load_folder_pairs",
+    "metrics_to_json",
+]
+
+
+class EvaluationError(DetlabError, ValueError):
+    """Predictions and ground truth that cannot be compared (other classes, nothing shared)."""
+
+
+# COCOeval.stats, in its order.
+METRIC_KEYS = (
+    "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
+    "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large",
+)  # fmt: skip
+
+
+def _field(item: Any, name: str) -> Any:
+    # Predictions may be dicts ({"boxes", "scores", "labels"}) or objects with those attributes
+    # (core.predict.Prediction); ground truth may be ImageAnnotation or a dict.
+    return item[name] if isinstance(item, Mapping) else getattr(item, name)
+
+
+def _category_ids(classes: Sequence[str]) -> dict[str, int]:
+    classes = [str(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise EvaluationError(f"class names must be unique, got {classes}")
+    return {name: index + 1 for index, name in enumerate(classes)}
+
+
+def _array(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _labels(item: Any) -> list[str]:
+    labels = _field(item, "labels")
+    if hasattr(labels, "tolist"):
+        labels = labels.tolist()
+    return [str(label) for label in labels]
+
+
+def coco_ground_truth(
+    ground_truth: Mapping[str, Any], classes: Sequence[str]
+) -> tuple[dict, dict[str, int]]:
+    """The COCO dataset dict of ``ground_truth`` and the image id of each stem.
+
+    Images get ids ``1..N`` in sorted-stem order; boxes get ids ``1..M``.
+    """
+    category = _category_ids(classes)
+    images, annotations, image_ids = [], [], {}
+    for image_id, stem in enumerate(sorted(ground_truth), start=1):
+        annotation = ground_truth[stem]
+        image_ids[stem] = image_id
+        entry: dict[str, Any] = {"id": image_id, "file_name": str(stem)}
+        size = (
+            annotation.get("image_size")
+            if isinstance(annotation, Mapping)
+            else getattr(annotation, "image_size", None)
+        )
+        if size is not None:
+            entry["height"], entry["width"] = int(size[0]), int(size[1])
+        images.append(entry)
+        boxes = as_boxes(_field(annotation, "boxes"), np.float64)
+        labels = _labels(annotation)
+        if len(labels) != len(boxes):
+            raise EvaluationError(f"{stem}: {len(boxes)} boxes but {len(labels)} labels")
+        for box, label in zip(boxes, labels, strict=True):
+            if label not in category:
+                raise EvaluationError(
+                    f"{stem}: ground-truth class {label!r} is not one of {list(category)}"
+                )
+            x1, y1, x2, y2 = (float(v) for v in box)
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": category[label],
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+            })  # fmt: skip
+    dataset = {
+        "info": {"description": "napari-detlab evaluation"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": cid, "name": name} for name, cid in category.items()],
+    }
+    return dataset, image_ids
+
+
+def coco_results(
+    predictions: Mapping[str, Any], image_ids: Mapping[str, int], classes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Predictions as a COCO results list (``loadRes`` input), for the images in ``image_ids``.
+
+    Predictions of images without ground truth cannot be scored and are ignored; a predicted
+    class that is not in ``classes`` raises ``ValueError`` (the model and dataset disagree).
+    """
+    category = _category_ids(classes)
+    results: list[dict[str, Any]] = []
+    for stem in sorted(predictions):
+        if stem not in image_ids:
+            continue
+        prediction = predictions[stem]
+        boxes = as_boxes(_field(prediction, "boxes"), np.float64)
+        scores = _array(_field(prediction, "scores")).reshape(-1)
+        labels = _labels(prediction)
+        if not len(boxes) == len(scores) == len(labels):
+            raise EvaluationError(
+                f"{stem}: {len(boxes)} boxes, {len(scores)} scores, {len(labels)} labels"
+            )
+        for box, score, label in zip(boxes, scores, labels, strict=True):
+            if label not in category:
+                raise EvaluationError(
+                    f"{stem}: predicted class {label!r} is not one of the dataset's classes "
+                    f"{list(category)}"
+                )
+            x1, y1, x2, y2 = (float(v) for v in box)
+            results.append({
+                "image_id": image_ids[stem], "category_id": category[label],
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score),
+            })  # fmt: skip
+    return results
+
+
+# pycocotools reports its progress with ``print``. ``contextlib.redirect_stdout`` cannot hush
+# it: it swaps ``sys.stdout`` for the whole process, so two evaluations in two threads (the
+# Review dock scores in a worker while a benchmark or the CLI scores too) restore each
+# other's buffers, and pycocotools' text leaks to the real stdout while later output is
+# swallowed. Instead pycocotools' two modules get a module-level ``print`` that stays quiet
+# only in a thread that is evaluating and forwards to the built-in one everywhere else; it is
+# installed once and never swapped back, so no thread changes what another one sees.
+_QUIET = threading.local()
+_INSTALL_LOCK = threading.Lock()
+
+
+def _print_unless_quiet(*args: object, **kwargs: Any) -> None:
+    if not getattr(_QUIET, "depth", 0):
+        builtins.print(*args, **kwargs)
+
+
+def _silence_pycocotools_prints() -> None:
+    """Give pycocotools' modules the thread-aware ``print`` (idempotent, thread-safe)."""
+    import pycocotools.coco
+    import pycocotools.cocoeval
+
+    with _INSTALL_LOCK:
+        for module in (pycocotools.coco, pycocotools.cocoeval):
+            if vars(module).get("print") is not _print_unless_quiet:
+                module.print = _print_unless_quiet  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _quiet_in_this_thread() -> Iterator[None]:
+    _QUIET.depth = getattr(_QUIET, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _QUIET.depth -= 1
+
+
+def _nan_if_undefined(value: float) -> float:
+    return float("nan") if value < 0 else float(value)
+
+
+def empty_metrics(classes: Sequence[str]) -> dict[str, Any]:
+    """The metrics dict with every value undefined (NaN): the shape callers can rely on."""
+    nan = float("nan")
+    out: dict[str, Any] = dict.fromkeys(METRIC_KEYS, nan)
+    out["per_class"] = dict.fromkeys((str(c) for c in classes), nan)
+    out["per_class_50"] = dict.fromkeys((str(c) for c in classes), nan)
+    return out
+
+
+def coco_metrics(
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: Sequence[str]
+) -> dict[str, Any]:
+    """COCO bbox metrics of ``predictions`` against ``ground_truth``, by pycocotools.
+
+    Parameters
+    ----------
+    predictions
+        ``{stem: {"boxes": (N, 4) xyxy, "scores": (N,), "labels": [class name] * N}}`` (or
+        objects with those attributes). Images without an entry count as "predicted nothing".
+    ground_truth
+        ``{stem: ImageAnnotation}`` (or dicts with ``boxes`` and ``labels``); every stem is
+        evaluated, negatives included (their predictions are false positives).
+    classes
+        Class names; their order gives COCO category ids ``1..K``.
+
+    Returns
+    -------
+    dict
+        :data:`METRIC_KEYS` as floats (``map`` is AP@[.5:.95], ``map_50`` AP@.5, ``mar_100``
+        AR with 100 detections, ...), plus ``per_class`` ``{name: AP@[.5:.95]}`` and
+        ``per_class_50`` ``{name: AP@.5}``. Undefined values are NaN (see the module doc).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    _silence_pycocotools_prints()
+    classes = [str(c) for c in classes]
+    if not ground_truth:
+        return empty_metrics(classes)
+    dataset, image_ids = coco_ground_truth(ground_truth, classes)
+    results = coco_results(predictions, image_ids, classes)
+    with _quiet_in_this_thread():
+        coco_gt = COCO()
+        coco_gt.dataset = dataset
+        coco_gt.createIndex()
+        if results:
+            coco_dt = coco_gt.loadRes(results)
+        else:
+            # loadRes cannot take an empty list; an empty result set is what it would build.
+            coco_dt = COCO()
+            coco_dt.dataset = {**dataset, "annotations": []}
+            coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    metrics: dict[str, Any] = {
+        key: _nan_if_undefined(value)
+        for key, value in zip(METRIC_KEYS, evaluator.stats, strict=True)
+    }
+    # precision: [IoU thresholds, recall points, classes, area ranges, max detections];
+    # area "all" is index 0 and maxDets=100 the last, as in COCOeval.summarize.
+    precision = evaluator.eval["precision"]
+    per_class, per_class_50 = {}, {}
+    for k, name in enumerate(classes):
+        per_class[name] = _mean_defined(precision[:, :, k, 0, -1])
+        per_class_50[name] = _mean_defined(precision[0, :, k, 0, -1])
+    metrics["per_class"] = per_class
+    metrics["per_class_50"] = per_class_50
+    return metrics
+
+
+def _mean_defined(values: np.ndarray) -> float:
+    defined = values[values > -1]
+    return float(np.mean(defined)) if defined.size else float("nan")
+
+
+def load_folder_pairs(
+    pred_dir: str | Path, dataset_root: str | Path
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Predictions and ground truth of the images that have both, and the dataset's classes.
+
+    Ground truth is every image that would train (boxes, or reviewed as negative). Raises
+    ``FileNotFoundError`` for a missing folder and :class:`EvaluationError` when nothing can be
+    compared
+    or a predicted class is not one of the dataset's.
+    """
+    from napari_detlab.core.model.predict import load_prediction
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: not a folder")
+    store = AnnotationStore(dataset_root)
+    classes = store.class_names()
+    ground_truth = {image.stem: annotation for image, annotation in store.trainable()}
+    if not ground_truth:
+        raise EvaluationError(f"{store.root}: no annotated images to evaluate against")
+    predictions = {
+        path.stem: load_prediction(path)
+        for path in sorted(pred_dir.glob("*.pt"))
+        if path.stem in ground_truth
+    }
+    if not predictions:
+        raise EvaluationError(
+            f"{pred_dir}: no prediction file matches an annotated image of {store.root}"
+        )
+    unknown = sorted({label for p in predictions.values() for label in p.labels} - set(classes))
+    if unknown:
+        raise EvaluationError(
+            f"class mismatch: predictions use {', '.join(map(repr, unknown))}, which the dataset "
+            f"{store.root} does not have (its classes: {classes})"
+        )
+    ground_truth = {stem: ground_truth[stem] for stem in predictions}
+    return predictions, ground_truth, classes
+
+
+def coco_metrics_from_folders(pred_dir: str | Path, dataset_root: str | Path) -> dict[str, Any]:
+    """COCO metrics of a prediction folder against an Annotator dataset.
+
+    Only images with both a prediction file and an annotation are scored (see
+    :func:`load_folder_pairs`).
+    """
+    predictions, ground_truth, classes = load_folder_pairs(pred_dir, dataset_root)
+    return coco_metrics(predictions, ground_truth, classes)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def metrics_to_json(metrics: Mapping[str, Any], **extra: Any) -> str:
+    """Metrics as strict JSON (NaN written as ``null``), with optional extra keys."""
+    return json.dumps(_json_safe({**metrics, **extra}), indent=2)
+
+
+def format_metrics_table(metrics: Mapping[str, Any]) -> str:
+    """A readable plain-text table of the metrics, for terminals."""
+
+    def fmt(value: float) -> str:
+        return "   n/a" if value is None or math.isnan(value) else f"{value:6.3f}"
+
+    labels = {
+        "map": "mAP @[.50:.95]", "map_50": "mAP @.50", "map_75": "mAP @.75",
+        "map_small": "mAP small", "map_medium": "mAP medium", "map_large": "mAP large",
+        "mar_1": "mAR @1", "mar_10": "mAR @10", "mar_100": "mAR @100",
+        "mar_small": "mAR small", "mar_medium": "mAR medium", "mar_large": "mAR large",
+    }  # fmt: skip
+    lines = [f"{labels[key]:<16}{fmt(metrics[key])}" for key in METRIC_KEYS if key in metrics]
+    per_class = metrics.get("per_class") or {}
+    if per_class:
+        width = max(12, *(len(name) for name in per_class)) + 2
+        lines += ["", f"{'class':<{width}}{'AP':>6}  {'AP50':>6}"]
+        for name, value in per_class.items():
+            ap50 = (metrics.get("per_class_50") or {}).get(name, float("nan"))
+            lines.append(f"{name:<{width}}{fmt(value)}  {fmt(ap50)}")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""The Annotator's folder as a torch dataset, and its reproducible train / validation split.
+
+Which images train
+------------------
+An image takes part when it has an annotation file and either has boxes or was marked
+reviewed: a reviewed image without boxes is a confirmed negative (it teaches the model what
+is *not* an object). Images without a file were never looked at and are left out; so is a
+file with no boxes that was never marked reviewed, because "nothing drawn yet" is not the
+same as "nothing there".
+
+Annotations are read and checked once, when the dataset is built, so a box with an unknown
+class is reported with its file before training starts, not hours into it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation, stem_of
+from napari_detlab.core.images import read_image, to_float_rgb
+from napari_detlab.core.training.augment import Augmenter, clean_boxes
+from napari_detlab.core.training.options import TrainingInputError
+
+__all__ = [
+    "DetectionDataset",
+    "collate",
+    "read_split_file",
+    "split_train_val",
+]
+
+Target = dict[str, torch.Tensor]
+
+
+def read_split_file(path: str | Path) -> tuple[list[str] | None, list[str]]:
+    """Read a fixed split: ``(train_stems or None, val_stems)``.
+
+    Accepted forms: a JSON list of validation images, a JSON object
+    ``{"train": [...], "val": [...]}`` (``"train"`` optional), or a text file with one
+    validation image per line (blank lines and ``#`` comments ignored). Names may carry their
+    image suffix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: cannot read split file ({error.strerror})") from error
+    train: list[str] | None = None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TrainingInputError(f"{path}: not valid JSON ({error})") from error
+        if isinstance(data, dict):
+            if "val" not in data:
+                raise TrainingInputError(
+                    f'{path}: a split object needs a "val" list (and optionally "train")'
+                )
+            val_names, train_names = data["val"], data.get("train")
+        else:
+            val_names, train_names = data, None
+        for key, names in (("val", val_names), ("train", train_names)):
+            if names is not None and (
+                not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+            ):
+                raise TrainingInputError(f"{path}: {key!r} must be a list of image names")
+        val = [stem_of(n.strip()) for n in val_names]
+        if train_names is not None:
+            train = [stem_of(n.strip()) for n in train_names]
+    else:
+        # Names may carry their image suffix ("img001.jpg"); "a.b" without one stays as is.
+        val = [
+            stem_of(line.split("#", 1)[0].strip())
+            for line in text.splitlines()
+            if line.split("#", 1)[0].strip()
+        ]
+    return train, val
+
+
+def split_train_val(
+    store: AnnotationStore | str | Path,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    split_file: str | Path | None = None,
+) -> tuple[list[str], list[str]]:
+    """Split the trainable images into training and validation stems.
+
+    Parameters
+    ----------
+    store
+        The dataset (an :class:`AnnotationStore` or its folder).
+    val_fraction
+        Share of images held out for validation. With at least two trainable images at least
+        one is held out and at least one trains.
+    seed
+        The same seed and the same images give the same split, run after run.
+    split_file
+        A fixed split (see :func:`read_split_file`); overrides ``val_fraction`` and ``seed``.
+        Without a ``"train"`` list every other trainable image trains. Names that are not
+        images of the dataset raise ``ValueError``; listed images that are not annotated yet
+        are skipped, as they would be without a split file.
+
+    Returns
+    -------
+    train_stems, val_stems
+        Disjoint lists, each in the folder's natural order.
+    """
+    store = AnnotationStore.of(store)
+    stems = store.trainable_stems()
+    if split_file is not None:
+        return _fixed_split(store, stems, split_file)
+    if not 0.0 <= val_fraction < 1.0:
+        raise TrainingInputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if len(stems) < 2:
+        return list(stems), []
+    n_val = min(len(stems) - 1, max(1, round(val_fraction * len(stems))))
+    if val_fraction == 0.0:
+        n_val = 0
+    shuffled = list(stems)
+    random.Random(seed).shuffle(shuffled)
+    val = set(shuffled[:n_val])
+    return [s for s in stems if s not in val], [s for s in stems if s in val]
+
+
+def _fixed_split(
+    store: AnnotationStore, stems: list[str], split_file: str | Path
+) -> tuple[list[str], list[str]]:
+    train_names, val_names = read_split_file(split_file)
+    known = {image.stem for image in store.images}
+    named = set(val_names) | set(train_names or [])
+    unknown = sorted(named - known)
+    if unknown:
+        raise TrainingInputError(
+            f"{split_file}: {len(unknown)} name(s) are not images of {store.root}: "
+            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}"
+        )
+    both = sorted(set(val_names) & set(train_names or []))
+    if both:
+        raise TrainingInputError(
+            f"{split_file}: image(s) listed as both train and val: {', '.join(both[:5])}"
+        )
+    val_set = set(val_names)
+    val = [s for s in stems if s in val_set]
+    if train_names is None:
+        train = [s for s in stems if s not in val_set]
+    else:
+        train_set = set(train_names)
+        train = [s for s in stems if s in train_set]
+    return train, val
+
+
+def collate(
+    batch: Sequence[tuple[torch.Tensor, Target, str]],
+) -> tuple[list[torch.Tensor], list[Target], list[str]]:
+    """Keep images as a list: torchvision detectors take images of different sizes."""
+    images, targets, stems = zip(*batch, strict=True) if batch else ((), (), ())
+    return list(images), list(targets), list(stems)
+
+
+class DetectionDataset(Dataset):
+    """Images and boxes of an Annotator folder, as torchvision's Faster R-CNN expects them.
+
+    Parameters
+    ----------
+    root
+        The dataset folder (or its :class:`AnnotationStore`).
+    stems
+        The images to serve (e.g. one side of :func:`split_train_val`); ``None`` takes every
+        trainable image.
+    classes
+        Class names in the model's order; a box's label is ``classes.index(name) + 1``.
+    augment
+        ``True`` for the default :class:`~napari_detlab.core.training.augment.Augmenter`, or an
+        ``Augmenter`` (or any callable ``(image, boxes, labels) -> same``) to use.
+
+    Items are ``(image, target, stem)``: ``image`` a ``float32 3 x H x W`` tensor in
+    ``[0, 1]`` (:func:`~napari_detlab.core.images.to_float_rgb`), ``target`` a dict with
+    ``"boxes"`` ``float32 (N, 4)`` xyxy pixels and ``"labels"`` ``int64 (N,)``. Negatives have
+    ``(0, 4)`` boxes.
+
+    Raises
+    ------
+    ValueError
+        A stem without an image or an annotation file, or a box whose class is not in
+        ``classes`` (the message names the file and the class).
+    """
+
+    def __init__(
+        self,
+        root: AnnotationStore | str | Path,
+        stems: Sequence[str] | None,
+        classes: Sequence[str],
+        *,
+        augment: bool | Any = False,
+    ) -> None:
+        self.store = AnnotationStore.of(root)
+        self.root = self.store.root
+        self.classes = [str(c) for c in classes]
+        if len(set(self.classes)) != len(self.classes):
+            raise TrainingInputError(f"class names must be unique, got {self.classes}")
+        self.stems = list(self.store.trainable_stems() if stems is None else stems)
+        self.augment = Augmenter() if augment is True else (augment or None)
+        paths = {image.stem: image for image in self.store.images}
+        clashes = sorted(set(self.store.duplicate_stems()) & set(self.stems))
+        if clashes:
+            names = ", ".join(p.name for p in self.store.images if p.stem == clashes[0])
+            raise TrainingInputError(
+                f"{self.root}: images {names} share one annotation file; rename one"
+            )
+        label_of = {name: index + 1 for index, name in enumerate(self.classes)}
+        self.image_paths: list[Path] = []
+        self._targets: list[tuple[np.ndarray, np.ndarray]] = []
+        self._annotations: list[ImageAnnotation] = []
+        for stem in self.stems:
+            if stem not in paths:
+                raise TrainingInputError(f"{self.root}: no image named {stem!r}")
+            annotation = self.store.load(stem)
+            if annotation is None:
+                raise TrainingInputError(
+                    f"{self.store.path_for(stem)}: {stem!r} has no annotation file"
+                )
+            unknown = [label for label in annotation.labels if label not in label_of]
+            if unknown:
+                raise TrainingInputError(
+                    f"{self.store.path_for(stem)}: class {unknown[0]!r} is not one of the model's "
+                    f"classes {self.classes}"
+                )
+            labels = np.asarray([label_of[label] for label in annotation.labels], dtype=np.int64)
+            self.image_paths.append(paths[stem])
+            self._annotations.append(annotation)
+            self._targets.append((annotation.boxes.astype(np.float32).reshape(-1, 4), labels))
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def box_count(self) -> int:
+        """Boxes over all served images (0 means every image is a negative)."""
+        return sum(len(labels) for _, labels in self._targets)
+
+    def ground_truth(self) -> dict[str, ImageAnnotation]:
+        """``{stem: ImageAnnotation}`` of the served images, as read when the dataset was built:
+        the ground truth that :func:`~napari_detlab.core.evaluation.metrics.coco_metrics`
+        scores against."""
+        return dict(zip(self.stems, self._annotations, strict=True))
+
+    def load_image(self, index: int) -> torch.Tensor:
+        """The ``float32 3 x H x W`` model input of one image, without augmentation."""
+        pixels = to_float_rgb(read_image(self.image_paths[index]))
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target, str]:
+        image = self.load_image(index)
+        boxes_np, labels_np = self._targets[index]
+        height, width = image.shape[-2:]
+        boxes, labels = clean_boxes(
+            torch.from_numpy(boxes_np.copy()), torch.from_numpy(labels_np.copy()), width, height
+        )
+        if self.augment is not None:
+            image, boxes, labels = self.augment(image, boxes, labels)
+        target = {"boxes": boxes.float().reshape(-1, 4), "labels": labels.long().reshape(-1)}
+        return image, target, self.stems[index]
