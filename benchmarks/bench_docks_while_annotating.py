@@ -90,7 +90,11 @@ def annotate(folder: Path, rounds: int, with_docks: bool) -> dict[str, object]:
         while time.perf_counter() < settle_until:
             app.processEvents()
             time.sleep(0.01)
-        canvas = viewer.window._qt_viewer.canvas
+        from napari_detlab._qt.napari_internals import (
+            viewer_canvas,  # napari first: see napari_detlab.keep_triton_out_of_napari
+        )
+
+        canvas = viewer_canvas(viewer)
         for _ in range(rounds):
             edit_boxes(viewer.layers["boxes: cell"], rng)
             deadline = last = time.perf_counter()

@@ -124,7 +124,11 @@ def time_widget(folder: Path, warm: bool, app, draws: list[int]) -> list[tuple[f
     # Opened as the Plugins menu does: the widget gets napari's plugin proxy of the viewer.
     widget = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
     widget.open_folder(folder)
-    canvas = viewer.window._qt_viewer.canvas
+    from napari_detlab._qt.napari_internals import (
+        viewer_canvas,  # napari first: see napari_detlab.keep_triton_out_of_napari
+    )
+
+    canvas = viewer_canvas(viewer)
     canvas.events.draw.connect(lambda _event: draws.append(1))
     rng = np.random.default_rng(1)
     times = []
@@ -156,7 +160,11 @@ def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
     store = AnnotationStore(folder)
     classes = store.load_classes()
     viewer = napari.Viewer(show=True)
-    canvas = viewer.window._qt_viewer.canvas
+    from napari_detlab._qt.napari_internals import (
+        viewer_canvas,  # napari first: see napari_detlab.keep_triton_out_of_napari
+    )
+
+    canvas = viewer_canvas(viewer)
     state = {"index": 0}
     rng = np.random.default_rng(1)
 

@@ -62,7 +62,11 @@ def virtual_display() -> Iterator[None]:
 def gl_renderer(viewer) -> str:
     """The OpenGL renderer string, to tell software (llvmpipe) from a GPU."""
     try:
-        viewer.window._qt_viewer.canvas.native.makeCurrent()
+        from napari_detlab._qt.napari_internals import (
+            viewer_canvas,  # napari first: see napari_detlab.keep_triton_out_of_napari
+        )
+
+        viewer_canvas(viewer).native.makeCurrent()
         from vispy.gloo import gl
 
         return str(gl.glGetParameter(gl.GL_RENDERER))
@@ -84,7 +88,11 @@ class FrameWaiter:
 
     def __init__(self, viewer, app) -> None:
         self.app = app
-        self.canvas = viewer.window._qt_viewer.canvas
+        from napari_detlab._qt.napari_internals import (
+            viewer_canvas,  # napari first: see napari_detlab.keep_triton_out_of_napari
+        )
+
+        self.canvas = viewer_canvas(viewer)
         self.draws = 0
         self.canvas._scene_canvas.events.draw.connect(self._count)
 
@@ -258,7 +266,7 @@ def run(steps: int, baseline_steps: int) -> dict[str, object]:
             widget = ReviewWidget(viewer)
             viewer.window.add_dock_widget(widget, name="Review predictions")
             session = session_for(viewer)
-            session.set_dataset(image_path.parent)
+            session.open_dataset(image_path.parent)
             session.set_image(0, image_path)
             wait = FrameWaiter(viewer, app)
             wait()

@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_detlab._qt.box_layers import BOX_EDGE_WIDTH, LAYER_PREFIX, class_layer_name
+from napari_detlab._layers import (
+    BOX_EDGE_WIDTH,
+    CLASS_LAYER_PREFIX,
+    PREDICTION_LAYER_PREFIX,
+    class_layer_name,
+)
 from napari_detlab.core.annotations.store import (
     ANNOTATIONS_DIRNAME,
     DEFAULT_COLORS,
@@ -38,10 +43,9 @@ from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, read_image
 
-__all__ = ["PREDICTION_PREFIX", "get_reader", "read_annotation_file", "read_dataset_folder"]
+__all__ = ["get_reader", "read_annotation_file", "read_dataset_folder"]
 
 LayerData = tuple[Any, dict[str, Any], str]
-PREDICTION_PREFIX = "predictions: "
 # Annotation and prediction files hold at most thousands of boxes; a bigger .pt is a model.
 MAX_BOXES_FILE_BYTES = 64 * 1024 * 1024
 
@@ -182,7 +186,7 @@ def _class_layers(
     """One Shapes layer per class (the dataset's classes first, then any others found)."""
     classes = list(dict.fromkeys([*colors, *annotation.labels]))
     labels = np.asarray(annotation.labels, dtype=object)
-    prefix = LAYER_PREFIX if scores is None else PREDICTION_PREFIX
+    prefix = CLASS_LAYER_PREFIX if scores is None else PREDICTION_LAYER_PREFIX
     layers: list[LayerData] = []
     for index, name in enumerate(classes):
         mask = labels == name if len(labels) else np.zeros(0, bool)

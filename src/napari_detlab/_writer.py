@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_detlab._qt.box_layers import LAYER_PREFIX
+from napari_detlab._layers import class_of_layer_name
 from napari_detlab.core.annotations.store import (
+    DEFAULT_CLASS,
     ImageAnnotation,
     sanitize_boxes,
     validate_annotation,
@@ -84,9 +85,8 @@ def layer_labels(attributes: dict, count: int) -> list[str]:
             if column is not None and len(column) == count:
                 return [str(value) for value in column]
     metadata = attributes.get("metadata") or {}
-    name = metadata.get("detlab_class") or str(attributes.get("name") or "object")
-    name = name.removeprefix(LAYER_PREFIX).strip() or "object"
-    return [name] * count
+    name = metadata.get("detlab_class") or str(attributes.get("name") or "")
+    return [class_of_layer_name(name) or DEFAULT_CLASS] * count
 
 
 def _column(table: object, key: str) -> list[object] | None:

@@ -10,6 +10,8 @@ import pytest
 import tifffile
 from napari.utils.notifications import notification_manager
 
+from napari_detlab._qt.napari_internals import viewer_canvas
+
 
 def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (40, 60)) -> list[Path]:
     """``count`` small RGB PNGs named ``img1.png`` ... with distinct pixels."""
@@ -72,7 +74,7 @@ def _press(viewer, key, modifier=None) -> None:
     from qtpy.QtTest import QTest
 
     held = Qt.KeyboardModifier.NoModifier if modifier is None else modifier
-    QTest.keyClick(viewer.window._qt_viewer.canvas.native, key, held)
+    QTest.keyClick(viewer_canvas(viewer).native, key, held)
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def _send_mouse(viewer, kind, dx: float, dy: float, buttons=None) -> None:
     from qtpy.QtGui import QMouseEvent
     from qtpy.QtWidgets import QApplication
 
-    canvas = viewer.window._qt_viewer.canvas.native
+    canvas = viewer_canvas(viewer).native
     held = Qt.MouseButton.NoButton if buttons is None else buttons
     at = QPointF(canvas.width() / 2 + dx, canvas.height() / 2 + dy)
     button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton

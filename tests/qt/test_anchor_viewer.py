@@ -9,14 +9,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_detlab._qt.anchor_viewer import (
-    ANCHORS_LAYER,
-    CENTRES_LAYER,
-    GT_LAYER,
-    HOVER_INTERVAL_S,
-    IMAGE_LAYER,
-    AnchorViewerWidget,
+from napari_detlab._layers import (
+    ANCHOR_CENTRES_LAYER,
+    ANCHOR_IMAGE_LAYER,
+    ANCHOR_TRUTH_LAYER,
+    ANCHORS_AT_POINT_LAYER,
 )
+from napari_detlab._qt.anchor_viewer import HOVER_INTERVAL_S, AnchorViewerWidget
 from napari_detlab._qt.iou_histogram import ZONE_COLORS
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
@@ -61,10 +60,10 @@ def viewer_and_widget(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     session = session_for(viewer)
     session.set_config(preset("fast", ["cell", "debris"]))
-    session.set_dataset(folder)
+    session.open_dataset(folder)
     session.set_image(0, folder / "img0.png")
     widget = open_anchor_viewer(viewer, qtbot)
-    assert viewer.layers[GT_LAYER].nshapes == 2
+    assert viewer.layers[ANCHOR_TRUTH_LAYER].nshapes == 2
     yield viewer, widget, folder
     widget.teardown()
 
@@ -78,7 +77,7 @@ def _edge_hex(layer) -> list[str]:
 
 def test_layers_have_the_layout_counts(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
-    points = viewer.layers[CENTRES_LAYER]
+    points = viewer.layers[ANCHOR_CENTRES_LAYER]
     assert len(points.data) == 64 * 64  # level 0: stride 4 on 256 px
     widget.level_spin.setValue(2)
     qtbot.waitUntil(lambda: len(points.data) == 16 * 16, timeout=5000)
@@ -88,10 +87,13 @@ def test_layers_have_the_layout_counts(viewer_and_widget, qtbot):
     event = SimpleNamespace(type="mouse_press", position=(130.0, 126.0))
     for callback in list(viewer.mouse_drag_callbacks):
         callback(viewer, event)
-    anchors = napari_to_xyxy(np.stack(viewer.layers[ANCHORS_LAYER].data))
+    anchors = napari_to_xyxy(np.stack(viewer.layers[ANCHORS_AT_POINT_LAYER].data))
     assert len(anchors) == 3  # three ratios
     assert any(np.allclose(a, EXACT) for a in anchors)
-    assert all(reuses_mesh_shaders(viewer, viewer.layers[n]) for n in (ANCHORS_LAYER, GT_LAYER))
+    assert all(
+        reuses_mesh_shaders(viewer, viewer.layers[n])
+        for n in (ANCHORS_AT_POINT_LAYER, ANCHOR_TRUTH_LAYER)
+    )
 
 
 def square_anchor_is(layer, side: float) -> bool:
@@ -103,12 +105,12 @@ def square_anchor_is(layer, side: float) -> bool:
 
 def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
-    gt = viewer.layers[GT_LAYER]
+    gt = viewer.layers[ANCHOR_TRUTH_LAYER]
     assert _edge_hex(gt) == [ZONE_COLORS["high"], ZONE_COLORS["low"]]
     widget.level_spin.setValue(2)
     widget.show_anchors_at(128, 128)
     widget.sizes_edit.setText("16; 32; 80; 128; 256")
-    shapes = viewer.layers[ANCHORS_LAYER]
+    shapes = viewer.layers[ANCHORS_AT_POINT_LAYER]
     qtbot.waitUntil(lambda: square_anchor_is(shapes, 80), timeout=5000)
     # 64 px box against an 80 px anchor: IoU 0.64, orange; colours follow the core's figures
     qtbot.waitUntil(lambda: _edge_hex(gt)[0] == ZONE_COLORS["mid"], timeout=5000)
@@ -123,7 +125,7 @@ def test_behind_another_tab_nothing_is_redrawn_until_the_tab_is_shown(viewer_and
     viewer, widget, _ = viewer_and_widget
     widget.level_spin.setValue(2)
     widget.show_anchors_at(128, 128)
-    shapes = viewer.layers[ANCHORS_LAYER]
+    shapes = viewer.layers[ANCHORS_AT_POINT_LAYER]
     qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
     report = widget.report
     widget.set_overlay_visible(False)  # what the dock does when another tab is chosen
@@ -140,12 +142,12 @@ def test_behind_another_tab_nothing_is_redrawn_until_the_tab_is_shown(viewer_and
 
 def test_bad_sizes_show_an_error_and_keep_the_last_overlay(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
-    before = len(viewer.layers[CENTRES_LAYER].data)
+    before = len(viewer.layers[ANCHOR_CENTRES_LAYER].data)
     widget.sizes_edit.setText("16; 32")
     assert "feature map" in widget.error_label.text()
     assert not widget.use_button.isEnabled()
     qtbot.wait(300)
-    assert len(viewer.layers[CENTRES_LAYER].data) == before
+    assert len(viewer.layers[ANCHOR_CENTRES_LAYER].data) == before
 
 
 def test_dataset_figures_histogram_and_uncaught_table(viewer_and_widget, qtbot):
@@ -159,9 +161,9 @@ def test_dataset_figures_histogram_and_uncaught_table(viewer_and_widget, qtbot):
     # no Annotator docked: the row loads its image here and selects the box
     row = next(r for r in range(2) if widget.table.item(r, 0).text() == "img1.png")
     widget.table.cellClicked.emit(row, 0)
-    assert IMAGE_LAYER in viewer.layers
+    assert ANCHOR_IMAGE_LAYER in viewer.layers
     assert widget.image_path == folder / "img1.png"
-    assert viewer.layers[GT_LAYER].selected_data == {1}
+    assert viewer.layers[ANCHOR_TRUTH_LAYER].selected_data == {1}
     assert np.allclose(viewer.scene.camera.center[-2:], [105, 11])
 
 
@@ -210,9 +212,9 @@ def test_uncaught_row_navigates_through_the_docked_annotator(make_napari_viewer,
     )
     widget.table.cellClicked.emit(row, 0)
     assert annotator.index == 1
-    assert IMAGE_LAYER not in viewer.layers  # the Annotator showed it, not us
+    assert ANCHOR_IMAGE_LAYER not in viewer.layers  # the Annotator showed it, not us
     assert widget.image_path == folder / "img1.png"
-    assert viewer.layers[GT_LAYER].selected_data == {1}
+    assert viewer.layers[ANCHOR_TRUTH_LAYER].selected_data == {1}
     widget.teardown()
 
 
@@ -226,9 +228,9 @@ def test_a_box_drawn_in_the_annotator_is_coloured_once_autosaved(
     annotator = AnnotatorWidget(viewer)
     annotator.open_folder(folder)
     widget = open_anchor_viewer(viewer, qtbot)
-    before = viewer.layers[GT_LAYER].nshapes
+    before = viewer.layers[ANCHOR_TRUTH_LAYER].nshapes
     viewer.layers.selection.active.add_rectangles(np.array([[[4, 4], [4, 40], [40, 40], [40, 4]]]))
-    qtbot.waitUntil(lambda: viewer.layers[GT_LAYER].nshapes == before + 1, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.layers[ANCHOR_TRUTH_LAYER].nshapes == before + 1, timeout=5000)
     widget.teardown()
 
 
@@ -269,7 +271,7 @@ def test_follow_mouse_moves_the_anchors_with_the_cursor(viewer_and_widget, qtbot
 
     viewer, widget, _ = viewer_and_widget
     widget.level_spin.setValue(2)
-    layer = viewer.layers[ANCHORS_LAYER]
+    layer = viewer.layers[ANCHORS_AT_POINT_LAYER]
 
     def hover(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
         """Move the mouse: the anchors shown (xyxy) and the layout's anchors at the cursor."""

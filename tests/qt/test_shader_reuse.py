@@ -15,6 +15,7 @@ from qtpy.QtTest import QTest
 from vispy.visuals.shaders.program import ModularProgram
 
 from napari_detlab._qt.annotator import AnnotatorWidget
+from napari_detlab._qt.napari_internals import viewer_canvas
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders, reuses_mesh_shaders
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.boxes import xyxy_to_napari
@@ -73,7 +74,7 @@ def test_n_reuses_the_class_layers_shaders_and_shows_the_new_boxes(
     assert before["red"] > 0 and before["blue"] == 0
 
     rebuilt = record_builds(monkeypatch)
-    QTest.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key.Key_N)
+    QTest.keyClick(viewer_canvas(viewer).native, Qt.Key.Key_N)
     after = coloured_pixels(viewer.screenshot(canvas_only=True, flash=False))
 
     assert widget.index == 1

@@ -13,8 +13,10 @@ import torch
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QDockWidget
 
+from napari_detlab._layers import REVIEW_CAPTIONS_LAYER, REVIEW_OUTLINES_LAYER
 from napari_detlab._qt.annotator import AnnotatorWidget
-from napari_detlab._qt.review import BOX_LAYER_NAME, LABEL_LAYER_NAME, ReviewWidget
+from napari_detlab._qt.napari_internals import vectors_thumbnail_limit
+from napari_detlab._qt.review import ReviewWidget
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab._qt.train_dock import TrainDockWidget
@@ -112,7 +114,10 @@ def _review_setup(make_napari_viewer, tmp_path, via_plugin: bool = False, tabbed
 
 def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictions(review_setup):
     viewer, _annotator, review, _folder = review_setup()
-    boxes_layer, labels_layer = viewer.layers[BOX_LAYER_NAME], viewer.layers[LABEL_LAYER_NAME]
+    boxes_layer, labels_layer = (
+        viewer.layers[REVIEW_OUTLINES_LAYER],
+        viewer.layers[REVIEW_CAPTIONS_LAYER],
+    )
     assert reuses_mesh_shaders(viewer, boxes_layer)  # no shader recompile per slider step
 
     for score, nms, agnostic in [
@@ -163,15 +168,15 @@ def test_docks_opened_by_napari_keep_their_fast_paths_and_print_no_warning(revie
         annotator.next_image()
         annotator.previous_image()
     assert [str(w.message) for w in caught if "Private attribute" in str(w.message)] == []
-    outlines = viewer.layers[BOX_LAYER_NAME]
+    outlines = viewer.layers[REVIEW_OUTLINES_LAYER]
     assert len(review.kept) > 0
     np.testing.assert_allclose(
         drawn_boxes(outlines)[: len(review.kept)], PRED_BOXES[review.kept]
     )  # the kept predictions, then the ground truth they miss
-    # the fast paths of napari_private are still taken through the proxy
+    # the fast paths of napari_internals are still taken through the proxy
     assert reuses_mesh_shaders(viewer, outlines)
     assert all(reuses_mesh_shaders(viewer, viewer.layers[f"boxes: {c}"]) for c in GT_CLASSES)
-    assert outlines._max_vectors_thumbnail == 32
+    assert vectors_thumbnail_limit(outlines) == 32
 
 
 def test_settings_survive_n_and_b_and_follow_the_image(review_setup, press):
@@ -183,7 +188,7 @@ def test_settings_survive_n_and_b_and_follow_the_image(review_setup, press):
     press(viewer, Qt.Key.Key_N)
     assert annotator.index == 1
     assert review.image_path.name == "b.png"
-    assert len(review.kept) == 0 and len(viewer.layers[BOX_LAYER_NAME].data) == 0
+    assert len(review.kept) == 0 and len(viewer.layers[REVIEW_OUTLINES_LAYER].data) == 0
 
     press(viewer, Qt.Key.Key_B)
     assert annotator.index == 0
@@ -215,11 +220,11 @@ def dock_of(widget) -> QDockWidget:
 def test_behind_another_tab_the_overlay_hides_and_figures_wait_until_chosen(review_setup, qtbot):
     viewer, annotator, review, _folder = review_setup(tabbed=True)
     qtbot.waitUntil(lambda: not review.busy and review.dataset_review is not None, timeout=10_000)
-    outlines = viewer.layers[BOX_LAYER_NAME]
+    outlines = viewer.layers[REVIEW_OUTLINES_LAYER]
     shown_boxes = drawn_boxes(outlines)
     dock_of(annotator).raise_()  # the Annotator's tab in front, as in the demo
     qtbot.waitUntil(lambda: not outlines.visible, timeout=5000)  # Qt tells docks a turn later
-    assert not viewer.layers[LABEL_LAYER_NAME].visible
+    assert not viewer.layers[REVIEW_CAPTIONS_LAYER].visible
     figures = review.dataset_review
     review.score_slider.setValue(0.2)
     annotator.next_image()  # b.png: no predictions
@@ -253,7 +258,7 @@ def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(revie
     cell_layer = viewer.layers["boxes: cell"]
     assert cell_layer.nshapes == 2
 
-    viewer.layers[LABEL_LAYER_NAME].selected_data = {3}  # row 3 = prediction 4
+    viewer.layers[REVIEW_CAPTIONS_LAYER].selected_data = {3}  # row 3 = prediction 4
     assert review.accept_selected() == 1
     saved = torch.load(folder / "annotations" / "a.pt", weights_only=True)
     assert saved["reviewed"] is True
@@ -341,7 +346,7 @@ def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
         )
         assert review.kept.tolist() == expected.tolist()
         np.testing.assert_allclose(
-            drawn_boxes(viewer.layers[BOX_LAYER_NAME])[: len(expected)],
+            drawn_boxes(viewer.layers[REVIEW_OUTLINES_LAYER])[: len(expected)],
             raw.boxes[expected],
             atol=1e-4,
         )

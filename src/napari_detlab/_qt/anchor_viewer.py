@@ -42,9 +42,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_detlab._qt.dock_visibility import follow_dock_visibility
+from napari_detlab._layers import (
+    ANCHOR_CENTRES_LAYER,
+    ANCHOR_IMAGE_LAYER,
+    ANCHOR_TRUTH_LAYER,
+    ANCHORS_AT_POINT_LAYER,
+)
 from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
-from napari_detlab._qt.latest_jobs import LatestJobs
+from napari_detlab._qt.jobs import LatestJobs
+from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.anchors.coverage import ImageBoxes, coverage, dataset_boxes
@@ -68,10 +74,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AnchorViewerWidget"]
 
-CENTRES_LAYER = "anchor centres"
-ANCHORS_LAYER = "anchors at point"
-GT_LAYER = "ground truth by best IoU"
-IMAGE_LAYER = "anchor viewer image"
 OVERLAY_DELAY_MS = 120  # debounce of typing / spinning before the overlay is redrawn
 COVERAGE_DELAY_MS = 400  # and before the dataset's coverage is recomputed
 HOVER_INTERVAL_S = 0.05  # at most 20 hover redraws a second
@@ -128,21 +130,17 @@ class AnchorViewerWidget(QWidget):
         self._build_ui()
         self._load_config(self.session.config or self._default_config())
 
-        self._session_slots = (
-            (self.session.dataset_changed, self._on_dataset_changed),
-            (self.session.image_changed, self._on_image_changed),
-            (self.session.annotations_changed, self._on_annotations_changed),
-            (self.session.annotation_saved, self._on_annotation_saved),
-            (self.session.config_changed, self._on_config_changed),
-        )
-        for signal, slot in self._session_slots:
-            signal.connect(slot)
         self.viewer.mouse_drag_callbacks.append(self._on_click)
         self.viewer.mouse_move_callbacks.append(self._on_hover)
-        if self.session.dataset is not None:
-            self._on_dataset_changed(self.session.dataset)
-        if self.session.image_path is not None:
-            self._on_image_changed(self.session.image_index, self.session.image_path)
+        self.session.attach(
+            self,
+            teardown=self.teardown,
+            dataset_changed=self._on_dataset_changed,
+            image_changed=self._on_image_changed,
+            annotations_changed=self._on_annotations_changed,
+            annotation_saved=self._on_annotation_saved,
+            config_changed=self._on_config_changed,
+        )
 
     # -- UI -----------------------------------------------------------------------------
     def _timer(self, delay: int, slot: object) -> QTimer:
@@ -246,10 +244,10 @@ class AnchorViewerWidget(QWidget):
         return preset("fast", classes)
 
     def _dataset_classes(self) -> list[str]:
-        if self.session.dataset is None:
+        if self.session.store is None:
             return []
         try:
-            return [spec.name for spec in AnnotationStore(self.session.dataset).load_classes()]
+            return self.session.store.class_names()
         except (OSError, DetlabError):
             return []
 
@@ -305,16 +303,16 @@ class AnchorViewerWidget(QWidget):
         self._coverage_timer.start()
 
     # -- session events -----------------------------------------------------------------
-    def _on_dataset_changed(self, dataset: Path | None) -> None:
+    def _on_dataset_changed(self, store: AnnotationStore | None) -> None:
         self.items = None
         self.report = None
-        if dataset is None:
+        if store is None:
             return
-        self._jobs.start("items", self._load_items, Path(dataset), on_done=self._items_loaded)
+        self._jobs.start("items", self._load_items, store, on_done=self._items_loaded)
 
     @staticmethod
-    def _load_items(dataset: Path) -> list[ImageBoxes]:
-        return dataset_boxes(AnnotationStore(dataset))
+    def _load_items(store: AnnotationStore) -> list[ImageBoxes]:
+        return dataset_boxes(store)
 
     def _items_loaded(self, items: list[ImageBoxes]) -> None:
         self.items = items
@@ -335,8 +333,8 @@ class AnchorViewerWidget(QWidget):
         """Re-read the current image's boxes and the dataset's (the Annotator saves as you go)."""
         if self.image_path is not None:
             self._set_image(self.image_path)
-        if self.session.dataset is not None:
-            self._on_dataset_changed(self.session.dataset)
+        if self.session.store is not None:
+            self._on_dataset_changed(self.session.store)
 
     def _on_annotation_saved(self, path: object) -> None:
         """The Annotator saved one image: re-read that file alone.
@@ -345,14 +343,14 @@ class AnchorViewerWidget(QWidget):
         dataset each time (a thousand files) made ``n`` twice as slow with this dock open,
         even behind the Annotator's tab.
         """
-        if path is None or self.session.dataset is None:
+        if path is None or self.session.store is None:
             self.refresh_dataset()
             return
         path = Path(path)
         if self.image_path is not None and path.stem == self.image_path.stem:
             self._set_image(self.image_path)
         if self.items is None:  # a load is under way and may have read the old file
-            self._on_dataset_changed(self.session.dataset)
+            self._on_dataset_changed(self.session.store)
             return
         item = self.image_boxes if path.stem == self.image_boxes_stem else None
         if item is None:
@@ -376,7 +374,7 @@ class AnchorViewerWidget(QWidget):
     def _read_item(self, path: Path) -> ImageBoxes | None:
         """``path``'s saved boxes as coverage needs them; None when unreadable."""
         try:
-            annotation = AnnotationStore(self.session.dataset).load(path)
+            annotation = self.session.store.load(path)
             if annotation is None:
                 return None
             return ImageBoxes(
@@ -391,9 +389,9 @@ class AnchorViewerWidget(QWidget):
         self.image_path = path
         boxes, labels = np.zeros((0, 4), np.float32), []
         size = None
-        if self.session.dataset is not None:
+        if self.session.store is not None:
             try:
-                annotation = AnnotationStore(self.session.dataset).load(path)
+                annotation = self.session.store.load(path)
             except (OSError, DetlabError):
                 annotation = None
             if annotation is not None:
@@ -447,7 +445,7 @@ class AnchorViewerWidget(QWidget):
         )
         centres = layout.centres(level)
         stride_px = layout.strides[level][0] / layout.scale[0]
-        points = self._layer(CENTRES_LAYER, "points")
+        points = self._layer(ANCHOR_CENTRES_LAYER, "points")
         points.data = centres[:, ::-1]  # (x, y) -> napari's (row, col)
         points.size = max(1.0, stride_px / 4)
         self._draw_anchors_at()
@@ -469,7 +467,7 @@ class AnchorViewerWidget(QWidget):
         else:
             layer = self.viewer.add_shapes(
                 None, ndim=2, name=name, shape_type="rectangle", face_color="transparent",
-                edge_color="#00e5ff", edge_width=1 if name == ANCHORS_LAYER else 2,
+                edge_color="#00e5ff", edge_width=1 if name == ANCHORS_AT_POINT_LAYER else 2,
             )  # fmt: skip
             reuse_mesh_shaders(self.viewer, layer)  # the anchors are redrawn on every hover
         layer.visible = self._overlay_shown
@@ -483,7 +481,7 @@ class AnchorViewerWidget(QWidget):
         While hidden, redraws and coverage are put off; showing the tab catches up on them.
         """
         self._overlay_shown = visible
-        for name in (CENTRES_LAYER, ANCHORS_LAYER, GT_LAYER):
+        for name in (ANCHOR_CENTRES_LAYER, ANCHORS_AT_POINT_LAYER, ANCHOR_TRUTH_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers[name].visible = visible
         if visible:
@@ -508,7 +506,7 @@ class AnchorViewerWidget(QWidget):
         return self._draw_anchors_at()
 
     def _draw_anchors_at(self) -> np.ndarray:
-        layer = self._layer(ANCHORS_LAYER, "shapes")
+        layer = self._layer(ANCHORS_AT_POINT_LAYER, "shapes")
         if self.layout_ is None or self._point is None:
             return np.zeros((0, 4))
         level = min(self.level_spin.value(), self.layout_.num_levels - 1)
@@ -519,7 +517,7 @@ class AnchorViewerWidget(QWidget):
         return anchors
 
     def _draw_ground_truth(self) -> None:
-        layer = self._layer(GT_LAYER, "shapes")
+        layer = self._layer(ANCHOR_TRUTH_LAYER, "shapes")
         item = self.image_boxes
         if self.config is None or not len(item.boxes) or self.image_size is None:
             self.image_best_iou = np.zeros(0, np.float32)
@@ -606,32 +604,18 @@ class AnchorViewerWidget(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(value))
 
     # -- navigation ---------------------------------------------------------------------
-    def _annotator(self) -> object | None:
-        from napari_detlab._qt.annotator import AnnotatorWidget
-
-        try:
-            docks = self.viewer.window.dock_widgets
-        except AttributeError:
-            return None
-        for widget in docks.values():
-            if isinstance(widget, AnnotatorWidget):
-                return widget
-        return None
-
     def go_to_uncaught(self, row: int) -> None:
         """Show the image of the table's ``row`` and select and centre its box."""
         if self.report is None or not 0 <= row < len(self.report["uncaught"]):
             return
         entry = self.report["uncaught"][row]
         path = Path(entry["image"])
-        annotator = self._annotator()
-        if annotator is not None and annotator.store is not None and path in annotator.store.images:
-            annotator.go_to(annotator.store.images.index(path))  # emits image_changed
-        else:
+        # The Annotator, when docked, shows the image (and tells everyone through image_changed).
+        if not self.session.request_image(path, int(entry["box_index"])):
             self._show_image_here(path)
         self._set_image(path)
         self.refresh_overlay()
-        layer = self._layer(GT_LAYER, "shapes")
+        layer = self._layer(ANCHOR_TRUTH_LAYER, "shapes")
         box = np.asarray(entry["box"], np.float64)
         if entry["box_index"] < layer.nshapes:
             layer.selected_data = {int(entry["box_index"])}
@@ -644,11 +628,11 @@ class AnchorViewerWidget(QWidget):
     def _show_image_here(self, path: Path) -> None:
         """No Annotator docked: show the image in our own layer."""
         pixels = read_image(path)
-        if IMAGE_LAYER in self.viewer.layers:
-            self.viewer.layers[IMAGE_LAYER].data = pixels
+        if ANCHOR_IMAGE_LAYER in self.viewer.layers:
+            self.viewer.layers[ANCHOR_IMAGE_LAYER].data = pixels
         else:
-            self.viewer.add_image(pixels, name=IMAGE_LAYER)
-            self.viewer.layers.move(self.viewer.layers.index(IMAGE_LAYER), 0)
+            self.viewer.add_image(pixels, name=ANCHOR_IMAGE_LAYER)
+            self.viewer.layers.move(self.viewer.layers.index(ANCHOR_IMAGE_LAYER), 0)
 
     # -- suggestions and hand-over ------------------------------------------------------
     def suggest(self) -> None:
@@ -699,7 +683,7 @@ class AnchorViewerWidget(QWidget):
 
     # -- teardown -----------------------------------------------------------------------
     def teardown(self) -> None:
-        """Stop listening to the viewer and the session (called when the dock closes)."""
+        """Stop listening to the viewer (the session disconnects itself when the dock closes)."""
         self._overlay_timer.stop()
         self._coverage_timer.stop()
         self._jobs.outdate_all()  # results of jobs still running are dropped
@@ -710,9 +694,3 @@ class AnchorViewerWidget(QWidget):
         for callbacks, function in hooks:
             if function in callbacks:
                 callbacks.remove(function)
-        for signal, slot in self._session_slots:
-            signal.disconnect(slot)
-
-    def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
-        self.teardown()
-        super().closeEvent(event)

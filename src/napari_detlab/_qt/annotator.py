@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_detlab._layers import IMAGE_LAYER
 from napari_detlab._qt.box_layers import (
     add_class_layer,
     class_layer_name,
@@ -70,13 +71,12 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Shapes
 
-__all__ = ["AUTOSAVE_DELAY_MS", "IMAGE_LAYER_NAME", "AnnotatorWidget"]
+__all__ = ["AUTOSAVE_DELAY_MS", "AnnotatorWidget"]
 
 AUTOSAVE_DELAY_MS = 300
 # Neighbours are decoded once the new image is on screen, not while it is being drawn:
 # on a 2-core machine the decode would otherwise compete with the repaint the user waits for.
 PREFETCH_DELAY_MS = 150
-IMAGE_LAYER_NAME = "image"
 DEFAULT_CLASS = "object"
 NAVIGATION_KEYS = ("n", "b")  # bound on every layer too: layer keymaps shadow the viewer's
 
@@ -172,6 +172,9 @@ class AnnotatorWidget(QWidget):
             (self.viewer.layers.events.removing, self._on_layer_removing),
             (self.viewer.layers.selection.events.active, self._on_active_layer),
             (self.session.annotations_changed, self._on_annotations_changed),
+            (self.session.flush_requested, self.flush),
+            (self.session.show_image_requested, self._on_show_image_requested),
+            (self.session.open_folder_requested, self.open_folder),
         ]
         for signal, callback in self._connections:
             signal.connect(callback)
@@ -373,7 +376,7 @@ class AnnotatorWidget(QWidget):
         """Open a dataset folder and show its first image."""
         self._watch_window()
         self.flush()
-        store = AnnotationStore(path)
+        store = self.session.open_dataset(path)
         self.store = store
         self.index = -1
         self.history.clear()
@@ -397,7 +400,6 @@ class AnnotatorWidget(QWidget):
                 f"{store.root}: images {', '.join(duplicates[:5])} exist with two extensions and "
                 "would share one annotation file; rename one of each pair"
             )
-        self.session.set_dataset(store.root)
         if not store.images:
             show_warning(f"{store.root}: no images found (JPEG, PNG, TIFF, BMP, WebP)")
             self._update_labels()
@@ -511,6 +513,11 @@ class AnnotatorWidget(QWidget):
             self._ensure_class(label)
         self._show_annotation(self._saved)
 
+    def _on_show_image_requested(self, path: Path, _box: int | None) -> None:
+        """Another dock asks for an image of this dataset (the asking dock selects its box)."""
+        if self.store is not None and path in self.store.images:
+            self.go_to(self.store.images.index(path))  # tells everyone through image_changed
+
     def _on_annotations_changed(self, path: object) -> None:
         current = self.current_path
         if current is not None and path is not None and Path(path).stem == current.stem:
@@ -527,9 +534,7 @@ class AnnotatorWidget(QWidget):
                 self.viewer.layers.remove(layer)
             layer = None
         if layer is None:
-            layer = self.viewer.add_image(
-                pixels, name=IMAGE_LAYER_NAME, rgb=rgb, contrast_limits=limits
-            )
+            layer = self.viewer.add_image(pixels, name=IMAGE_LAYER, rgb=rgb, contrast_limits=limits)
             self.viewer.layers.move(self.viewer.layers.index(layer), 0)
             self._image_layer = layer
             self.viewer.reset_view()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
 
@@ -21,22 +22,11 @@ if TYPE_CHECKING:
     from napari_detlab.core.annotations.store import ClassSpec
 
 __all__ = [
-    "BOX_EDGE_WIDTH",
-    "LAYER_PREFIX",
     "add_class_layer",
-    "class_layer_name",
     "layer_boxes",
     "set_layer_boxes",
     "style_class_layer",
 ]
-
-LAYER_PREFIX = "boxes: "
-BOX_EDGE_WIDTH = 2
-
-
-def class_layer_name(class_name: str) -> str:
-    """The layer name of a class; the prefix keeps it apart from the user's own layers."""
-    return f"{LAYER_PREFIX}{class_name}"
 
 
 def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:

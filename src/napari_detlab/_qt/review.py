@@ -47,9 +47,10 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from napari_detlab._qt.dock_visibility import follow_dock_visibility
-from napari_detlab._qt.latest_jobs import LatestJobs
-from napari_detlab._qt.napari_private import private_attribute, set_private_attribute
+from napari_detlab._layers import REVIEW_CAPTIONS_LAYER, REVIEW_OUTLINES_LAYER
+from napari_detlab._qt.jobs import LatestJobs
+from napari_detlab._qt.lifecycle import follow_dock_visibility
+from napari_detlab._qt.napari_internals import dims_updater, limit_vectors_thumbnail
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.annotations.file_cache import FileCache, file_stamp
@@ -58,13 +59,12 @@ from napari_detlab.core.annotations.store import (
     ImageAnnotation,
     sanitize_boxes,
 )
-from napari_detlab.core.boxes import xyxy_to_napari
+from napari_detlab.core.boxes import box_iou, box_segments, xyxy_to_napari
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.review import (
     Counts,
     FolderReview,
     Match,
-    box_iou,
     filter_predictions,
     label_ids,
     match_predictions,
@@ -77,18 +77,10 @@ if TYPE_CHECKING:
     from napari.layers import Points, Vectors
 
 __all__ = [
-    "BOX_LAYER_NAME",
-    "LABEL_LAYER_NAME",
-    "PREDICTIONS_DIRNAME",
     "STATUS_COLORS",
     "ReviewWidget",
-    "box_segments",
-    "flush_annotator",
 ]
 
-PREDICTIONS_DIRNAME = "predictions"
-BOX_LAYER_NAME = "review: boxes"
-LABEL_LAYER_NAME = "review: predictions"
 # True positive, false positive, missed ground truth, and predictions on an image nobody has
 # annotated (nothing to compare with).
 STATUS_COLORS = {
@@ -105,27 +97,6 @@ _STATUS_RGBA = {
 _DUPLICATE_IOU = 0.9
 _DATASET_METRICS_DELAY_MS = 300
 _UNREAD = object()  # the ground truth's file stamp before the first read
-
-
-def box_segments(boxes: np.ndarray) -> np.ndarray:
-    """The four edges of each box as napari vectors: ``(4 N, 2, 2)`` of (start, direction).
-
-    Built from :func:`~napari_detlab.core.boxes.xyxy_to_napari`'s corners (the one place
-    xyxy meets napari's row/column order), each corner joined to the next.
-    """
-    corners = xyxy_to_napari(boxes)  # (N, 4, 2): TL, TR, BR, BL
-    directions = np.roll(corners, -1, axis=1) - corners
-    return np.stack([corners, directions], axis=2).reshape(-1, 2, 2)
-
-
-def flush_annotator(viewer: napari.Viewer) -> None:
-    """Make a docked Annotator write its pending edits now, before another dock reads or
-    writes the annotation files (training, accepting predictions)."""
-    from napari_detlab._qt.annotator import AnnotatorWidget
-
-    for widget in viewer.window.dock_widgets.values():
-        if isinstance(widget, AnnotatorWidget):
-            widget.flush()
 
 
 def _fraction(value: float) -> str:
@@ -222,19 +193,15 @@ class ReviewWidget(QWidget):
         self._metrics_timer.timeout.connect(self.refresh_dataset_metrics)
         for slider in (self.score_slider, self.nms_slider):
             slider.sliderReleased.connect(self._schedule_dataset_metrics)
-        self._connections = [
-            (self.session.dataset_changed, self._on_dataset_changed),
-            (self.session.image_changed, self._on_image_changed),
-            (self.session.predictions_changed, self._on_predictions_changed),
-            (self.session.annotations_changed, self._on_annotations_changed),
-            (self.session.annotation_saved, self._on_annotations_changed),
-        ]
-        for signal, slot in self._connections:
-            signal.connect(slot)
-        if self.session.dataset is not None:
-            self._on_dataset_changed(self.session.dataset)
-        if self.session.image_path is not None:
-            self.show_image(self.session.image_path)
+        self.session.attach(
+            self,
+            teardown=self.teardown,
+            dataset_changed=self._on_dataset_changed,
+            image_changed=self._on_image_changed,
+            predictions_changed=self._on_predictions_changed,
+            annotations_changed=self._on_annotations_changed,
+            annotation_saved=self._on_annotations_changed,
+        )
 
     # -- UI -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -270,7 +237,7 @@ class ReviewWidget(QWidget):
         )
         self.accept_selected_button = QPushButton("Accept selected")
         self.accept_selected_button.setToolTip(
-            f"Select boxes by their corner dots in the '{LABEL_LAYER_NAME}' layer "
+            f"Select boxes by their corner dots in the '{REVIEW_CAPTIONS_LAYER}' layer "
             f"(the best {self.max_labels} shown have one)"
         )
         self.accept_selected_button.clicked.connect(self.accept_selected)
@@ -325,9 +292,9 @@ class ReviewWidget(QWidget):
         return float(self.match_iou_spin.value())
 
     # -- session ---------------------------------------------------------------------------
-    def _on_dataset_changed(self, dataset: Path | None) -> None:
-        self.store = None if dataset is None else AnnotationStore(dataset)
-        self.predictions_dir = None if dataset is None else Path(dataset) / PREDICTIONS_DIRNAME
+    def _on_dataset_changed(self, store: AnnotationStore | None) -> None:
+        self.store = store
+        self.predictions_dir = None if store is None else store.predictions_dir
         self._file_cache.clear()
         self.dataset_review = None
         self._schedule_dataset_metrics()
@@ -360,8 +327,8 @@ class ReviewWidget(QWidget):
     def show_image(self, image: str | Path) -> None:
         """Show the predictions of ``image`` at the current slider settings."""
         self.image_path = Path(image)
-        if self.store is None and self.session.dataset is not None:
-            self._on_dataset_changed(self.session.dataset)
+        if self.store is None and self.session.store is not None:
+            self._on_dataset_changed(self.session.store)
         self.current = None
         self._ground_truth_stamp = _UNREAD
         self._loads += 1
@@ -491,7 +458,7 @@ class ReviewWidget(QWidget):
             self._drawn = None
             return
         outlines, handles = self._layers()
-        recompute_dims = private_attribute(self.viewer, "_on_layers_change")
+        recompute_dims = dims_updater(self.viewer)
         with contextlib.ExitStack() as stack:
             if recompute_dims is not None:
                 for layer in (outlines, handles):
@@ -514,7 +481,7 @@ class ReviewWidget(QWidget):
         if self._box_layer is None or self._box_layer not in layers:
             self._box_layer = self.viewer.add_vectors(
                 np.zeros((0, 2, 2)),
-                name=BOX_LAYER_NAME,
+                name=REVIEW_OUTLINES_LAYER,
                 edge_width=2,
                 length=1,
                 vector_style="line",
@@ -523,12 +490,12 @@ class ReviewWidget(QWidget):
             # The thumbnail is drawn vector by vector in Python: with 4,000 segments that is
             # half of a slider step (bench_review: p95 94 ms with a sample, 175 ms without).
             # napari has no public setting for it; if the private one goes, only speed is lost.
-            set_private_attribute(self._box_layer, "_max_vectors_thumbnail", 32)
+            limit_vectors_thumbnail(self._box_layer, 32)
             reuse_mesh_shaders(self.viewer, self._box_layer)  # no recompile per slider step
         if self._label_layer is None or self._label_layer not in layers:
             self._label_layer = self.viewer.add_points(
                 np.zeros((0, 2)),
-                name=LABEL_LAYER_NAME,
+                name=REVIEW_CAPTIONS_LAYER,
                 size=6,
                 border_width=0,
                 face_color="white",
@@ -650,7 +617,7 @@ class ReviewWidget(QWidget):
         layer = self.label_layer
         rows = sorted(int(i) for i in layer.selected_data if int(i) < len(self.kept))
         if not rows:
-            show_info(f"Select predictions first (their corner dots in '{LABEL_LAYER_NAME}')")
+            show_info(f"Select predictions first (their corner dots in '{REVIEW_CAPTIONS_LAYER}')")
             return 0
         return self._accept(self.kept[rows])
 
@@ -668,7 +635,7 @@ class ReviewWidget(QWidget):
         if current is None or image is None or self.store is None or len(indices) == 0:
             show_info("No predictions to accept")
             return 0
-        flush_annotator(self.viewer)  # its unsaved edits first: the reload below would drop them
+        self.session.request_flush()  # unsaved edits first: the reload below would drop them
         try:
             existing = self.store.load(image) or ImageAnnotation()
         except DetlabError as error:
@@ -704,13 +671,6 @@ class ReviewWidget(QWidget):
 
     # -- teardown ---------------------------------------------------------------------------
     def teardown(self) -> None:
-        """Disconnect from the session (the dock is closing)."""
+        """Stop the pending dataset figures (the dock is closing; the session disconnects it)."""
         self._metrics_timer.stop()
         self._jobs.outdate_all()
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
-        self._connections = []
-
-    def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
-        self.teardown()
-        super().closeEvent(event)

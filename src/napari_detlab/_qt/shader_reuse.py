@@ -12,7 +12,7 @@ navigation budget.
 is built once per distinct input (per-vertex colours, or a colormap with given limits) and
 then handed back as the same object, which vispy recognises as unchanged. Other layers and
 other plugins are not touched. Reaching the visual goes through napari's canvas, which has
-no public accessor (see :mod:`~napari_detlab._qt.napari_private`); when that path is
+no public accessor (see :mod:`~napari_detlab._qt.napari_internals`); when that path is
 missing, nothing is changed and navigation is merely slower.
 """
 
@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_detlab._qt.napari_private import private_attribute
+from napari_detlab._qt.napari_internals import (
+    class_color_transform_builder,
+    layer_meshes,
+    mesh_color_limits,
+    mesh_color_transform_builder,
+    set_mesh_color_transform_builder,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -35,32 +41,20 @@ if TYPE_CHECKING:
 __all__ = ["reuse_mesh_shaders", "reuses_mesh_shaders"]
 
 
-def _meshes_of(viewer: napari.Viewer, layer: Layer) -> list[MeshVisual]:
-    """The vispy meshes drawing ``layer``; empty when napari's canvas cannot be reached."""
-    from vispy.visuals import MeshVisual
-
-    qt_viewer = private_attribute(getattr(viewer, "window", None), "_qt_viewer")
-    visuals = getattr(qt_viewer, "layer_to_visual", None)
-    vispy_layer = visuals.get(layer) if isinstance(visuals, dict) else None
-    node = getattr(vispy_layer, "node", None)
-    parts = getattr(node, "_subvisuals", [node])
-    return [part for part in parts if isinstance(part, MeshVisual)]
-
-
 def _transform_key(mesh: MeshVisual, colors: np.ndarray) -> tuple[object, ...]:
     """What the colour transform's GLSL depends on, mirroring ``MeshVisual``'s own test."""
     if colors.ndim == 2 and colors.shape[1] == 1:
-        low, high = (float(value) for value in mesh._clim_values)
+        low, high = mesh_color_limits(mesh)
         return ("colormap", low, high, mesh.cmap.glsl_map)
     return ("per-vertex colour",)
 
 
 def _built_once(mesh: MeshVisual) -> Callable[[np.ndarray], Function]:
-    """``mesh._build_color_transform`` returning the same function for the same key.
+    """vispy's colour-transform builder of ``mesh``, returning the same function for the same key.
 
     The mesh is held weakly so the wrapper, stored on the mesh, makes no reference cycle.
     """
-    build = type(mesh)._build_color_transform
+    build = class_color_transform_builder(mesh)
     mesh_ref = weakref.ref(mesh)
     built: dict[tuple[object, ...], Function] = {}
 
@@ -82,15 +76,15 @@ def reuse_mesh_shaders(viewer: napari.Viewer, layer: Layer) -> int:
     Returns 0 (and changes nothing) when the layer's visual cannot be found, e.g. a viewer
     without a window or a napari whose canvas is organised differently.
     """
-    meshes = _meshes_of(viewer, layer)
+    meshes = layer_meshes(viewer, layer)
     for mesh in meshes:
-        mesh._build_color_transform = _built_once(mesh)
+        set_mesh_color_transform_builder(mesh, _built_once(mesh))
     return len(meshes)
 
 
 def reuses_mesh_shaders(viewer: napari.Viewer, layer: Layer) -> bool:
     """Whether every mesh drawing ``layer`` went through :func:`reuse_mesh_shaders`."""
-    meshes = _meshes_of(viewer, layer)
+    meshes = layer_meshes(viewer, layer)
     return bool(meshes) and all(
-        getattr(mesh._build_color_transform, "reuses_shaders", False) for mesh in meshes
+        getattr(mesh_color_transform_builder(mesh), "reuses_shaders", False) for mesh in meshes
     )

@@ -31,7 +31,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +53,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_detlab._qt.review import PREDICTIONS_DIRNAME, ReviewWidget, flush_annotator
 from napari_detlab._qt.session import session_for
-from napari_detlab.core.annotations.store import AnnotationStore
+from napari_detlab.core.annotations.store import AnnotationStore, predictions_dir_of
 from napari_detlab.core.errors import DetlabError
-from napari_detlab.core.model.config import PRESETS, ModelConfig, default_preset_name, preset
+from napari_detlab.core.model.config import (
+    PRESETS,
+    ModelConfig,
+    default_preset_name,
+    resolve_model_config,
+)
 from napari_detlab.core.training.events import EpochEnded, IterationEnded, RunFinished, RunStarted
 from napari_detlab.core.training.options import TrainingInputError
 
@@ -68,7 +71,6 @@ if TYPE_CHECKING:
 __all__ = ["CurvePlot", "TrainDockWidget", "format_duration"]
 
 logger = logging.getLogger(__name__)
-RUNS_DIRNAME = "runs"
 ANCHOR_VIEWER_CHOICE = "AnchorViewer's config"
 _POLL_MS = 50
 
@@ -363,19 +365,13 @@ class TrainDockWidget(QWidget):
         self._child: subprocess.Popen | None = None  # the training process, when one runs
         self._run_started_at = 0.0
         self._build_ui()
-        self._connections = [
-            (self.session.dataset_changed, self._on_dataset_changed),
-            (self.session.config_changed, self._on_config_changed),
-            (self.session.checkpoint_changed, self._on_checkpoint_changed),
-        ]
-        for session_signal, slot in self._connections:
-            session_signal.connect(slot)
-        if self.session.dataset is not None:
-            self._on_dataset_changed(self.session.dataset)
-        if self.session.config is not None:
-            self._on_config_changed(self.session.config)
-        if self.session.checkpoint is not None:
-            self._on_checkpoint_changed(self.session.checkpoint)
+        self.session.attach(
+            self,
+            teardown=self.teardown,
+            dataset_changed=self._on_dataset_changed,
+            config_changed=self._on_config_changed,
+            checkpoint_changed=self._on_checkpoint_changed,
+        )
 
     # -- UI ---------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -493,9 +489,9 @@ class TrainDockWidget(QWidget):
             self.predict_folder(Path(folder))
 
     # -- session ----------------------------------------------------------------------------
-    def _on_dataset_changed(self, dataset: Path | None) -> None:
-        if dataset is not None:
-            self.dataset_edit.setText(str(dataset))
+    def _on_dataset_changed(self, store: AnnotationStore | None) -> None:
+        if store is not None:
+            self.dataset_edit.setText(str(store.root))
 
     def _on_config_changed(self, _config: ModelConfig) -> None:
         if self.config_combo.findText(ANCHOR_VIEWER_CHOICE) < 0:
@@ -514,13 +510,21 @@ class TrainDockWidget(QWidget):
     def model_config(self, classes: list[str]) -> ModelConfig:
         """The config Start would train: the chosen preset or the AnchorViewer's, these classes."""
         choice = self.config_combo.currentText()
-        if choice == ANCHOR_VIEWER_CHOICE and self.session.config is not None:
-            config = self.session.config.replace(classes=list(classes))
-        else:
-            config = preset(choice, list(classes))
-        if self.config_overrides:
-            config = config.replace(**self.config_overrides)
-        return config.validate()
+        from_anchor_viewer = choice == ANCHOR_VIEWER_CHOICE and self.session.config is not None
+        return resolve_model_config(
+            classes,
+            config=self.session.config if from_anchor_viewer else None,
+            preset_name=None if from_anchor_viewer else choice,
+            keep_config_classes=False,
+            overrides=self.config_overrides,
+        )
+
+    def _store(self, dataset: Path) -> AnnotationStore:
+        """The session's store when ``dataset`` is the open one (its answers are shared)."""
+        store = self.session.store
+        if store is not None and store.root.resolve() == dataset.resolve():
+            return store
+        return AnnotationStore(dataset)
 
     def train_options(self) -> Any:
         from napari_detlab.core.training.options import TrainOptions
@@ -551,21 +555,15 @@ class TrainDockWidget(QWidget):
                 f"Choose a dataset folder first ({dataset or 'none chosen'} is not a folder)"
             )
             return False
-        flush_annotator(self.viewer)  # train on what is on screen, not what was saved before
+        self.session.request_flush()  # train on what is on screen, not what was saved before
         try:
-            classes = [spec.name for spec in AnnotationStore(dataset).load_classes()]
-            config = self.model_config(classes)
+            store = self._store(dataset)
+            config = self.model_config(store.class_names())
             options = self.train_options()
         except (DetlabError, OSError) as error:
             show_error(f"Cannot train: {error}")
             return False
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = dataset / RUNS_DIRNAME / stamp
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = dataset / RUNS_DIRNAME / f"{stamp}-{suffix}"
-        self.run_dir = run_dir
+        self.run_dir = run_dir = store.new_run_dir()
         self.last_result = None
         cancel = self._cancel_training = threading.Event()
         self.loss_plot.clear()
@@ -662,18 +660,18 @@ class TrainDockWidget(QWidget):
         if image is None:
             show_info("Open an image in the Annotator first")
             return False
-        return self.predict([image], image.parent / PREDICTIONS_DIRNAME)
+        return self.predict([image], predictions_dir_of(image.parent))
 
     def predict_dataset(self) -> bool:
         dataset = self.dataset
         if dataset is None or not dataset.is_dir():
             show_error("Choose a dataset folder first")
             return False
-        return self.predict(dataset, dataset / PREDICTIONS_DIRNAME)
+        return self.predict(dataset, predictions_dir_of(dataset))
 
     def predict_folder(self, folder: Path) -> bool:
         """Predict a folder of new images into ``folder/predictions``; opens it for review."""
-        return self.predict(folder, Path(folder) / PREDICTIONS_DIRNAME, open_folder=Path(folder))
+        return self.predict(folder, predictions_dir_of(folder), open_folder=Path(folder))
 
     def is_predicting(self) -> bool:
         return self.predict_job is not None and self.predict_job.is_running()
@@ -750,20 +748,16 @@ class TrainDockWidget(QWidget):
         self.predict_cancel_button.setEnabled(running)
 
     def _show_predictions(self, output_dir: Path, open_folder: Path | None) -> None:
-        """Make the predictions visible: a Review panel, and the new folder in the Annotator."""
-        from napari_detlab._qt.annotator import AnnotatorWidget
+        """Make the predictions visible: the new folder in the Annotator, and a Review dock.
 
-        docked = list(self.viewer.window.dock_widgets.values())
-        if not any(isinstance(widget, ReviewWidget) for widget in docked):
-            self.viewer.window.add_dock_widget(
-                ReviewWidget(self.viewer), name="Review predictions", area="right"
-            )
-        annotator = next((w for w in docked if isinstance(w, AnnotatorWidget)), None)
-        if open_folder is not None and annotator is not None:
-            annotator.open_folder(open_folder)  # saves pending edits first
-        elif open_folder is not None:
+        The Review dock is opened through napari's plugin menu when none is listening; it
+        learns the predictions folder from the session when it joins.
+        """
+        if open_folder is not None and not self.session.request_open_folder(open_folder):
             show_info(f"Open {open_folder} in the Annotator to review its predictions")
-        self.session.predictions_changed.emit(output_dir)
+        self.session.set_predictions(output_dir)
+        if not self.session.listens("predictions_changed"):
+            self.viewer.window.add_plugin_dock_widget("napari-detlab", "Review predictions")
 
     # -- helpers ----------------------------------------------------------------------------
     def teardown(self) -> None:
@@ -774,10 +768,3 @@ class TrainDockWidget(QWidget):
             stop_child(self._child)  # now: the relay thread may not outlive the app
         if self._cancel_prediction is not None:
             self._cancel_prediction.set()
-        for session_signal, slot in self._connections:
-            session_signal.disconnect(slot)
-        self._connections = []
-
-    def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
-        self.teardown()
-        super().closeEvent(event)

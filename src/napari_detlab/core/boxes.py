@@ -4,23 +4,34 @@ Everywhere in the core a box is ``(x1, y1, x2, y2)`` in pixels of the original i
 float array of shape ``(N, 4)``. napari's Shapes layer stores each rectangle as four vertices
 in ``(row, col)`` order, possibly with leading plane coordinates and possibly rotated or
 dragged into a non-rectangle: :func:`napari_to_xyxy` turns any such shape into its axis-aligned
-hull, and :func:`xyxy_to_napari` is its inverse for rectangles. Nothing else in the project
+hull, and :func:`xyxy_to_napari` is its inverse for rectangles (:func:`box_segments` gives
+the same corners as the edge vectors the Review dock draws). Nothing else in the project
 touches ``(row, col)``.
+
+The overlaps live here too (:func:`box_iou`, :func:`paired_iou_f32`, :func:`shape_iou`), and
+:class:`BoxRecord`, the shape shared by every record of one image's labelled boxes: the
+annotation a person made and the prediction a model made (which adds scores).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
+    "BoxRecord",
     "as_boxes",
     "box_area",
+    "box_iou",
+    "box_segments",
     "clip_xyxy",
     "cxcywh_to_xyxy",
     "napari_to_xyxy",
     "nonempty_mask",
+    "paired_iou_f32",
+    "shape_iou",
     "xywh_to_xyxy",
     "xyxy_to_cxcywh",
     "xyxy_to_napari",
@@ -149,3 +160,98 @@ def nonempty_mask(boxes: object, min_size: float = 1.0) -> np.ndarray:
     """Boxes at least ``min_size`` pixels wide and high: the ones a detector can learn from."""
     b = as_boxes(boxes)
     return ((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)
+
+
+def box_segments(boxes: object) -> np.ndarray:
+    """The four edges of each box as napari vectors: ``(4 N, 2, 2)`` of (start, direction).
+
+    Built from :func:`xyxy_to_napari`'s corners, each corner joined to the next; a Vectors
+    layer draws thousands of these in one array assignment, where a Shapes layer would
+    triangulate every rectangle in Python.
+    """
+    corners = xyxy_to_napari(boxes)  # (N, 4, 2): TL, TR, BR, BL
+    directions = np.roll(corners, -1, axis=1) - corners
+    return np.stack([corners, directions], axis=2).reshape(-1, 2, 2)
+
+
+def box_iou(a: object, b: object) -> np.ndarray:
+    """Pairwise IoU of two box sets, ``(len(a), len(b))``; zero-area boxes overlap nothing.
+
+    Plain numpy on purpose: torch would split this small product over its intra-op threads,
+    which on a busy CPU (training in the background) costs far more than the arithmetic.
+    """
+    a, b = as_boxes(a, np.float32), as_boxes(b, np.float32)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    width = np.minimum(a[:, None, 2], b[None, :, 2])
+    width -= np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3])
+    height -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(width, 0, out=width)
+    np.maximum(height, 0, out=height)
+    inter = np.multiply(width, height, out=width)
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    union = area_a[:, None] + area_b[None, :]
+    union -= inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def paired_iou_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of ``a[i]`` with ``b[i]`` in torchvision ``box_iou``'s float32 operations,
+    in its order.
+
+    Every step is one IEEE operation on float32, so the values (and hence ties) are bitwise
+    those of the RPN's IoU matrix: the anchor coverage reports exactly what training matches.
+    """
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(width, np.float32(0)) * np.maximum(height, np.float32(0))
+    union = (area_a + area_b) - inter
+    return inter / union
+
+
+def shape_iou(wh: np.ndarray, anchors_wh: np.ndarray) -> np.ndarray:
+    """IoU of zero-centred shapes: ``(N, 2)`` widths and heights against ``(K, 2)`` gives
+    ``(N, K)``; what anchor fitting compares, position aside."""
+    wh = np.asarray(wh, np.float64)[:, None, :]
+    anchors_wh = np.asarray(anchors_wh, np.float64)[None, :, :]
+    inter = np.minimum(wh[..., 0], anchors_wh[..., 0]) * np.minimum(wh[..., 1], anchors_wh[..., 1])
+    union = wh[..., 0] * wh[..., 1] + anchors_wh[..., 0] * anchors_wh[..., 1] - inter
+    return inter / union
+
+
+@dataclass
+class BoxRecord:
+    """One image's labelled boxes: what an annotation and a prediction have in common.
+
+    Subclasses add their own fields after these two (``ImageAnnotation``: reviewed flag,
+    image size, other tools' keys; ``Prediction``: scores and how the model made them), so
+    both are built, normalised and measured the same way.
+
+    Attributes
+    ----------
+    boxes
+        ``float32 (N, 4)`` xyxy in pixels of the original image.
+    labels
+        One class name per box.
+    """
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.boxes = as_boxes(self.boxes, np.float32)
+        self.labels = [str(label) for label in self.labels]
+        size = getattr(self, "image_size", None)
+        if size is not None:
+            self.image_size = (int(size[0]), int(size[1]))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def boxes_of(self, label: str) -> np.ndarray:
+        """The boxes labelled ``label``, in record order."""
+        return self.boxes[np.asarray(self.labels, dtype=object) == label]

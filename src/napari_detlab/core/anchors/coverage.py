@@ -31,7 +31,7 @@ from torchvision.models.detection._utils import Matcher
 from torchvision.ops import box_iou
 
 from napari_detlab.core.anchors.layout import AnchorLayout
-from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.boxes import as_boxes, paired_iou_f32
 from napari_detlab.core.model.config import ModelConfig
 
 __all__ = [
@@ -261,21 +261,6 @@ def brute_force_coverage(
 
 
 # -- fast path ------------------------------------------------------------------------------
-def _iou_f32(gt: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """Row-wise IoU with torchvision ``box_iou``'s float32 operations in its order.
-
-    Every step is one IEEE operation on float32, so the values (and hence ties) are bitwise
-    those of the RPN's IoU matrix.
-    """
-    area_gt = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
-    area_anchor = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
-    width = np.minimum(gt[:, 2], anchors[:, 2]) - np.maximum(gt[:, 0], anchors[:, 0])
-    height = np.minimum(gt[:, 3], anchors[:, 3]) - np.maximum(gt[:, 1], anchors[:, 1])
-    inter = np.maximum(width, np.float32(0)) * np.maximum(height, np.float32(0))
-    union = (area_gt + area_anchor) - inter
-    return inter / union
-
-
 class _Grid:
     """A layout's anchors as arrays indexed by (level, shape): what the fast path needs."""
 
@@ -325,7 +310,7 @@ def _nearest_lower_bound(grid: _Grid, gt: np.ndarray) -> np.ndarray:
     row = np.clip(row, 0, grid.grid[:, 0] - 1)
     s = np.broadcast_to(np.arange(s_count), (n, s_count))
     anchors = grid.decode(grid.anchor_index(s, row, col).ravel())
-    iou = _iou_f32(np.repeat(gt, s_count, axis=0), anchors).reshape(n, s_count)
+    iou = paired_iou_f32(np.repeat(gt, s_count, axis=0), anchors).reshape(n, s_count)
     return iou.max(axis=1)
 
 
@@ -416,7 +401,7 @@ def _group_coverage(
         pair_owner, pair_pos = _ragged_arange(pairs_per_cand[cands])
         cand = cands[pair_owner]
         gt_of_pair = box_start[cand_image[cand]] + pair_pos
-        iou = _iou_f32(gt[gt_of_pair], cand_boxes[cand])
+        iou = paired_iou_f32(gt[gt_of_pair], cand_boxes[cand])
         seg = np.concatenate([[0], np.cumsum(pairs_per_cand[cands])[:-1]])
         seg_max = np.maximum.reduceat(iou, seg)
         cand_max[cands] = seg_max

@@ -25,13 +25,13 @@ import numpy as np
 
 from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, coverage
 from napari_detlab.core.anchors.layout import anchor_shapes
+from napari_detlab.core.boxes import shape_iou
 from napari_detlab.core.model.config import ModelConfig
 
 __all__ = [
     "AnchorSuggestion",
     "anchor_report",
     "iou_kmeans",
-    "shape_iou",
     "shape_metrics",
     "suggest_anchors",
 ]
@@ -39,15 +39,6 @@ __all__ = [
 YOLO_ANCHOR_T = 4.0  # YOLOv5's hyp['anchor_t']: width and height each within 4x of the anchor's
 TINY_BOX = 3.0  # YOLOv5 warns below 3 px: few pixels for any backbone to see
 DEGENERATE_BOX = 2.0  # and drops below 2 px from the fit
-
-
-def shape_iou(wh: np.ndarray, anchors_wh: np.ndarray) -> np.ndarray:
-    """IoU of zero-centred shapes: ``(N, 2)`` against ``(K, 2)`` gives ``(N, K)``."""
-    wh = np.asarray(wh, np.float64)[:, None, :]
-    anchors_wh = np.asarray(anchors_wh, np.float64)[None, :, :]
-    inter = np.minimum(wh[..., 0], anchors_wh[..., 0]) * np.minimum(wh[..., 1], anchors_wh[..., 1])
-    union = wh[..., 0] * wh[..., 1] + anchors_wh[..., 0] * anchors_wh[..., 1] - inter
-    return inter / union
 
 
 def config_anchor_wh(config: ModelConfig) -> np.ndarray:

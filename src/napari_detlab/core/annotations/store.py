@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from napari_detlab.core.atomic import atomic_torch_save, atomic_write_json, safe_torch_load
-from napari_detlab.core.boxes import as_boxes, clip_xyxy, nonempty_mask
+from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, list_images
 
@@ -95,15 +95,13 @@ class ClassInUseError(AnnotationError):
 
 
 @dataclass
-class ImageAnnotation:
-    """The boxes of one image, in the core's xyxy pixel coordinates.
+class ImageAnnotation(BoxRecord):
+    """The boxes a person drew on one image, in the core's xyxy pixel coordinates.
 
     Attributes
     ----------
-    boxes
-        ``float32 (N, 4)`` xyxy in pixels of the original image.
-    labels
-        One class name per box.
+    boxes, labels
+        See :class:`~napari_detlab.core.boxes.BoxRecord`.
     reviewed
         The user has looked at the image; with no boxes it is a negative example.
     image_size
@@ -114,20 +112,9 @@ class ImageAnnotation:
         what ``torch.load(weights_only=True)`` reads: tensors, numbers, strings, lists, dicts.
     """
 
-    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    labels: list[str] = field(default_factory=list)
     reviewed: bool = False
     image_size: tuple[int, int] | None = None
     extra: dict[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.boxes = as_boxes(self.boxes, np.float32)
-        self.labels = [str(label) for label in self.labels]
-        if self.image_size is not None:
-            self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
     def to_dict(self) -> dict[str, object]:
         """The on-disk dict: tensors, strings, numbers and lists, which ``weights_only`` reads."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, nms
 
-from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.boxes import as_boxes, box_iou
 from napari_detlab.core.errors import DetlabError
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ __all__ = [
     "DatasetReview",
     "FolderReview",
     "Match",
-    "box_iou",
     "filter_predictions",
     "label_ids",
     "match_predictions",
@@ -126,29 +125,6 @@ def filter_predictions(
             raise ValueError(f"{len(b)} boxes but {len(ids)} labels")
         kept = batched_nms(tb, ts, torch.from_numpy(ids[candidates]), float(nms_iou))
     return _by_score(s, candidates[kept.numpy()])
-
-
-def box_iou(a: object, b: object) -> np.ndarray:
-    """Pairwise IoU of two box sets, ``(len(a), len(b))``; zero-area boxes overlap nothing.
-
-    Plain numpy on purpose: torch would split this small product over its intra-op threads,
-    which on a busy CPU (training in the background) costs far more than the arithmetic.
-    """
-    a, b = as_boxes(a, np.float32), as_boxes(b, np.float32)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    width = np.minimum(a[:, None, 2], b[None, :, 2])
-    width -= np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3])
-    height -= np.maximum(a[:, None, 1], b[None, :, 1])
-    np.maximum(width, 0, out=width)
-    np.maximum(height, 0, out=height)
-    inter = np.multiply(width, height, out=width)
-    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
-    union = area_a[:, None] + area_b[None, :]
-    union -= inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from napari_detlab.core.atomic import atomic_torch_save, safe_torch_load
-from napari_detlab.core.boxes import as_boxes
+from napari_detlab.core.boxes import BoxRecord, as_boxes
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import (
     IMAGE_SUFFIXES,
@@ -64,15 +64,13 @@ class PredictionError(DetlabError, ValueError):
 
 
 @dataclass
-class Prediction:
-    """What the model found in one image.
+class Prediction(BoxRecord):
+    """What the model found in one image: labelled boxes with scores.
 
     Attributes
     ----------
-    boxes
-        ``float32 (N, 4)`` xyxy in pixels of the original image.
-    labels
-        Class name of each box.
+    boxes, labels
+        See :class:`~napari_detlab.core.boxes.BoxRecord`.
     scores
         ``float32 (N,)`` confidence of each box.
     image_size
@@ -84,8 +82,6 @@ class Prediction:
         The checkpoint that made the prediction (empty if unknown).
     """
 
-    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    labels: list[str] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     image_size: tuple[int, int] | None = None
     score_floor: float | None = None
@@ -93,17 +89,11 @@ class Prediction:
     checkpoint: str = ""
 
     def __post_init__(self) -> None:
-        self.boxes = as_boxes(self.boxes, np.float32)
+        super().__post_init__()
         scores = (
             self.scores.detach().cpu().numpy() if hasattr(self.scores, "detach") else self.scores
         )
         self.scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-        self.labels = [str(label) for label in self.labels]
-        if self.image_size is not None:
-            self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,115 @@
+"""The one way the docks run work in the background: napari's workers.
+
+Training's relay, prediction, import / export and dataset scoring all run in napari's
+thread pool (:func:`start_worker`); what they yield and return arrives on the GUI thread
+through Qt signals, not a polled queue. napari shows each in its activity dock and registers
+it as a running task, so closing the window while one runs asks first. The training itself
+runs in a child process (see :mod:`napari_detlab.core.training.launch`); a worker here
+only relays its events.
+
+A dock that measures the dataset (anchor coverage, precision / recall / mAP) starts a job on
+every change: :class:`LatestJobs` drops the results of every job but the newest of a kind,
+so a slow old job can never overwrite a newer figure.
+
+(The Annotator's image prefetch is the exception: it belongs to the Qt-free annotation
+model in the core, which cannot use napari's workers, and it is a plain executor there.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari.qt.threading import WorkerBase
+
+__all__ = ["LatestJobs", "start_worker"]
+
+
+def start_worker(
+    function: Callable[..., Any],
+    *args: Any,
+    description: str,
+    total: int = 0,
+    on_yield: Callable[[Any], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> WorkerBase:
+    """Run ``function(*args)`` in napari's thread pool and return the started worker.
+
+    Parameters
+    ----------
+    function
+        A plain function (its return value goes to ``on_done``) or a generator function
+        (each value it yields goes to ``on_yield``, its return value to ``on_done``). A
+        generator is stopped at its next ``yield`` by ``worker.quit()``, which napari also
+        calls when the user closes the window and agrees to cancel running tasks.
+    description
+        What napari's activity dock and its "tasks still running" question call it.
+    total
+        For a generator that yields once per step: how many steps, for a progress bar in
+        the activity dock (0: a busy indicator).
+    on_yield, on_done, on_error
+        Called on the GUI thread.
+    """
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(
+        function, *args, _start_thread=False, _progress={"total": total, "desc": description}
+    )
+    if on_yield is not None and hasattr(worker, "yielded"):
+        worker.yielded.connect(on_yield)
+    if on_done is not None:
+        worker.returned.connect(on_done)
+    if on_error is not None:
+        worker.errored.connect(on_error)
+    worker.start()
+    return worker
+
+
+class LatestJobs:
+    """Start jobs by kind; only the latest job of each kind reports back.
+
+    Parameters
+    ----------
+    on_error
+        Called on the GUI thread with ``(kind, error)`` when the latest job of a kind fails.
+    """
+
+    def __init__(self, on_error: Callable[[str, Exception], None]) -> None:
+        self._on_error = on_error
+        self._generation: dict[str, int] = {}
+        self._running: list[object] = []
+
+    @property
+    def running(self) -> bool:
+        """Whether any job (outdated ones included) is still running."""
+        return bool(self._running)
+
+    def start(self, kind: str, function: Callable[..., Any], *args: Any, on_done: Callable) -> None:
+        """Run ``function(*args)`` in a worker thread; ``on_done(result)`` if still the latest."""
+        from napari.qt.threading import create_worker
+
+        generation = self._generation[kind] = self._generation.get(kind, 0) + 1
+        worker = create_worker(function, *args, _start_thread=False)
+
+        def finished(result: object) -> None:
+            if generation == self._generation[kind]:
+                on_done(result)
+
+        def failed(error: Exception) -> None:
+            if generation == self._generation[kind]:
+                self._on_error(kind, error)
+
+        worker.returned.connect(finished)
+        worker.errored.connect(failed)
+        worker.finished.connect(
+            lambda: self._running.remove(worker) if worker in self._running else None
+        )
+        self._running.append(worker)
+        worker.start()
+
+    def outdate_all(self) -> None:
+        """Drop the results of every job still running (the dock is closing)."""
+        for kind in self._generation:
+            self._generation[kind] += 1
