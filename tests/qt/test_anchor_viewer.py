@@ -16,9 +16,9 @@ from napari_detlab._layers import (
     ANCHORS_AT_POINT_LAYER,
 )
 from napari_detlab._qt.anchor_viewer import HOVER_INTERVAL_S, AnchorViewerWidget
-from napari_detlab._qt.iou_histogram import ZONE_COLORS
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
+from napari_detlab._qt.widgets.iou_histogram import ZONE_COLORS
 from napari_detlab.core.anchors.coverage import ImageBoxes, coverage, dataset_boxes
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.core.boxes import napari_to_xyxy

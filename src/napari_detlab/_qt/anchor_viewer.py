@@ -48,11 +48,11 @@ from napari_detlab._layers import (
     ANCHOR_TRUTH_LAYER,
     ANCHORS_AT_POINT_LAYER,
 )
-from napari_detlab._qt.iou_histogram import IouHistogram, zone_color
 from napari_detlab._qt.jobs import LatestJobs
 from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
+from napari_detlab._qt.widgets.iou_histogram import IouHistogram, zone_color
 from napari_detlab.core.anchors.coverage import ImageBoxes, coverage, dataset_boxes
 from napari_detlab.core.anchors.layout import AnchorLayout
 from napari_detlab.core.anchors.suggest import AnchorSuggestion, anchor_report, suggest_anchors
