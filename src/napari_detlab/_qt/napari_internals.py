@@ -6,7 +6,7 @@ nothing), the caller takes the slower public path, and nothing breaks. No other 
 a private name of napari or vispy. napari gives plugin widgets a proxy of the viewer that warns
 on private access (``FutureWarning``: "unavailable no earlier than 0.10.0"); the warning is
 silenced here because the person at the viewer cannot act on it, and
-``tests/qt/test_train_review.py`` opens the docks through that proxy so CI notices the day a
+``tests/qt/test_review_dock.py`` opens the docks through that proxy so CI notices the day a
 fast path stops being taken.
 
 - :func:`layer_meshes` (``Window._qt_viewer``, the canvas's layer-to-visual map, and a
