@@ -12,12 +12,17 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from napari_detlab.core.boxes import (
+    BoxRecord,
     as_boxes,
     box_area,
+    box_iou,
+    box_segments,
     clip_xyxy,
     cxcywh_to_xyxy,
     napari_to_xyxy,
     nonempty_mask,
+    paired_iou_f32,
+    shape_iou,
     xywh_to_xyxy,
     xyxy_to_cxcywh,
     xyxy_to_napari,
@@ -194,3 +199,45 @@ def test_clip_keeps_boxes_inside_the_image(boxes: np.ndarray, width: int, height
     inside = (boxes[:, :2] >= 0).all(1) & (boxes[:, 2] <= width) & (boxes[:, 3] <= height)
     np.testing.assert_array_equal(clipped[inside], boxes[inside])
     assert clipped is not boxes  # the caller's array is never changed in place
+
+
+def test_box_iou_known_answers():
+    a = [[0, 0, 10, 10], [0, 0, 0, 10]]  # the second has no area
+    b = [[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]]
+    expected = [[50 / 150, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    np.testing.assert_allclose(box_iou(a, b), expected, rtol=1e-6)
+    assert box_iou(a, []).shape == (2, 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_box_iou_agrees_with_torchvision_and_the_paired_float32_form(seed):
+    from torchvision.ops import box_iou as torch_box_iou
+
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 100, (6, 2, 2)).astype(np.float32)
+    boxes = np.concatenate([corners.min(1), corners.max(1) + 1], axis=1)
+    reference = torch_box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy()
+    np.testing.assert_allclose(box_iou(boxes, boxes), reference, rtol=1e-5, atol=1e-6)
+    rows, cols = np.triu_indices(6)
+    paired = paired_iou_f32(boxes[rows], boxes[cols])
+    np.testing.assert_array_equal(paired, reference[rows, cols])  # bitwise: the RPN's values
+
+
+def test_shape_iou_compares_widths_and_heights_centred():
+    np.testing.assert_allclose(shape_iou([[10, 10], [20, 5]], [[10, 10]]), [[1.0], [50 / 150]])
+
+
+def test_box_segments_trace_each_box_as_four_edges_in_napari_order():
+    segments = box_segments([[1, 2, 11, 22]])  # x1, y1, x2, y2
+    starts, directions = segments[:, 0], segments[:, 1]
+    np.testing.assert_array_equal(starts, [[2, 1], [2, 11], [22, 11], [22, 1]])  # (row, col)
+    np.testing.assert_array_equal(starts + directions, np.roll(starts, -1, axis=0))
+
+
+def test_a_box_record_normalises_what_it_is_given():
+    record = BoxRecord(torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]]), ("cell", 7))
+    assert record.boxes.dtype == np.float32 and record.boxes.shape == (2, 4)
+    assert record.labels == ["cell", "7"] and len(record) == 2
+    np.testing.assert_array_equal(record.boxes_of("7"), [[5, 6, 7, 8]])
+    assert len(BoxRecord()) == 0 and BoxRecord().boxes.shape == (0, 4)
