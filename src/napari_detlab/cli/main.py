@@ -27,6 +27,7 @@ VERB_MODULES = (
     "evaluate",
     "anchors",
     "interop",
+    "weights",
 )
 
 

@@ -11,14 +11,16 @@ builds tensors, containers and the few extra types a caller explicitly allows.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -30,6 +32,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_bytes",
     "atomic_write_json",
+    "atomic_writer",
     "safe_torch_load",
 ]
 
@@ -69,12 +72,14 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``).
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces ``path`` only if the block ends normally.
 
-    The temp file is hidden (``.name.xxxx.tmp``) and removed if anything fails, so an
-    interrupted write leaves the previous file untouched and no stray file behind. An
-    existing file keeps its permissions.
+    The data goes to a hidden temp file beside ``path`` (``.name.xxxx.tmp``), flushed to
+    disk and then moved over ``path`` with :func:`os.replace`; if the block raises (a
+    cancelled download, a full disk, Ctrl+C) the temp file is removed and ``path`` is as it
+    was. An existing file keeps its permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +90,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if hasattr(os, "chmod"):
@@ -95,6 +100,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`): an interrupted
+    write leaves the previous file untouched and no stray file behind."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -40,6 +40,12 @@ from napari_detlab.core.model.device import (
     DeviceError,
     resolve_device,
 )
+from napari_detlab.core.model.download import (
+    DownloadCancelledError,
+    DownloadError,
+    download_weights,
+    find_weights,
+)
 from napari_detlab.core.model.predict import (
     PREDICTION_VERSION,
     Prediction,
@@ -59,6 +65,14 @@ from napari_detlab.core.model.weights import (
     load_pretrained,
     load_weights_file,
 )
+from napari_detlab.core.model.weights_catalog import (
+    START_TITLES,
+    KnownWeights,
+    describe_start,
+    known_weights,
+    weights_for,
+    with_best_start,
+)
 
 __all__ = [
     "BACKBONES",
@@ -66,9 +80,13 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "PREDICTION_VERSION",
     "PRESETS",
+    "START_TITLES",
     "CheckpointError",
     "ConfigError",
     "DeviceError",
+    "DownloadCancelledError",
+    "DownloadError",
+    "KnownWeights",
     "ModelConfig",
     "Prediction",
     "PredictionError",
@@ -82,9 +100,13 @@ __all__ = [
     "collect_images",
     "config_from_checkpoint",
     "default_preset_name",
+    "describe_start",
+    "download_weights",
     "expected_weights_files",
     "feature_map_count",
+    "find_weights",
     "format_levels",
+    "known_weights",
     "load_checkpoint",
     "load_prediction",
     "load_pretrained",
@@ -100,5 +122,7 @@ __all__ = [
     "unwrap_model",
     "unwrap_state_dict",
     "uses_frozen_batchnorm",
+    "weights_for",
+    "with_best_start",
     "write_prediction",
 ]

@@ -255,7 +255,9 @@ def resolve_model_config(
         A checkpoint whose config continues (used when ``config`` is not given).
     preset_name
         ``"fast"``, ``"accurate"``, or ``None`` for the device's default; used when neither
-        ``config`` nor ``resume`` is given.
+        ``config`` nor ``resume`` is given. A preset starts from the best pretrained weights
+        present on this machine (a COCO detector, else an ImageNet backbone, else from
+        scratch; see :func:`~napari_detlab.core.model.weights_catalog.with_best_start`).
     keep_config_classes
         ``False`` replaces a given config's classes by ``classes``: a dock hands on a config
         made for the dataset on screen, whose class list may have changed since.
@@ -279,7 +281,9 @@ def resolve_model_config(
 
         config = config_from_checkpoint(load_checkpoint(resume), str(resume))
     else:
-        config = preset(preset_name, list(classes))
+        from napari_detlab.core.model.weights_catalog import with_best_start
+
+        config = with_best_start(preset(preset_name, list(classes)))
     if overrides:
         config = config.replace(**overrides)
     return config.validate()

@@ -3,8 +3,9 @@
 A scientist's workstation or a cluster node often has no internet, and a download hidden in
 a training run is a surprise nobody wants. So ``pretrained="imagenet"`` / ``"coco"`` resolve
 torchvision's weights enums to the file torchvision *would* have downloaded
-(``torch.hub.get_dir()/checkpoints/<file name of weights.url>``) and load it from there, and
-``weights_path`` loads any local file. A missing file is an error that says where to put it.
+(:mod:`~napari_detlab.core.model.weights_catalog`) and load it from there, and
+``weights_path`` loads any local file. A missing file is an error that says how to get it
+(a download the user starts: :mod:`~napari_detlab.core.model.download`) or where to put it.
 
 Three kinds of file are understood, told apart by their keys:
 
@@ -32,6 +33,7 @@ from torch import nn
 from napari_detlab.core.atomic import safe_torch_load
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.config import ModelConfig
+from napari_detlab.core.model.weights_catalog import weights_for
 
 __all__ = [
     "WeightsFileError",
@@ -86,44 +88,13 @@ class WeightsReport:
         return text
 
 
-def _weights_enums(config: ModelConfig) -> list[Any]:
-    """torchvision's weights enums for the config, preferred first (lazy: imports are slow)."""
-    from torchvision.models import (
-        MobileNet_V3_Large_Weights,
-        ResNet18_Weights,
-        ResNet34_Weights,
-        ResNet50_Weights,
-    )
-    from torchvision.models.detection import (
-        FasterRCNN_MobileNet_V3_Large_FPN_Weights,
-        FasterRCNN_ResNet50_FPN_Weights,
-    )
-
-    if config.pretrained == "coco":
-        if config.backbone == "resnet50":
-            return [FasterRCNN_ResNet50_FPN_Weights.COCO_V1]
-        return [FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1]
-    return {
-        "resnet18": [ResNet18_Weights.IMAGENET1K_V1],
-        "resnet34": [ResNet34_Weights.IMAGENET1K_V1],
-        "resnet50": [ResNet50_Weights.IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2],
-        "mobilenet_v3_large": [
-            MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-            MobileNet_V3_Large_Weights.IMAGENET1K_V2,
-        ],
-    }[config.backbone]
-
-
 def expected_weights_files(config: ModelConfig) -> list[Path]:
     """Where torchvision keeps the config's pretrained weights, preferred file first.
 
     This is ``torch.hub.get_dir()/checkpoints/<file name of the enum's url>``, the file
     ``torchvision`` writes when it downloads them (``TORCH_HOME`` moves it).
     """
-    if config.pretrained == "none":
-        return []
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return [folder / Path(weights.url).name for weights in _weights_enums(config)]
+    return [weights.path for weights in weights_for(config)]
 
 
 def _unwrap_state_dict(data: Any, source: str) -> dict[str, torch.Tensor]:
@@ -220,8 +191,10 @@ def load_pretrained(model: nn.Module, config: ModelConfig) -> WeightsReport | No
     for path in candidates:
         if path.is_file():
             return load_weights_file(model, path, config)
+    name = weights_for(config)[0].name
     raise WeightsNotFoundError(
         f"{config.pretrained} weights for {config.backbone} are not on this machine (nothing is "
-        f"downloaded): copy {candidates[0].name} to {candidates[0]}, or set weights_path to a "
-        'local weights file, or use pretrained="none" to train from scratch'
+        f"downloaded behind your back): run `detlab weights download {name}` (or the train "
+        f"dock's Download button), or copy {candidates[0].name} to {candidates[0]}, or set "
+        'weights_path to a local weights file, or use pretrained="none" to train from scratch'
     )
