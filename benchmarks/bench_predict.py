@@ -41,7 +41,7 @@ GOAL = 0.95
 
 
 def bare_loop(
-    model: torch.nn.Module, paths: list[Path], batch_size: int, device: torch.device
+    model: torch.nn.Module, paths: list[Path], batch_size: int, device: torch.device, amp: bool
 ) -> int:
     """The loop a torchvision tutorial would write: decode, stack in a list, forward, to CPU."""
     count = 0
@@ -50,17 +50,19 @@ def bare_loop(
             torch.from_numpy(to_float_rgb(read_image(p))).permute(2, 0, 1).to(device)
             for p in paths[start : start + batch_size]
         ]
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
             outputs = model(batch)
         outputs = [{key: value.cpu() for key, value in out.items()} for out in outputs]
         count += len(outputs)
     return count
 
 
-def engine_loop(model, config, paths, batch_size, device) -> int:
-    return sum(
-        1 for _ in predict_images(model, config, paths, batch_size=batch_size, device=device)
-    )
+def engine_loop(model, config, paths, batch_size, device, amp: bool, channels_last: bool) -> int:
+    predictions = predict_images(
+        model, config, paths, batch_size=batch_size, device=device, amp=amp,
+        channels_last=channels_last,
+    )  # fmt: skip
+    return sum(1 for _ in predictions)
 
 
 def timed(fn, device: torch.device) -> tuple[int, float, float]:
@@ -87,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
+    parser.add_argument("--amp", choices=("on", "off"), default="off", help="mixed precision")
+    parser.add_argument("--channels-last", choices=("on", "off"), default="off")
     args = parser.parse_args(argv)
+    amp, channels_last = args.amp == "on", args.channels_last == "on"
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         config = config.replace(min_size=128, max_size=128)
     model = build_model(config, load_weights=False).eval().to(device)
+    if channels_last:  # both loops run the same model, so both get its memory order
+        model = model.to(memory_format=torch.channels_last)
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.images is not None:
@@ -110,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no images in {args.images}", file=sys.stderr)
             return 2
         runs = {
-            "engine": lambda: engine_loop(model, config, paths, args.batch_size, device),
-            "bare": lambda: bare_loop(model, paths, args.batch_size, device),
+            "engine": lambda: engine_loop(
+                model, config, paths, args.batch_size, device, amp, channels_last
+            ),
+            "bare": lambda: bare_loop(model, paths, args.batch_size, device, amp),
         }
         for fn in runs.values():  # warm-up: allocator, cuDNN autotuning, page cache
             fn()
@@ -138,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         "images": len(paths),
         "image_source": str(args.images) if args.images else f"synthetic {args.size}x{args.size}",
         "batch_size": args.batch_size,
+        "amp": amp,
+        "channels_last": channels_last,
         "repeats": args.repeats,
         "engine_images_per_s": round(engine, 3),
         "bare_images_per_s": round(bare, 3),

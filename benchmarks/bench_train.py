@@ -2,7 +2,8 @@
 
 Both sides train the same model (same config, same seed), on the same images and batches
 (the engine's training split, the same seeded sampler and augmentation, the same DataLoader
-settings), with the same SGD settings; on CUDA both use AMP. The bare loop is the core of
+settings), with the same SGD settings; on CUDA both use AMP and channels-last memory
+unless ``--amp`` / ``--channels-last`` say otherwise. The bare loop is the core of
 torchvision's detection reference: ``loss = sum(model(images, targets).values())``,
 ``backward``, ``step``, ``loss.item()``. The engine adds what a user gets for free (events,
 ``metrics.jsonl``, gradient clipping, the schedule, NaN and cancel checks). Warmup
@@ -72,8 +73,11 @@ def bare_rate(
     train_stems, _ = split_train_val(dataset, options.val_fraction, options.seed)
     model = build_model(config).to(device)
     model.train()
-    amp = device.type == "cuda"
-    if amp:
+    amp = device.type == "cuda" if options.amp == "auto" else bool(options.amp)
+    channels_last = (
+        device.type == "cuda" if options.channels_last == "auto" else options.channels_last
+    )
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
@@ -109,6 +113,10 @@ def bare_rate(
                 return images_done / (time.perf_counter() - start)
 
 
+def _flag(value: str) -> bool | str:
+    return {"on": True, "off": False}.get(value, "auto")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run for CI")
@@ -121,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, help="timed iterations")
     parser.add_argument("--repeats", type=int, help="alternating runs of each side")
     parser.add_argument("--num-workers", type=int)
+    parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs=1000, batch_size=settings["batch_size"], lr=0.005, warmup_iters=0,
             eval_every=0, num_workers=workers, device=str(device),
             max_iterations=settings["warmup"] + settings["iterations"],
+            amp=_flag(args.amp), channels_last=_flag(args.channels_last),
         )  # fmt: skip
         n_train = len(split_train_val(dataset, options.val_fraction, options.seed)[0])
         counts = batch_sizes(n_train, options.batch_size, options.max_iterations)
@@ -175,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         **settings,
         "num_workers": workers,
+        "amp": options.amp,
+        "channels_last": options.channels_last,
         "train_images": n_train,
         "epoch_ends_in_timed_window": (options.max_iterations - 1) // per_epoch,
         "engine_images_per_s": round(engine_ips, 3),

@@ -25,6 +25,11 @@ def test_context_reads_torchrun_variables(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     worker = DistributedContext.from_env()
     assert (worker.enabled, worker.is_main, worker.rank, worker.local_rank) == (True, False, 3, 1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    one = DistributedContext.from_env()  # torchrun --nproc_per_node 1: still a DDP job
+    assert (one.enabled, one.is_main, one.world_size) == (True, True, 1)
     # Operations of a single process are no-ops, so the loop has one code path.
     tensor = torch.ones(2)
     assert alone.sum_(tensor) is tensor

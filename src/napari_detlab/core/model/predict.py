@@ -252,6 +252,8 @@ def predict_images(
     device: str | torch.device = "cpu",
     cancel: threading.Event | None = None,
     skipped: list[SkippedImage] | None = None,
+    amp: bool = False,
+    channels_last: bool = False,
 ) -> Iterator[tuple[Path, Prediction]]:
     """Predict images in batches, yielding ``(path, Prediction)`` in input order.
 
@@ -274,11 +276,16 @@ def predict_images(
     skipped
         A list that receives a :class:`SkippedImage` for each image that cannot be read; such
         images yield nothing and the run goes on (one broken file should not cost a folder).
+    amp, channels_last
+        On a GPU, run the forward pass in mixed precision (autocast) and the convolutions
+        in channels-last memory order; boxes and scores come back as float32 either way.
     """
     if batch_size < 1:
         raise PredictionError(f"batch_size must be at least 1, got {batch_size}")
     device = resolve_device(device)
     model.eval().to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     roi_heads = getattr(model, "roi_heads", None)
     floor = float(getattr(roi_heads, "score_thresh", config.box_score_thresh))
     nms = float(getattr(roi_heads, "nms_thresh", config.box_nms_thresh))
@@ -297,7 +304,7 @@ def predict_images(
                 good.append((path, item[0], item[1]))
         if not good:
             continue
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
             outputs = model([tensor.to(device, non_blocking=True) for _, tensor, _ in good])
         for (path, _, size), output in zip(good, outputs, strict=True):
             labels = output["labels"].cpu().tolist()

@@ -33,6 +33,10 @@ class DistributedContext:
     ----------
     rank, world_size, local_rank
         From the environment (``0, 1, 0`` when not launched by ``torchrun``).
+    launched
+        Started by ``torchrun`` (its variables are set): the process joins a process group
+        and trains under DDP, even alone (``--nproc_per_node 1``), so that a one-GPU
+        ``torchrun`` exercises the same NCCL path as eight.
     owns_group
         This context created the process group, so :meth:`close` destroys it.
     """
@@ -40,23 +44,25 @@ class DistributedContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False
     owns_group: bool = False
 
     @classmethod
     def from_env(cls) -> DistributedContext:
         """Read ``torchrun``'s variables; a single process when they are absent."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
+        if "WORLD_SIZE" not in os.environ:
             return cls()
         return cls(
             rank=int(os.environ.get("RANK", "0")),
-            world_size=world_size,
+            world_size=int(os.environ["WORLD_SIZE"]),
             local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            launched=True,
         )
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether the collective operations run (a ``torchrun`` job, even of one process)."""
+        return self.launched
 
     @property
     def is_main(self) -> bool:

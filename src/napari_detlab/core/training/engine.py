@@ -127,10 +127,6 @@ def _check_inputs(
     return store, checkpoint
 
 
-def _auto_flag(value: bool | str, device: torch.device) -> bool:
-    return device.type == "cuda" if value == "auto" else bool(value)
-
-
 def _num_workers(requested: int | None, world_size: int) -> int:
     if requested is not None:
         return requested
@@ -218,8 +214,8 @@ class _Run:
         self.store, self.run_dir, self.config, self.options = store, run_dir, config, options
         self.context, self.device = context, device
         self.on_event, self.cancel = on_event, cancel or threading.Event()
-        self.amp = _auto_flag(options.amp, device)
-        self.channels_last = _auto_flag(options.channels_last, device)
+        self.amp = options.uses_amp(device.type)
+        self.channels_last = options.uses_channels_last(device.type)
         self._events: IO[str] | None = None
         self._speed: deque[tuple[float, int]] = deque(maxlen=_SPEED_WINDOW)
         self._epoch_losses: list[float] = []

@@ -96,6 +96,15 @@ class TrainOptions(JsonDataclass):
     def base_lr(self) -> float:
         return float(self.lr) if self.lr is not None else _DEFAULT_LR.get(self.optimizer, 0.01)
 
+    def uses_amp(self, device_type: str) -> bool:
+        """Whether the run trains in mixed precision on this kind of device (``"auto"``: on a
+        GPU only, where it is faster; on a CPU autocast only slows the loop down)."""
+        return device_type == "cuda" if self.amp == "auto" else bool(self.amp)
+
+    def uses_channels_last(self, device_type: str) -> bool:
+        """Whether the model's convolutions use channels-last memory (``"auto"``: on a GPU)."""
+        return device_type == "cuda" if self.channels_last == "auto" else bool(self.channels_last)
+
     def validate(self) -> TrainOptions:
         """Raise :class:`TrainingInputError` for values no run can use."""
         checks = [
