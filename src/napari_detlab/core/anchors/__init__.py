@@ -40,15 +40,18 @@ from napari_detlab.core.anchors.suggest import (
     shape_metrics,
     suggest_anchors,
 )
+from napari_detlab.core.anchors.tuning import AnchorFields, AnchorTuning
 
 __all__ = [
     "SIZE_BUCKETS",
     "UNCAUGHT_COLUMNS",
     "ZONE_COLORS",
+    "AnchorFields",
     "AnchorFitError",
     "AnchorLayout",
     "AnchorReport",
     "AnchorSuggestion",
+    "AnchorTuning",
     "BoxCoverage",
     "CoverageFigures",
     "DatasetBoxes",
