@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,10 @@ import pytest
 from napari_detlab.core.annotations.store import ImageAnnotation
 from napari_detlab.core.evaluation.review import (
     Counts,
+    ReviewThresholds,
     filter_predictions,
+    fraction_text,
+    map_text,
     match_predictions,
     precision_recall,
     review_dataset,
@@ -247,3 +251,21 @@ def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_chang
     after = review_prediction_folder(folder, store, cache, **settings)
     assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
     assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)
+
+
+def test_figures_read_as_text_with_a_dash_for_the_undefined():
+    assert Counts(tp=2, fp=1, missed=1).summary() == (
+        "2 TP · 1 FP · 1 missed — precision 0.67, recall 0.67"
+    )
+    assert Counts().summary() == "0 TP · 0 FP · 0 missed — precision –, recall –"
+    assert fraction_text(0.5) == "0.50" and fraction_text(float("nan")) == "–"
+    assert map_text({"map_50": np.float32(0.5), "map": 0.25}) == "mAP@.5 0.50, mAP@[.5:.95] 0.25"
+    assert map_text({"map": float("nan")}) == "mAP@.5 –, mAP@[.5:.95] –"  # missing or undefined
+
+
+def test_thresholds_are_one_frozen_value_with_the_panels_defaults():
+    thresholds = ReviewThresholds()
+    assert (thresholds.score_threshold, thresholds.nms_iou) == (0.5, 0.5)
+    assert (thresholds.class_agnostic, thresholds.match_iou) == (False, 0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        thresholds.nms_iou = 0.7  # a worker scoring at these settings sees them unchanged

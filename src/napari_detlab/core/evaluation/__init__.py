@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from napari_detlab.core.evaluation.image_review import (
+    DUPLICATE_IOU,
+    STATUSES,
+    ImagePredictions,
+    ImageReview,
+    MergeResult,
+    ReviewOverlay,
+    merge_predictions,
+    review_image,
+    review_overlay,
+)
 from napari_detlab.core.evaluation.metrics import (
     METRIC_KEYS,
     EvaluationError,
@@ -19,8 +30,11 @@ from napari_detlab.core.evaluation.review import (
     DatasetReview,
     FolderReview,
     Match,
+    ReviewThresholds,
     filter_predictions,
+    fraction_text,
     label_ids,
+    map_text,
     match_predictions,
     precision_recall,
     review_dataset,
@@ -28,12 +42,19 @@ from napari_detlab.core.evaluation.review import (
 )
 
 __all__ = [
+    "DUPLICATE_IOU",
     "METRIC_KEYS",
+    "STATUSES",
     "Counts",
     "DatasetReview",
     "EvaluationError",
     "FolderReview",
+    "ImagePredictions",
+    "ImageReview",
     "Match",
+    "MergeResult",
+    "ReviewOverlay",
+    "ReviewThresholds",
     "coco_ground_truth",
     "coco_metrics",
     "coco_metrics_from_folders",
@@ -41,11 +62,16 @@ __all__ = [
     "empty_metrics",
     "filter_predictions",
     "format_metrics_table",
+    "fraction_text",
     "label_ids",
     "load_folder_pairs",
+    "map_text",
     "match_predictions",
+    "merge_predictions",
     "metrics_to_json",
     "precision_recall",
     "review_dataset",
+    "review_image",
+    "review_overlay",
     "review_prediction_folder",
 ]

@@ -1,4 +1,4 @@
-"""Live review of predictions: score and NMS filtering, matching to ground truth, P/R and mAP.
+"""The Review rules: score and NMS filtering, matching to ground truth, counts and their text.
 
 The review panel keeps every raw prediction the model wrote (a low score floor, a loose model
 NMS) and re-filters them on each slider move, so the score threshold and the NMS IoU act
@@ -10,12 +10,17 @@ Matching follows COCO's rule at one IoU: predictions are taken by descending sco
 claims the unclaimed ground-truth box of its own class it overlaps most, if that overlap
 reaches the threshold. A prediction that claims a box is a true positive, one that does not
 is a false positive, and a ground-truth box nobody claims is missed.
+
+The four settings a reviewer tunes travel together as one :class:`ReviewThresholds`; one
+image's review is in :mod:`.image_review`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +42,59 @@ __all__ = [
     "DatasetReview",
     "FolderReview",
     "Match",
+    "ReviewThresholds",
     "filter_predictions",
+    "fraction_text",
     "label_ids",
+    "map_text",
     "match_predictions",
     "precision_recall",
     "review_dataset",
     "review_prediction_folder",
 ]
+
+
+@dataclass(frozen=True)
+class ReviewThresholds:
+    """What a reviewer tunes, as one value: the dock's controls, a script or a test make one.
+
+    Frozen, so a worker thread scoring the dataset at these settings cannot see them change
+    under it while the user drags on.
+
+    Attributes
+    ----------
+    score_threshold
+        Predictions scoring below it are dropped.
+    nms_iou
+        Non-maximum suppression removes a box overlapping a better kept one by more than
+        this; ``1.0`` turns it off.
+    class_agnostic
+        Boxes of any class suppress each other (one object guessed as two classes keeps only
+        its best guess); otherwise only boxes of the same class do.
+    match_iou
+        A kept prediction is a true positive when it claims a ground-truth box of its class
+        at least this much.
+    """
+
+    score_threshold: float = 0.5
+    nms_iou: float = 0.5
+    class_agnostic: bool = False
+    match_iou: float = 0.5
+
+
+def fraction_text(value: float) -> str:
+    """Two decimals, or an en dash for a figure with nothing to divide by (not a zero)."""
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
+def map_text(metrics: Mapping[str, object]) -> str:
+    """The two mAP figures a reviewer reads: at IoU .5 and COCO's .5:.95 average."""
+
+    def figure(key: str) -> str:
+        value = metrics.get(key)
+        return fraction_text(float(value) if isinstance(value, Real) else float("nan"))
+
+    return f"mAP@.5 {figure('map_50')}, mAP@[.5:.95] {figure('map')}"
 
 
 def label_ids(labels: Sequence[object] | np.ndarray) -> np.ndarray:
@@ -155,6 +206,13 @@ class Counts:
     def recall(self) -> float:
         """TP / ground-truth boxes; ``nan`` when the image has no objects."""
         return self.tp / self.ground_truth if self.ground_truth else float("nan")
+
+    def summary(self) -> str:
+        """One line for the panel: the counts, then precision and recall ("–" if undefined)."""
+        return (
+            f"{self.tp} TP · {self.fp} FP · {self.missed} missed — "
+            f"precision {fraction_text(self.precision)}, recall {fraction_text(self.recall)}"
+        )
 
 
 @dataclass
