@@ -61,14 +61,14 @@ from napari_detlab.core.annotations.store import (
 )
 from napari_detlab.core.boxes import box_iou, box_segments, xyxy_to_napari
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.evaluation.dataset_review import FolderReview, review_prediction_folder
 from napari_detlab.core.evaluation.review import (
     Counts,
-    FolderReview,
     Match,
+    ReviewThresholds,
     filter_predictions,
     label_ids,
     match_predictions,
-    review_prediction_folder,
 )
 from napari_detlab.core.model.predict import Prediction, load_prediction
 
@@ -561,13 +561,12 @@ class ReviewWidget(QWidget):
         score = partial(
             review_prediction_folder,
             current_stem=None if self.image_path is None else self.image_path.stem,
-            score_threshold=self.score_threshold,
-            nms_iou=self.nms_iou,
-            class_agnostic=self.class_agnostic,
-            iou_threshold=self.match_iou,
+        )
+        thresholds = ReviewThresholds(
+            self.score_threshold, self.nms_iou, self.class_agnostic, self.match_iou
         )
         self._jobs.start(
-            "metrics", score, self.predictions_dir, self.store, self._file_cache,
+            "metrics", score, self.predictions_dir, self.store, self._file_cache, thresholds,
             on_done=self._show_dataset_metrics,
         )  # fmt: skip
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from napari_detlab.core.evaluation.dataset_review import (
+    COCO_MAX_DETECTIONS,
+    DatasetReview,
+    FolderReview,
+    review_dataset,
+    review_prediction_folder,
+)
 from napari_detlab.core.evaluation.image_review import (
     DUPLICATE_IOU,
     STATUSES,
@@ -27,8 +34,6 @@ from napari_detlab.core.evaluation.metrics import (
 )
 from napari_detlab.core.evaluation.review import (
     Counts,
-    DatasetReview,
-    FolderReview,
     Match,
     ReviewThresholds,
     filter_predictions,
@@ -37,11 +42,10 @@ from napari_detlab.core.evaluation.review import (
     map_text,
     match_predictions,
     precision_recall,
-    review_dataset,
-    review_prediction_folder,
 )
 
 __all__ = [
+    "COCO_MAX_DETECTIONS",
     "DUPLICATE_IOU",
     "METRIC_KEYS",
     "STATUSES",
