@@ -19,26 +19,26 @@ from napari_detlab.core.evaluation.image_review import (
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
 from napari_detlab.core.model.predict import Prediction
 
-# The Review dock's test image: a cell, a second cell and a crystal annotated.
+# Three objects annotated: two nuclei and a piece of debris.
 GT = ImageAnnotation(
-    boxes=[[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]],
-    labels=["cell", "cell", "crystal"],
+    boxes=[[0, 0, 20, 20], [50, 0, 70, 20], [0, 50, 20, 70]],
+    labels=["nucleus", "nucleus", "debris"],
     reviewed=True,
     image_size=(100, 100),
 )
 PREDICTION = Prediction(
     boxes=np.array(
         [
-            [10, 10, 40, 40],  # 0: cell on gt 0 (TP)
-            [10, 10, 40, 37],  # 1: cell, duplicate of 0 (IoU 0.9): NMS removes it
-            [10, 60, 40, 90],  # 2: crystal on gt 2 (TP)
-            [10, 60, 40, 90],  # 3: cell on the crystal: FP; class-agnostic NMS keeps it over 2
-            [70, 70, 95, 95],  # 4: cell on nothing, low score
+            [0, 0, 20, 20],  # 0: the first nucleus (TP)
+            [0, 0, 20, 18],  # 1: a second guess at it (IoU 0.9): NMS removes it
+            [0, 50, 20, 70],  # 2: the debris (TP)
+            [0, 50, 20, 70],  # 3: the debris called a nucleus, and surer: FP; wins class-agnostic
+            [80, 80, 95, 95],  # 4: nothing there, low score
         ],
         np.float32,
     ),
-    labels=["cell", "cell", "crystal", "cell", "cell"],
-    scores=np.array([0.9, 0.8, 0.6, 0.7, 0.3], np.float32),
+    labels=["nucleus", "nucleus", "debris", "nucleus", "nucleus"],
+    scores=np.array([0.95, 0.85, 0.65, 0.75, 0.25], np.float32),
     image_size=(100, 100),
     score_floor=0.01,
     model_nms_thresh=0.5,
@@ -59,7 +59,7 @@ def test_review_image_filters_matches_and_gives_each_kept_box_its_status():
 def test_class_agnostic_nms_lets_the_better_guess_of_another_class_win():
     agnostic = ReviewThresholds(class_agnostic=True)
     review = review_image(ImagePredictions(PREDICTION), GT, agnostic)
-    assert review.kept.tolist() == [0, 3]  # the cell (0.7) suppresses the crystal (0.6)
+    assert review.kept.tolist() == [0, 3]  # the nucleus (0.75) suppresses the debris (0.65)
     assert review.status.tolist() == ["tp", "fp"]
     assert review.missed.tolist() == [1, 2]
 
@@ -69,8 +69,8 @@ def test_every_threshold_of_the_setting_acts():
     low = review_image(image, GT, ReviewThresholds(score_threshold=0.2, nms_iou=1.0))
     assert low.kept.tolist() == [0, 1, 3, 2, 4]  # nothing cut, nothing suppressed
     assert low.status.tolist() == ["tp", "fp", "fp", "tp", "fp"]  # 1 finds gt 0 taken
-    # A cell overlapping gt 1 by 0.9 finds it at the default match IoU, not at 0.95.
-    near = ImagePredictions(Prediction([[60, 10, 90, 37]], ["cell"], [0.9]))
+    # A nucleus overlapping gt 1 by 0.9 finds it at the default match IoU, not at 0.95.
+    near = ImagePredictions(Prediction([[50, 0, 70, 18]], ["nucleus"], [0.9]))
     found = review_image(near, GT, ReviewThresholds())
     strict = review_image(near, GT, ReviewThresholds(match_iou=0.95))
     assert found.status.tolist() == ["tp"] and found.missed.tolist() == [0, 2]
@@ -97,14 +97,14 @@ def test_an_image_without_predictions_misses_all_its_ground_truth():
 def test_image_predictions_hold_the_edges_corners_and_captions_in_napari_order():
     image = ImagePredictions(PREDICTION)
     assert len(image) == 5
-    # box 2 is x 10..40, y 60..90: edges start at TL, TR, BR, BL as (row, col)
+    # box 2 is x 0..20, y 50..70: edges start at TL, TR, BR, BL as (row, col)
     np.testing.assert_array_equal(
         image.segments[8:12],
-        [[[60, 10], [0, 30]], [[60, 40], [30, 0]], [[90, 40], [0, -30]], [[90, 10], [-30, 0]]],
+        [[[50, 0], [0, 20]], [[50, 20], [20, 0]], [[70, 20], [0, -20]], [[70, 0], [-20, 0]]],
     )
-    np.testing.assert_array_equal(image.corners[2], [60, 10])
+    np.testing.assert_array_equal(image.corners[2], [50, 0])
     assert image.captions.tolist() == [
-        "cell 0.90", "cell 0.80", "crystal 0.60", "cell 0.70", "cell 0.30",
+        "nucleus 0.95", "nucleus 0.85", "debris 0.65", "nucleus 0.75", "nucleus 0.25",
     ]  # fmt: skip
     assert image.label_ids[0] == image.label_ids[1] != image.label_ids[2]
     assert image.describe("a.png") == (
@@ -121,11 +121,11 @@ def test_the_overlay_outlines_kept_boxes_then_misses_and_captions_the_best():
     expected = np.concatenate([image.segments[4 * k : 4 * k + 4] for k in (0, 3, 2)])
     np.testing.assert_array_equal(overlay.segments[:12], expected)
     np.testing.assert_array_equal(overlay.segments[12:], ImagePredictions(
-        Prediction(GT.boxes[[1]], ["cell"], [1.0])
+        Prediction(GT.boxes[[1]], ["nucleus"], [1.0])
     ).segments)  # fmt: skip
     assert overlay.status.tolist() == ["tp", "fp", "tp", "missed"]
-    np.testing.assert_array_equal(overlay.corners, [[10, 10], [60, 10]])  # boxes 0 and 3
-    assert overlay.captions == ["cell 0.90", "cell 0.70"]
+    np.testing.assert_array_equal(overlay.corners, [[0, 0], [50, 0]])  # boxes 0 and 3
+    assert overlay.captions == ["nucleus 0.95", "nucleus 0.75"]
     assert overlay.caption_status == ["tp", "fp"]
 
     unchecked = review_image(image, None, ReviewThresholds())
