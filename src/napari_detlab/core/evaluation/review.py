@@ -125,6 +125,11 @@ def filter_predictions(
     run per class unless ``class_agnostic``, when boxes of any class suppress each other (one
     object predicted as two classes keeps only its best guess).
 
+    This is the numeric kernel, with plain arguments so it can be checked against a reference
+    NMS; the Review rules call it through
+    :func:`~napari_detlab.core.evaluation.image_review.review_image` with a
+    :class:`ReviewThresholds`.
+
     Parameters
     ----------
     boxes
