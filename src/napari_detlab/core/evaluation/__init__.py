@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+from napari_detlab.core.evaluation.dataset_review import (
+    COCO_MAX_DETECTIONS,
+    DatasetReview,
+    FolderReview,
+    review_dataset,
+    review_prediction_folder,
+)
+from napari_detlab.core.evaluation.image_review import (
+    DUPLICATE_IOU,
+    STATUSES,
+    ImagePredictions,
+    ImageReview,
+    MergeResult,
+    ReviewOverlay,
+    merge_predictions,
+    review_image,
+    review_overlay,
+)
 from napari_detlab.core.evaluation.metrics import (
     METRIC_KEYS,
     EvaluationError,
@@ -16,24 +34,31 @@ from napari_detlab.core.evaluation.metrics import (
 )
 from napari_detlab.core.evaluation.review import (
     Counts,
-    DatasetReview,
-    FolderReview,
     Match,
+    ReviewThresholds,
     filter_predictions,
+    fraction_text,
     label_ids,
+    map_text,
     match_predictions,
     precision_recall,
-    review_dataset,
-    review_prediction_folder,
 )
 
 __all__ = [
+    "COCO_MAX_DETECTIONS",
+    "DUPLICATE_IOU",
     "METRIC_KEYS",
+    "STATUSES",
     "Counts",
     "DatasetReview",
     "EvaluationError",
     "FolderReview",
+    "ImagePredictions",
+    "ImageReview",
     "Match",
+    "MergeResult",
+    "ReviewOverlay",
+    "ReviewThresholds",
     "coco_ground_truth",
     "coco_metrics",
     "coco_metrics_from_folders",
@@ -41,11 +66,16 @@ __all__ = [
     "empty_metrics",
     "filter_predictions",
     "format_metrics_table",
+    "fraction_text",
     "label_ids",
     "load_folder_pairs",
+    "map_text",
     "match_predictions",
+    "merge_predictions",
     "metrics_to_json",
     "precision_recall",
     "review_dataset",
+    "review_image",
+    "review_overlay",
     "review_prediction_folder",
 ]
