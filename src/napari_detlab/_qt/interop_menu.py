@@ -20,7 +20,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QMenu, QMessageBox, QToolButton, QWidget
 
 from napari_detlab.core.errors import DetlabError
-from napari_detlab.formats import FORMATS, Format, export_dataset, import_dataset
+from napari_detlab.formats.base import Format
+from napari_detlab.formats.dataset_io import export_dataset, import_dataset
+from napari_detlab.formats.registry import FORMATS
 
 __all__ = ["PathAsker", "build_interop_menu"]
 

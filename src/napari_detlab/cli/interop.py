@@ -114,7 +114,8 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import get_format, import_dataset
+    from napari_detlab.formats.dataset_io import import_dataset
+    from napari_detlab.formats.registry import get_format
 
     fmt = get_format(args.format)
     _require(args.source, "source")
@@ -135,7 +136,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import export_dataset, get_format
+    from napari_detlab.formats.dataset_io import export_dataset
+    from napari_detlab.formats.registry import get_format
 
     fmt = get_format(args.format)
     if not args.dataset.is_dir():
@@ -150,7 +152,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import convert, get_format
+    from napari_detlab.formats.dataset_io import convert
+    from napari_detlab.formats.registry import get_format
 
     source_format, target_format = get_format(args.source_format), get_format(args.target_format)
     _require(args.source, "source")
