@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_detlab.core.annotations.store import (
-    DEFAULT_COLORS,
     AnnotationStore,
     ClassSpec,
     ImageAnnotation,
+    next_color,
+    sanitize_boxes,
 )
-from napari_detlab.core.boxes import clip_xyxy
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.formats.base import (
     Format,
     FormatError,
@@ -61,6 +62,11 @@ __all__ = [
 
 IMAGE_FOLDER_NAMES = ("images", "input", "JPEGImages")
 DIFFICULT_KEY = "difficult"
+# The smallest box an import keeps, as ``sanitize_boxes``'s ``min_size``: any area at all,
+# which is what the store accepts. The Annotator's one-pixel minimum is for a click in
+# rectangle mode; here it would drop real one-pixel boxes that YOLO's six decimals or
+# float32 bring back as 0.999999 pixel.
+ANY_AREA = float(np.nextafter(0.0, 1.0))
 
 
 def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int, int], None] | None:
@@ -73,7 +79,7 @@ def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int, i
 def import_dataset(
     format: str | Format,
     source: str | Path,
-    dataset: str | Path,
+    dataset: AnnotationStore | str | Path,
     *,
     on_progress: ProgressCallback | None = None,
     overwrite: bool = False,
@@ -87,22 +93,22 @@ def import_dataset(
     source
         The format's file or folder.
     dataset
-        The folder of images; annotations are written to ``dataset/annotations``.
+        The folder of images, or its open store (the Annotator's, whose image list is
+        then not listed again); annotations are written to ``dataset/annotations``.
     overwrite
         Replace annotations that exist and differ; by default they are kept and listed.
     """
     fmt = get_format(format)
-    source, dataset = Path(source), Path(dataset)
-    store = AnnotationStore(dataset)
+    source, store = Path(source), AnnotationStore.of(dataset)
     index = ImageIndex(store.images)
     if not index.by_stem:
-        raise FormatError(f"{dataset}: no images to import annotations for")
+        raise FormatError(f"{store.root}: no images to import annotations for")
     read = fmt.read(source, index.size_of, _stage(on_progress, "reading"))
     report = ImportReport(
         format=fmt.name,
         source=source,
-        dataset=dataset,
-        skipped=dict(read.skipped),
+        dataset=store.root,
+        skipped=read.skipped,
         problems=list(read.problems),
     )
     existing_classes = store.load_classes()
@@ -153,7 +159,12 @@ def _group_by_image(
 def _annotation_for(
     image: Path, records: list[Record], index: ImageIndex, report: ImportReport
 ) -> ImageAnnotation | None:
-    """The records of one image as a store annotation, clipped to the image's real size."""
+    """The records of one image as a store annotation, cleaned by the store's one rule.
+
+    :func:`~napari_detlab.core.annotations.store.sanitize_boxes` clips every box to the
+    image's real size and keeps it while it still has an area; a box clipped is counted in
+    ``report.clipped_boxes``, a box wholly outside is dropped and named in the problems.
+    """
     size = index.size(image)
     if size is None:
         report.problems.append(Problem(str(image), "", "the image cannot be read: not imported"))
@@ -171,17 +182,10 @@ def _annotation_for(
     boxes = np.concatenate([record.boxes for record in records])
     labels = [label for record in records for label in record.labels]
     difficult = [flag for record in records for flag in record.difficult_flags()]
-    clipped = clip_xyxy(boxes, size[1], size[0])
-    report.clipped_boxes += int((clipped != boxes).any(axis=1).sum())
-    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    clipped, keep = sanitize_boxes(boxes, size, min_size=ANY_AREA)
+    report.clipped_boxes += int(((clipped != boxes).any(axis=1) & keep).sum())
     if not keep.all():
-        report.problems.append(
-            Problem(
-                records[0].source,
-                records[0].file_name or records[0].stem,
-                f"{int((~keep).sum())} boxes lie wholly outside {image.name}: dropped",
-            )
-        )
+        _report_dropped(image, records, np.flatnonzero(~keep), size, report)
     annotation = ImageAnnotation(
         boxes=clipped[keep],
         labels=[label for label, k in zip(labels, keep, strict=True) if k],
@@ -194,6 +198,27 @@ def _annotation_for(
     return annotation
 
 
+def _report_dropped(
+    image: Path,
+    records: list[Record],
+    dropped: np.ndarray,
+    size: tuple[int, int],
+    report: ImportReport,
+) -> None:
+    """One problem per box dropped, naming its file, its image and its place in the file."""
+    owners = [(record, number) for record in records for number in range(len(record.boxes))]
+    for position in dropped:
+        record, number = owners[position]
+        report.problems.append(
+            Problem(
+                record.source,
+                record.file_name or record.stem,
+                f"box {number} {record.boxes[number].tolist()} lies wholly outside the "
+                f"{size[1]}x{size[0]} image {image.name}: dropped",
+            )
+        )
+
+
 def _needs_saving(
     store: AnnotationStore,
     image: Path,
@@ -204,7 +229,7 @@ def _needs_saving(
     """Whether to write ``annotation``: not if identical, nor over different boxes unasked."""
     try:
         existing = store.load(image)
-    except ValueError as error:  # a corrupt file: never replaced behind the user's back
+    except DetlabError as error:  # a corrupt file: never replaced behind the user's back
         if not overwrite:
             report.problems.append(Problem(str(store.path_for(image)), "", f"{error}; kept"))
             return False
@@ -219,10 +244,11 @@ def _needs_saving(
 
 
 def _save(store: AnnotationStore, image: Path, annotation: ImageAnnotation) -> Exception | None:
-    """Write one annotation (on a worker thread); the store's refusal is returned, not raised."""
+    """Write one annotation (on a writer thread); the store's refusal or the disk's error is
+    returned, not raised, so one bad image is reported and the others are still written."""
     try:
         store.save(image, annotation)
-    except ValueError as error:
+    except (DetlabError, OSError) as error:
         return error
     return None
 
@@ -239,7 +265,7 @@ def _add_classes(
     for name in dict.fromkeys(names):
         if name not in known:
             known.add(name)
-            classes.append(ClassSpec(name, DEFAULT_COLORS[len(classes) % len(DEFAULT_COLORS)]))
+            classes.append(ClassSpec(name, next_color(classes)))
             report.classes_added.append(name)
     if report.classes_added or not store.classes_path.is_file():
         store.save_classes(classes)
@@ -262,7 +288,7 @@ def get_difficult(annotation: ImageAnnotation) -> list[bool] | None:
 
 # -- export and convert --------------------------------------------------------------------
 def export_dataset(
-    dataset: str | Path,
+    dataset: AnnotationStore | str | Path,
     format: str | Format,
     target: str | Path,
     *,
@@ -275,9 +301,8 @@ def export_dataset(
     left out and counted in ``left_out_unreviewed``.
     """
     fmt = get_format(format)
-    dataset, target = Path(dataset), Path(target)
-    store = AnnotationStore(dataset)
-    classes = [spec.name for spec in store.load_classes()]
+    store, target = AnnotationStore.of(dataset), Path(target)
+    classes = store.class_names()
     index = ImageIndex(store.images)
     report = ExportReport(format=fmt.name, target=target)
     records: list[Record] = []
@@ -286,7 +311,7 @@ def export_dataset(
         report_progress(reading, done, len(store.images))
         try:
             annotation = store.load(image)
-        except ValueError as error:
+        except DetlabError as error:
             report.problems.append(Problem(str(store.path_for(image)), "", f"{error}; left out"))
             continue
         if annotation is None or (not annotation.reviewed and len(annotation) == 0):
@@ -338,7 +363,7 @@ def convert(
     labels = (label for record in read.records for label in record.labels)
     classes = list(dict.fromkeys([*read.classes, *labels]))
     report = ExportReport(
-        format=writer.name, target=target, skipped=dict(read.skipped), problems=list(read.problems)
+        format=writer.name, target=target, skipped=read.skipped, problems=list(read.problems)
     )
     records = complete_records(read.records, report.problems)
     _write(writer, records, classes, target, report, on_progress)
