@@ -72,6 +72,12 @@ class Problem:
 class Record:
     """One image's boxes as a format holds them.
 
+    Not a :class:`~napari_detlab.core.boxes.BoxRecord`: that family keeps float32 boxes (what
+    the store and the model hold), while a record keeps the float64 the format was read in,
+    so ``convert`` writes a tutorial's ``1.1`` into COCO as ``1.1``, not as float32's
+    ``1.100000023841858``. A record becomes the family's
+    :class:`~napari_detlab.core.annotations.store.ImageAnnotation` on import.
+
     Attributes
     ----------
     stem
