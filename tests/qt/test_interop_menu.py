@@ -293,3 +293,22 @@ def test_the_annotator_redraws_what_the_menu_imported(
     np.testing.assert_allclose(
         viewer.layers[class_layer_name("nucleus")].data[0].max(axis=0), [12, 11]
     )
+
+
+def test_closing_the_dock_during_an_import_stops_it_without_calling_back(
+    qtbot, session: DetlabSession, folder: Path, tmp_path: Path
+) -> None:
+    targets = tmp_path / "target"
+    targets.mkdir()
+    for index in range(200):
+        iio.imwrite(folder / f"more{index:03d}.png", np.zeros((8, 8), np.uint8))
+        (targets / f"more{index:03d}.json").write_text('{"labels": ["x"], "boxes": [[1, 1, 5, 5]]}')
+    session.open_dataset(folder)
+    dock = QWidget()
+    button = build_interop_menu(dock, session, ask_path=lambda *_: str(targets))
+    _action(button, "Import tutorial").trigger()
+    worker = button.worker
+    dock.deleteLater()  # napari closes the dock: the button goes with it
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=JOB_TIMEOUT_MS)
+    qtbot.wait(50)  # whatever the worker's end queued for the GUI thread runs, and finds
+    assert worker.abort_requested  # nothing to call back into: the job was told to stop
