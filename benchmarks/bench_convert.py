@@ -27,7 +27,6 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Generator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -35,7 +34,7 @@ import numpy as np
 
 from napari_detlab.core.atomic import atomic_write_bytes
 from napari_detlab.core.images import image_size
-from napari_detlab.formats import convert, export_dataset, import_dataset, import_steps
+from napari_detlab.formats import convert, drain, export_dataset, import_dataset, import_steps
 
 GOAL_SECONDS_PER_1000 = 5.0
 
@@ -87,16 +86,6 @@ def link_images(source: Path, target: Path) -> Path:
         except OSError:
             shutil.copy2(image, target / image.name)
     return target
-
-
-def drain(steps: Generator) -> tuple[list[tuple[int, int, str]], object]:
-    """Run a generator of progress steps as napari's worker does: every step, then its value."""
-    seen = []
-    while True:
-        try:
-            seen.append(next(steps))
-        except StopIteration as end:
-            return seen, end.value
 
 
 def main() -> None:

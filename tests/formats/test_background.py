@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,11 @@ from napari_detlab.formats import ExportReport, FormatError, ImportReport
 from napari_detlab.formats.background import (
     Failed,
     StoppedError,
+    drain,
     export_steps,
     import_steps,
     progress_steps,
 )
-
-
-def _drain(steps: Generator) -> tuple[list[tuple[int, int, str]], object]:
-    """Every step a generator yields, and what it returns."""
-    seen = []
-    while True:
-        try:
-            seen.append(next(steps))
-        except StopIteration as end:
-            return seen, end.value
 
 
 def test_progress_arrives_as_steps_and_the_result_as_the_return_value() -> None:
@@ -42,7 +32,7 @@ def test_progress_arrives_as_steps_and_the_result_as_the_return_value() -> None:
         on_progress(1, 1, "writing")
         return "report"
 
-    steps, result = _drain(progress_steps(work))
+    steps, result = drain(progress_steps(work))
     assert steps == [(1, 3, "reading"), (2, 3, "reading"), (3, 3, "reading"), (1, 1, "writing")]
     assert result == "report"
     assert threads and threads[0] is not threading.current_thread()  # off the caller's thread
@@ -93,10 +83,10 @@ def test_import_and_export_steps_report_progress_and_return_the_reports(
         (targets / f"{image.stem}.json").write_text(
             json.dumps({"labels": ["cell"], "boxes": [[1, 2, 5, 6]]})
         )
-    steps, report = _drain(import_steps("tutorial", targets, dataset))
+    steps, report = drain(import_steps("tutorial", targets, dataset))
     assert isinstance(report, ImportReport) and report.images == 3 and report.boxes == 3
     assert steps[-1] == (3, 3, "writing") and (3, 3, "reading") in steps
-    steps, report = _drain(export_steps(AnnotationStore(dataset), "voc", tmp_path / "voc"))
+    steps, report = drain(export_steps(AnnotationStore(dataset), "voc", tmp_path / "voc"))
     assert isinstance(report, ExportReport) and report.images == 3
     assert steps[-1] == (3, 3, "writing")
     assert sorted(p.name for p in (tmp_path / "voc").iterdir()) == [
@@ -112,9 +102,9 @@ def test_an_import_that_cannot_start_returns_why_instead_of_raising(
     dataset = copy_images(image_set, tmp_path / "ds")
     broken = tmp_path / "labels.json"
     broken.write_text("{not json")
-    steps, outcome = _drain(import_steps("coco", broken, dataset))
+    steps, outcome = drain(import_steps("coco", broken, dataset))
     assert steps == [] and isinstance(outcome, Failed)
     assert isinstance(outcome.error, FormatError) and "not valid JSON" in str(outcome)
-    _, outcome = _drain(import_steps("yolo", tmp_path / "nowhere", dataset))
+    _, outcome = drain(import_steps("yolo", tmp_path / "nowhere", dataset))
     assert isinstance(outcome, Failed) and isinstance(outcome.error, FileNotFoundError)
     assert not (dataset / "annotations").exists()

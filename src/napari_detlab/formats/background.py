@@ -29,7 +29,15 @@ from napari_detlab.formats.base import Format, ProgressCallback
 from napari_detlab.formats.dataset_io import export_dataset, import_dataset
 from napari_detlab.formats.reports import ExportReport, ImportReport
 
-__all__ = ["Failed", "Step", "StoppedError", "export_steps", "import_steps", "progress_steps"]
+__all__ = [
+    "Failed",
+    "Step",
+    "StoppedError",
+    "drain",
+    "export_steps",
+    "import_steps",
+    "progress_steps",
+]
 
 Result = TypeVar("Result")
 Step = tuple[int, int, str]
@@ -77,6 +85,17 @@ def progress_steps(
         finally:
             stop.set()
     return future.result()
+
+
+def drain(steps: Generator[Step, None, Result]) -> tuple[list[Step], Result]:
+    """Every step of ``steps`` and then its value: a job run to the end where napari's worker
+    would run it, as a script, a test or a benchmark does."""
+    seen = []
+    while True:
+        try:
+            seen.append(next(steps))
+        except StopIteration as end:
+            return seen, end.value
 
 
 def import_steps(
