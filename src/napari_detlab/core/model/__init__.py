@@ -48,6 +48,7 @@ from napari_detlab.core.model.predict import (
     collect_images,
     load_prediction,
     predict_folder,
+    predict_folder_steps,
     predict_images,
     write_prediction,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "model_from_checkpoint",
     "parse_levels",
     "predict_folder",
+    "predict_folder_steps",
     "predict_images",
     "preset",
     "resolve_device",

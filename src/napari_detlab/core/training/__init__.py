@@ -1,6 +1,7 @@
 """Training a detector: the loop, its data, its schedule, its events and its validation.
 
-The same engine runs from ``detlab train``, the train dock (in a child process) and ``torchrun``.
+The same engine runs from ``detlab train``, the train dock (in a child process, see
+:mod:`~napari_detlab.core.training.launch`) and ``torchrun``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,25 @@ from napari_detlab.core.training.events import (
     event_from_dict,
     event_to_dict,
     event_to_json,
+    format_duration,
+)
+from napari_detlab.core.training.launch import (
+    STOP_TIMEOUT_S,
+    RunEvents,
+    TrainingProcessError,
+    stop_child,
+    train_command,
+    train_in_subprocess,
+    train_in_thread,
 )
 from napari_detlab.core.training.options import (
     TrainingInputError,
     TrainOptions,
+)
+from napari_detlab.core.training.progress import (
+    CurvePoint,
+    Notice,
+    RunProgress,
 )
 from napari_detlab.core.training.schedule import (
     OPTIMIZERS,
@@ -55,17 +71,23 @@ from napari_detlab.core.training.validate import (
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "STOP_TIMEOUT_S",
     "Augmenter",
     "CheckpointWriter",
+    "CurvePoint",
     "DetectionDataset",
     "DistributedContext",
     "EpochEnded",
     "Event",
     "IterationEnded",
+    "Notice",
+    "RunEvents",
     "RunFinished",
+    "RunProgress",
     "RunStarted",
     "TrainOptions",
     "TrainingInputError",
+    "TrainingProcessError",
     "build_optimizer",
     "build_scheduler",
     "clean_boxes",
@@ -74,11 +96,16 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "event_to_json",
+    "format_duration",
     "hflip",
     "lr_factor",
     "read_split_file",
     "scale_jitter",
     "split_train_val",
+    "stop_child",
     "train",
+    "train_command",
+    "train_in_subprocess",
+    "train_in_thread",
     "vflip",
 ]
