@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from qtpy.QtCore import Qt
 
 from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
@@ -461,3 +462,23 @@ def test_buttons_navigate_and_each_class_hides_on_its_own(annotator, image_folde
     assert saved(image_folder, "img1")["labels"] == ["crystal"]  # hidden or not, all saved
     widget.unannotated_button.click()  # img1 has a file now: the next without one is img2
     assert widget.index == 1
+
+
+def test_the_session_reaches_the_annotator_and_hears_its_writes(annotator, image_folder, tmp_path):
+    viewer, widget = annotator(image_folder)
+    session = session_for(viewer)
+    heard: list[Path] = []
+    session.annotation_saved.connect(heard.append)
+    draw(viewer.layers["boxes: object"], (1, 2, 11, 12))
+    session.request_flush()  # another dock is about to read the files
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+    assert heard == [image_folder / "img1.png"]
+    assert session.request_image(image_folder / "img3.png", 0)
+    assert widget.index == 2 and session.image_path == image_folder / "img3.png"
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(other / name)
+    assert session.request_open_folder(other)
+    assert widget.store is session.store and widget.store.root == other
+    assert widget.position_label.text() == "1 / 2"

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
+    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 
 __all__ = ["AUTOSAVE_DELAY_MS", "AnnotatorWidget"]
 
@@ -427,6 +427,10 @@ class AnnotatorWidget(QWidget):
         """
         self._save_timer.stop()
         return self.annotator.flush()
+
+    def current_annotation(self) -> ImageAnnotation:
+        """What the layers show now, as it would be saved."""
+        return self.annotator.current_annotation()
 
     def move_selected_to_class(self, target: str) -> int:
         """Relabel the boxes selected in any class layer as ``target``; saved at once."""
