@@ -105,7 +105,9 @@ class Annotator:
     reviewed_changed = Signal(bool)  # the reviewed check box's new state
     classes_changed = Signal(object)  # list[ClassSpec]: the class list (and its layers)
     class_renamed = Signal(str, str)  # old, new: before classes_changed; the layer is kept
-    status_changed = Signal(str)  # the state of the current file, in a word or three
+    # The current file's state in a few words; always sent after the boxes on screen were
+    # compared with the file (and written if they differed): nothing drawn is pending then.
+    status_changed = Signal(str)
     # -- what the user and the other docks are told ----------------------------------------
     annotation_saved = Signal(object)  # Path of the image whose file was written or deleted
     notice = Signal(str, str)  # Level, message
