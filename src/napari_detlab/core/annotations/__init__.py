@@ -1,12 +1,18 @@
 """The annotation store and how a person's boxes get there.
 
-A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), the undo history
-and image prefetch the Annotator uses, a thread-safe cache of file reads, and the built-in
-sample dataset.
+A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), the Annotator's
+model (:mod:`.annotator`) with the undo history and image prefetch it uses, a thread-safe cache
+of file reads, and the built-in sample dataset.
 """
 
 from __future__ import annotations
 
+from napari_detlab.core.annotations.annotator import (
+    Annotator,
+    Drawing,
+    Level,
+    ShownImage,
+)
 from napari_detlab.core.annotations.file_cache import (
     FileCache,
     file_stamp,
@@ -56,12 +62,16 @@ __all__ = [
     "AnnotationError",
     "AnnotationHistory",
     "AnnotationStore",
+    "Annotator",
     "ClassInUseError",
     "ClassSpec",
+    "Drawing",
     "FileCache",
     "ImageAnnotation",
     "ImagePrefetcher",
+    "Level",
     "Scene",
+    "ShownImage",
     "file_stamp",
     "make_scene",
     "next_color",
