@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from napari_detlab._layers import IMAGE_LAYER
 from napari_detlab._qt.box_layers import ClassLayers
-from napari_detlab._qt.interop_menu import build_interop_menu
+from napari_detlab._qt.widgets.interop_menu import build_interop_menu
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.class_list import ClassListControl
 from napari_detlab.core.annotations.annotator import Annotator, Level, ShownImage
@@ -186,8 +186,7 @@ class AnnotatorWidget(QWidget):
         self.status_label = QLabel("")
 
         # Import / export sits beside "Open folder": both decide what the dataset holds.
-        # TODO(formats merge): build_interop_menu(self, self.session) from _qt.widgets.interop_menu
-        self.interop_button = build_interop_menu(self)
+        self.interop_button = build_interop_menu(self, self.session)
         top_row = QHBoxLayout()
         top_row.addWidget(self.open_button, 1)
         top_row.addWidget(self.interop_button)
