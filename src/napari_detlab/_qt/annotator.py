@@ -38,9 +38,9 @@ from qtpy.QtWidgets import (
 
 from napari_detlab._layers import IMAGE_LAYER
 from napari_detlab._qt.box_layers import ClassLayers
-from napari_detlab._qt.widgets.interop_menu import build_interop_menu
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.class_list import ClassListControl
+from napari_detlab._qt.widgets.interop_menu import build_interop_menu
 from napari_detlab.core.annotations.annotator import Annotator, Level, ShownImage
 from napari_detlab.core.images import contrast_for
 
