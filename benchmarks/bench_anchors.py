@@ -22,7 +22,11 @@ import tracemalloc
 import numpy as np
 import torch
 
-from napari_detlab.core.anchors.coverage import ImageBoxes, brute_force_coverage, coverage
+from napari_detlab.core.anchors.coverage import (
+    ImageBoxes,
+    brute_force_coverage,
+    measure_coverage,
+)
 from napari_detlab.core.anchors.layout import AnchorLayout
 from napari_detlab.core.model.config import ModelConfig
 
@@ -99,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     items = synthetic_boxes(n_images, args.boxes, tuple(args.size), args.seed)
     layout = AnchorLayout.from_config(config, tuple(args.size))
     layout.anchors_resized()  # warm both paths' one-off costs (layout, anchor generation)
-    coverage(config, items[:2])
+    measure_coverage(config, items[:2])
     brute_force_coverage(config, items[:2])
 
-    fast, fast_s, fast_mib, fast_rss = measure(coverage, config, items)
+    fast, fast_s, fast_mib, fast_rss = measure(measure_coverage, config, items)
     (best, positives, level), brute_s, brute_mib, brute_rss = measure(
         brute_force_coverage, config, items
     )

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from anchor_scene import EXACT, LINE
 from napari_detlab._layers import (
     ANCHOR_CENTRES_LAYER,
     ANCHOR_IMAGE_LAYER,
@@ -18,17 +19,12 @@ from napari_detlab._layers import (
 from napari_detlab._qt.anchor_viewer import HOVER_INTERVAL_S, AnchorViewerWidget
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
-from napari_detlab.core.anchors.coverage import ImageBoxes, coverage
+from napari_detlab.core.anchors.coverage import ImageBoxes, measure_coverage
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.anchors.figures import ZONE_COLORS
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.core.boxes import napari_to_xyxy
 from napari_detlab.core.model.config import format_levels, preset
-
-# 256x256 under the fast preset is not resized; the level-2 square anchor (64 px, stride 16)
-# centred at (128, 128) is exactly EXACT, and the thin LINE fits no anchor.
-EXACT = [96.0, 96.0, 160.0, 160.0]
-LINE = [10.0, 10.0, 12.0, 200.0]
 
 
 def _dataset(folder: Path, images: int = 2) -> Path:
@@ -116,7 +112,7 @@ def test_changing_a_size_updates_the_overlay_and_gt_colours(viewer_and_widget, q
     # 64 px box against an 80 px anchor: IoU 0.64, orange; colours follow the core's figures
     qtbot.waitUntil(lambda: _edge_hex(gt)[0] == ZONE_COLORS["mid"], timeout=5000)
     boxes = ImageBoxes(np.array([EXACT, LINE]), ["a", "b"], image="x", image_size=(256, 256))
-    expected = coverage(widget.model.config, [boxes])
+    expected = measure_coverage(widget.model.config, [boxes])
     assert np.array_equal(gt.features["best_iou"].to_numpy(), expected.best_iou)
     assert expected.best_iou[0] == pytest.approx(0.64)
 
@@ -265,7 +261,9 @@ def test_an_autosave_rereads_that_image_only(make_napari_viewer, qtbot, tmp_path
         lambda: widget.model.report.figures.boxes == 4 and not widget.busy, timeout=9000
     )
     assert reloads == []  # never the whole dataset again
-    expected = coverage(widget.model.config, DatasetBoxes.load(AnnotationStore(folder)).items)
+    expected = measure_coverage(
+        widget.model.config, DatasetBoxes.load(AnnotationStore(folder)).items
+    )
     assert widget.model.report.figures.boxes == len(expected.best_iou)
     np.testing.assert_array_equal(np.sort(widget.model.report.best_iou), np.sort(expected.best_iou))
     widget.teardown()

@@ -22,18 +22,6 @@ from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, Ima
 from napari_detlab.core.evaluation.review import ReviewThresholds, filter_predictions
 from napari_detlab.core.model.predict import Prediction, write_prediction
 
-# Small enough to train in seconds on a busy 2-core CPU, big enough to be a real detector.
-TINY_CONFIG = {
-    "min_size": 128,
-    "max_size": 160,
-    "rpn_pre_nms_top_n_train": 200,
-    "rpn_post_nms_top_n_train": 100,
-    "rpn_pre_nms_top_n_test": 100,
-    "rpn_post_nms_top_n_test": 50,
-    "box_batch_size_per_image": 32,
-}
-
-
 # -- review, on hand-made predictions with a known answer -------------------------------------
 GT_BOXES = np.array([[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]], np.float32)
 GT_LABELS = ["cell", "cell", "crystal"]

@@ -6,7 +6,7 @@ relays its events as they arrive to a
 :class:`~napari_detlab.core.training.progress.RunProgress`, which the
 :class:`~napari_detlab._qt.widgets.train_form.TrainForm` draws (progress with ETA, loss and
 validation-mAP curves). Prediction runs
-:func:`~napari_detlab.core.model.predict.predict_folder_steps` in another worker. Both show in
+:func:`~napari_detlab.core.model.predict.predict_folder` in another worker. Both show in
 napari's activity dock, and the viewer stays usable meanwhile (the next images can be
 annotated). A thread instead of a process cost the training loop most of its speed on a
 2-core CPU (see ``benchmarks/bench_gui_training.py``).
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Generator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +42,8 @@ from napari_detlab._qt.widgets.train_form import ANCHOR_VIEWER_CHOICE, TrainForm
 from napari_detlab.core.annotations.store import AnnotationStore, predictions_dir_of
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.config import ModelConfig, resolve_model_config
-from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder_steps
+from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder
+from napari_detlab.core.relay import relay
 from napari_detlab.core.training.events import Event, RunFinished
 from napari_detlab.core.training.launch import stop_child, train_in_subprocess, train_in_thread
 from napari_detlab.core.training.options import TrainOptions
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainDockWidget"]
 
 logger = logging.getLogger(__name__)
+PredictStep = tuple[int, int, Path]  # images done, images in all, the last one
 # How soon napari's quit (the window closing) reaches a run that has no event to yield.
 _POLL_S = 0.25
 _SHOW = {"info": show_info, "error": show_error}
@@ -298,10 +301,16 @@ class TrainDockWidget(QWidget):
             return False
         cancel = self._cancel_prediction = threading.Event()
         skipped: list[SkippedImage] = []
-        steps = partial(
-            predict_folder_steps, checkpoint, paths, output_dir,
+        predict = partial(
+            predict_folder, checkpoint, paths, output_dir,
             device=self.train_form.device_combo.currentText(), cancel=cancel, skipped=skipped,
         )  # fmt: skip
+
+        def run(post: Callable[[PredictStep], None]) -> list[Path]:
+            return predict(on_progress=lambda done, total, path: post((done, total, path)))
+
+        def steps() -> Generator[PredictStep | None, None, list[Path]]:
+            return (yield from relay(run, on_close=cancel.set, name="detlab-predict"))
 
         def done(written: list[Path]) -> None:
             self._prediction_ended()

@@ -14,114 +14,25 @@ A face: it defines nothing and re-exports the public names of its modules.
   module also reads its old pickled ``.pt`` targets safely).
 """
 
-from __future__ import annotations
-
-from napari_detlab.formats.background import (
-    Failed,
-    Step,
-    StoppedError,
-    drain,
-    export_steps,
-    import_steps,
-    progress_steps,
-)
-from napari_detlab.formats.base import (
-    FilePerImageFormat,
-    Format,
-    FormatError,
-    ImageIndex,
-    Problem,
-    ProgressCallback,
-    ReadResult,
-    Record,
-    SizeLookup,
-    complete_records,
-    parallel_map,
-)
-from napari_detlab.formats.coco import (
-    COCO,
-    CocoFormat,
-    to_coco_dict,
-)
-from napari_detlab.formats.dataset_io import (
-    DIFFICULT_KEY,
-    convert,
-    export_dataset,
-    get_difficult,
-    import_dataset,
-    set_difficult,
-)
-from napari_detlab.formats.registry import (
-    FORMATS,
-    get_format,
-)
-from napari_detlab.formats.reports import (
-    ExportReport,
-    ImportReport,
-)
-from napari_detlab.formats.tutorial import (
-    TARGET_SUFFIXES,
-    TUTORIAL,
-    TUTORIAL_PT_GLOBALS,
-    TutorialFormat,
-    find_tutorial_target,
-    read_tutorial_target,
-)
-from napari_detlab.formats.voc import (
-    VOC,
-    VocFormat,
-    voc_pixels,
-    xyxy_from_voc,
-)
-from napari_detlab.formats.yolo import (
-    YOLO,
-    YoloFormat,
-    read_class_list,
-)
+from . import background, base, coco, dataset_io, registry, reports, tutorial, voc, yolo
+from .background import *
+from .base import *
+from .coco import *
+from .dataset_io import *
+from .registry import *
+from .reports import *
+from .tutorial import *
+from .voc import *
+from .yolo import *
 
 __all__ = [
-    "COCO",
-    "DIFFICULT_KEY",
-    "FORMATS",
-    "TARGET_SUFFIXES",
-    "TUTORIAL",
-    "TUTORIAL_PT_GLOBALS",
-    "VOC",
-    "YOLO",
-    "CocoFormat",
-    "ExportReport",
-    "Failed",
-    "FilePerImageFormat",
-    "Format",
-    "FormatError",
-    "ImageIndex",
-    "ImportReport",
-    "Problem",
-    "ProgressCallback",
-    "ReadResult",
-    "Record",
-    "SizeLookup",
-    "Step",
-    "StoppedError",
-    "TutorialFormat",
-    "VocFormat",
-    "YoloFormat",
-    "complete_records",
-    "convert",
-    "drain",
-    "export_dataset",
-    "export_steps",
-    "find_tutorial_target",
-    "get_difficult",
-    "get_format",
-    "import_dataset",
-    "import_steps",
-    "parallel_map",
-    "progress_steps",
-    "read_class_list",
-    "read_tutorial_target",
-    "set_difficult",
-    "to_coco_dict",
-    "voc_pixels",
-    "xyxy_from_voc",
+    *background.__all__,
+    *base.__all__,
+    *coco.__all__,
+    *dataset_io.__all__,
+    *registry.__all__,
+    *reports.__all__,
+    *tutorial.__all__,
+    *voc.__all__,
+    *yolo.__all__,
 ]

@@ -15,16 +15,15 @@ which is right for a bug and wrong for a typo in a JSON file.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.relay import relay, run_to_end
 from napari_detlab.formats.base import Format, ProgressCallback
 from napari_detlab.formats.dataset_io import export_dataset, import_dataset
 from napari_detlab.formats.reports import ExportReport, ImportReport
@@ -68,34 +67,24 @@ def progress_steps(
     report raise :class:`StoppedError` and waits for the helper thread to end, so no file is
     left half written behind the user's back.
     """
-    reports: queue.SimpleQueue[Step | None] = queue.SimpleQueue()
     stop = threading.Event()
 
-    def on_progress(done: int, total: int, stage: str) -> None:
-        if stop.is_set():
-            raise StoppedError("stopped before the end")
-        reports.put((done, total, stage))
+    def run(post: Callable[[Step], None]) -> Result:
+        def on_progress(done: int, total: int, stage: str) -> None:
+            if stop.is_set():
+                raise StoppedError("stopped before the end")
+            post((done, total, stage))
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detlab-formats") as pool:
-        future = pool.submit(work, on_progress)
-        future.add_done_callback(lambda _: reports.put(None))
-        try:
-            while (step := reports.get()) is not None:
-                yield step
-        finally:
-            stop.set()
-    return future.result()
+        return work(on_progress)
+
+    return (yield from relay(run, on_close=stop.set, name="detlab-formats"))
 
 
 def drain(steps: Generator[Step, None, Result]) -> tuple[list[Step], Result]:
     """Every step of ``steps`` and then its value: a job run to the end where napari's worker
     would run it, as a script, a test or a benchmark does."""
-    seen = []
-    while True:
-        try:
-            seen.append(next(steps))
-        except StopIteration as end:
-            return seen, end.value
+    seen: list[Step] = []
+    return seen, run_to_end(steps, seen.append)
 
 
 def import_steps(

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from anchor_scene import EXACT, LINE
 from napari_detlab.core.anchors.coverage import ImageBoxes
 from napari_detlab.core.anchors.figures import (
     UNCAUGHT_COLUMNS,
@@ -20,11 +21,6 @@ from napari_detlab.core.anchors.figures import (
 from napari_detlab.core.anchors.report import AnchorReport, anchor_report
 from napari_detlab.core.anchors.suggest import AnchorSuggestion
 from napari_detlab.core.model.config import preset
-
-# Under the fast preset a 256x256 image is not resized: the square 64 px anchor of level 2
-# (stride 16) centred at (128, 128) is exactly EXACT (IoU 1); the 2x190 LINE fits nothing.
-EXACT = [96.0, 96.0, 160.0, 160.0]
-LINE = [10.0, 10.0, 12.0, 200.0]
 
 
 def _known(images: int = 3) -> list[ImageBoxes]:

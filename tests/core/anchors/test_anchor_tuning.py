@@ -6,6 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from anchor_scene import EXACT, LINE
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.anchors.report import anchor_report
 from napari_detlab.core.anchors.suggest import suggest_anchors
@@ -18,9 +19,6 @@ from napari_detlab.core.annotations.store import (
 )
 from napari_detlab.core.images import ImageReadError
 from napari_detlab.core.model.config import ConfigError, ModelConfig, preset
-
-EXACT = [96.0, 96.0, 160.0, 160.0]
-LINE = [10.0, 10.0, 12.0, 200.0]
 
 
 @pytest.fixture

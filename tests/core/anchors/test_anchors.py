@@ -16,7 +16,7 @@ from napari_detlab.core.anchors.coverage import (
     ImageBoxes,
     brute_force_coverage,
     brute_force_image,
-    coverage,
+    measure_coverage,
 )
 from napari_detlab.core.anchors.layout import AnchorLayout, resize_geometry, transform_geometry
 from napari_detlab.core.anchors.report import anchor_report
@@ -152,7 +152,7 @@ def test_coverage_equals_box_iou_and_torchvision_matcher(crowded):
     config = ModelConfig(classes=["cell", "debris"], min_size=128, max_size=224)
     # Several original sizes, some padding to the same size (and so sharing one anchor grid).
     items = _random_items(rng, 40, [(120, 160), (121, 161), (200, 90), (64, 64)], crowded)
-    result = coverage(config, items)
+    result = measure_coverage(config, items)
     best, positives, level = brute_force_coverage(config, items)
     assert np.array_equal(result.best_iou, best)  # bitwise: the same float32 IoUs
     assert np.array_equal(result.num_positive, positives)
@@ -172,7 +172,9 @@ def test_low_quality_match_goes_to_the_anchors_own_best_box():
     # Both boxes sit around the anchor centred at (64, 64); box 1 fits it better than box 0,
     # and no other anchor (stride 32) reaches box 0 as well as this one does.
     boxes = np.array([[40.0, 40.0, 90.0, 90.0], [33.0, 33.0, 95.0, 95.0]], np.float32)
-    result = coverage(config, [ImageBoxes(boxes, ["a", "a"], image="x.png", image_size=(128, 128))])
+    result = measure_coverage(
+        config, [ImageBoxes(boxes, ["a", "a"], image="x.png", image_size=(128, 128))]
+    )
     _, positives, _ = brute_force_image(layout, boxes)
     assert np.array_equal(result.num_positive, positives)
     assert result.num_positive[0] == 0 and result.num_positive[1] >= 1
@@ -186,7 +188,7 @@ def test_figures_split_by_class_size_and_threshold():
     bad = np.array([[10.0, 10.0, 12.0, 200.0]], np.float32)  # a thin line: no anchor fits
     boxes = np.concatenate([exact, bad])
     items = [ImageBoxes(boxes, ["a", "b"], image="a.png", image_size=(256, 256))]
-    result = coverage(config, items)
+    result = measure_coverage(config, items)
     figures = result.figures()
     assert figures.boxes == 2 and figures.recall == 0.5
     assert figures.share_below == 0.5
@@ -244,7 +246,7 @@ def test_suggestion_keeps_counts_per_level_and_improves_coverage():
     assert suggestion.after.recall > suggestion.before.recall + 0.2
     assert suggestion.shape_after.mean_best_iou > suggestion.shape_before.mean_best_iou
     # the suggestion's own figures are what a fresh coverage run says
-    assert coverage(new, items).figures().recall == suggestion.after.recall
+    assert measure_coverage(new, items).figures().recall == suggestion.after.recall
 
 
 def test_report_warns_about_tiny_boxes_and_caps_the_uncaught_list():
@@ -271,7 +273,7 @@ def test_real_heads_dataset_exact_and_improved_by_suggestion():
         boxes = np.array(target["boxes"], np.float32)
         items.append(ImageBoxes(boxes, target["labels"], image=image, image_size=image_size(image)))
     config = preset("fast", ["head"])
-    result = coverage(config, items)
+    result = measure_coverage(config, items)
     best, positives, level = brute_force_coverage(config, items)
     assert len(result) == 177
     assert np.array_equal(result.best_iou, best)

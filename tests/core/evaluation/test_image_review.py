@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.evaluation import image_review
 from napari_detlab.core.evaluation.image_review import (
     ImagePredictions,
-    ImageReview,
-    ReviewOverlay,
     merge_predictions,
     review_image,
     review_overlay,
@@ -89,7 +88,7 @@ def test_an_image_without_predictions_misses_all_its_ground_truth():
     review = review_image(ImagePredictions(Prediction()), GT, ReviewThresholds())
     assert review.kept.size == 0 and review.status.size == 0
     assert review.counts == Counts(tp=0, fp=0, missed=3)
-    empty = ImageReview.empty()
+    empty = image_review.ImageReview.empty()
     assert empty.kept.dtype == np.int64 and empty.kept.size == 0 and empty.match is None
 
 
@@ -131,7 +130,7 @@ def test_the_overlay_outlines_kept_boxes_then_misses_and_captions_the_best():
     unchecked = review_image(image, None, ReviewThresholds())
     plain = review_overlay(image, unchecked, None, max_captions=100)
     assert len(plain.segments) == 12 and plain.status.tolist() == ["unchecked"] * 3
-    empty = ReviewOverlay.empty()
+    empty = image_review.ReviewOverlay.empty()
     assert empty.segments.shape == (0, 2, 2) and empty.corners.shape == (0, 2)
 
 

@@ -16,7 +16,6 @@ from napari_detlab.core.evaluation.review import (
     fraction_text,
     map_text,
     match_predictions,
-    precision_recall,
 )
 
 
@@ -155,15 +154,15 @@ def test_match_lets_the_higher_score_claim_the_box_whatever_the_input_order():
 
 def test_precision_recall_known_answers():
     gt = ImageAnnotation(boxes=[[0, 0, 10, 10], [20, 20, 30, 30]], labels=["c", "c"], reviewed=True)
-    image = precision_recall(
+    image = match_predictions(
         [[0, 0, 10, 10], [60, 60, 70, 70], [61, 60, 71, 70]], ["c"] * 3, [0.9, 0.8, 0.7],
         gt.boxes, gt.labels,
-    )  # fmt: skip
+    ).counts  # fmt: skip
     assert (image.tp, image.fp, image.missed) == (1, 2, 1)
     assert image.precision == pytest.approx(1 / 3)
     assert image.recall == pytest.approx(1 / 2)
 
-    nothing = precision_recall(np.zeros((0, 4)), [], [], np.zeros((0, 4)), [])
+    nothing = match_predictions(np.zeros((0, 4)), [], [], np.zeros((0, 4)), []).counts
     assert math.isnan(nothing.precision) and math.isnan(nothing.recall)
 
 

@@ -43,7 +43,7 @@ __all__ = [
     "ImageBoxes",
     "brute_force_coverage",
     "brute_force_image",
-    "coverage",
+    "measure_coverage",
 ]
 
 # COCO's area buckets, applied in the RESIZED image (where anchors live and where the model
@@ -438,7 +438,7 @@ def _group_coverage(
     return best, positives, best_anchor
 
 
-def coverage(
+def measure_coverage(
     config: ModelConfig, items: Sequence[ImageBoxes] | Iterable[ImageBoxes]
 ) -> BoxCoverage:
     """Per-box coverage of ``items`` by ``config``'s anchors, exactly as the RPN matches them.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, coverage
+from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, measure_coverage
 from napari_detlab.core.anchors.figures import (
     CoverageFigures,
     ShapeFigures,
@@ -152,7 +152,7 @@ def anchor_report(
         A coverage of the same items already computed (it is not recomputed).
     """
     items = [item for item in items if len(item.boxes)]
-    result = base if base is not None else coverage(config, items)
+    result = base if base is not None else measure_coverage(config, items)
     wh = resized_shapes(result)
     uncaught = result.uncaught()
     suggestion = None

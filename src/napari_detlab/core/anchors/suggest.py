@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, coverage
+from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, measure_coverage
 from napari_detlab.core.anchors.figures import CoverageFigures, ShapeFigures, format_percent
 from napari_detlab.core.anchors.layout import anchor_shapes
 from napari_detlab.core.boxes import shape_iou
@@ -252,7 +252,7 @@ def suggest_anchors(
     raise recall at 0.7 (then mean best IoU) under the real grid-aware matching.
     """
     items = [item for item in items if len(item.boxes)]
-    base = base if base is not None else coverage(config, items)
+    base = base if base is not None else measure_coverage(config, items)
     if len(base) == 0:
         raise AnchorFitError("the dataset has no boxes: annotate some before fitting anchors")
     wh = resized_shapes(base)
@@ -275,13 +275,13 @@ def suggest_anchors(
         for sizes in _fit_sizes(usable, levels, per_level_sizes)
     ]
     if len(candidates) > 1:
-        scores = [_score(coverage(candidate, sample).figures()) for candidate in candidates]
+        scores = [_score(measure_coverage(candidate, sample).figures()) for candidate in candidates]
         fitted = candidates[int(np.argmax(scores))]
     else:
         fitted = candidates[0]
     if refine:
         fitted = _refine(fitted, sample)
-    after = coverage(fitted, items)
+    after = measure_coverage(fitted, items)
     before_fig, after_fig = base.figures(), after.figures()
     if config.pretrained == "coco":
         warnings.append(
@@ -303,7 +303,7 @@ def _refine(config: ModelConfig, items: list[ImageBoxes]) -> ModelConfig:
     """Greedy multiplicative search on the sizes, judged by the real coverage."""
 
     def score_of(candidate: ModelConfig) -> float:
-        return _score(coverage(candidate, items).figures())
+        return _score(measure_coverage(candidate, items).figures())
 
     def scaled(candidate: ModelConfig, factor: float, level: int | None) -> ModelConfig:
         sizes = [

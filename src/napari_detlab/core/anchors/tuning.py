@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, coverage
+from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, measure_coverage
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes, read_image_boxes
 from napari_detlab.core.anchors.layout import AnchorLayout
 from napari_detlab.core.anchors.report import AnchorReport
@@ -233,7 +233,7 @@ class AnchorTuning:
         """How :attr:`config` covers the image's own boxes; ``None`` with nothing to measure."""
         if self.config is None or self.image is None or not len(self.image.boxes):
             return None
-        return coverage(self.config, [self.image])
+        return measure_coverage(self.config, [self.image])
 
     # -- suggestions --------------------------------------------------------------------
     def accept_suggestion(self, suggestion: AnchorSuggestion) -> AnchorFields:

@@ -37,7 +37,6 @@ __all__ = [
     "label_ids",
     "map_text",
     "match_predictions",
-    "precision_recall",
 ]
 
 
@@ -271,18 +270,3 @@ def match_predictions(
     is_tp = matched >= 0
     missed = np.setdiff1d(np.arange(len(gb)), matched[is_tp])
     return Match(is_tp=is_tp, matched_gt=matched, iou=best_iou, missed_gt=missed)
-
-
-def precision_recall(
-    pred_boxes: object,
-    pred_labels: Sequence[object] | np.ndarray,
-    pred_scores: object,
-    gt_boxes: object,
-    gt_labels: Sequence[object] | np.ndarray,
-    *,
-    iou_threshold: float = 0.5,
-) -> Counts:
-    """TP/FP/missed counts of one image (their ``precision`` and ``recall`` properties)."""
-    return match_predictions(
-        pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, iou_threshold=iou_threshold
-    ).counts

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,6 @@ __all__ = [
     "collect_images",
     "load_prediction",
     "predict_folder",
-    "predict_folder_steps",
     "predict_images",
     "write_prediction",
 ]
@@ -335,8 +334,8 @@ def predict_folder(
 ) -> list[Path]:
     """Predict images with a checkpoint and write one prediction file per image.
 
-    This is the one function the ``detlab predict`` CLI calls; the train dock runs its steps
-    (:func:`predict_folder_steps`) in a napari worker.
+    This is the one function the ``detlab predict`` CLI and the train dock call (the dock
+    through :func:`~napari_detlab.core.relay.relay`, in a napari worker).
 
     Parameters
     ----------
@@ -362,35 +361,6 @@ def predict_folder(
     list of Path
         The prediction files written, in image order.
     """
-    steps = predict_folder_steps(
-        checkpoint, images, output_dir, batch_size=batch_size, device=device, cancel=cancel,
-        skipped=skipped, score_floor=score_floor,
-    )  # fmt: skip
-    while True:
-        try:
-            done, total, path = next(steps)
-        except StopIteration as end:
-            return end.value
-        if on_progress is not None:
-            on_progress(done, total, path)
-
-
-def predict_folder_steps(
-    checkpoint: str | Path,
-    images: str | Path | Iterable[str | Path],
-    output_dir: str | Path,
-    *,
-    batch_size: int = 2,
-    device: str | torch.device = "auto",
-    cancel: threading.Event | None = None,
-    skipped: list[SkippedImage] | None = None,
-    score_floor: float | None = None,
-) -> Generator[tuple[int, int, Path], None, list[Path]]:
-    """:func:`predict_folder` as a generator: yields ``(done, total, path)`` after each image,
-    readable or skipped, and returns the prediction files written.
-
-    A napari generator worker runs it step by step (its progress bar counts the yields).
-    """
     from napari_detlab.core.model.checkpoint import model_from_checkpoint
 
     paths = collect_images(images)
@@ -408,18 +378,19 @@ def predict_folder_steps(
     done = 0
     position = {path: index for index, path in enumerate(paths)}
 
-    def count_to(stop: int) -> Iterator[tuple[int, int, Path]]:
+    def count_to(stop: int) -> None:
         nonlocal done
         while done < stop:
             done += 1
-            yield done, len(paths), paths[done - 1]
+            if on_progress is not None:
+                on_progress(done, len(paths), paths[done - 1])
 
     for path, prediction in predict_images(
         model, config, paths, batch_size=batch_size, device=device, cancel=cancel, skipped=failures
     ):
         written.append(write_prediction(output_dir, path.stem, prediction, checkpoint=source))
         # Count the skipped images before ``path`` too, so the counter never stalls.
-        yield from count_to(position[path] + 1)
+        count_to(position[path] + 1)
     if failures and (cancel is None or not cancel.is_set()):
-        yield from count_to(len(paths))  # skipped images after the last one predicted
+        count_to(len(paths))  # skipped images after the last one predicted
     return written

@@ -13,26 +13,25 @@ quarter of the speed; ``benchmarks/bench_gui_training.py`` compares the dock wit
 Stopping is always the engine's clean stop: setting ``cancel`` (a :class:`threading.Event`)
 becomes a SIGINT for the child, which the CLI turns into a stop after the current iteration
 with ``last.pt`` written. A caller that leaves before the end (closing the generator) sets it
-too. Each run has a thread of its own that is not a daemon: even when nobody reads the
-events any more, it sees the run to its end, and the interpreter waits for that before it
-exits, so no process outlives its run.
+too. Each run has a thread of its own (:func:`~napari_detlab.core.relay.relay`) that is not
+a daemon: even when nobody reads the events any more, it sees the run to its end, and the
+interpreter waits for that before it exits, so no process outlives its run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.relay import relay
 from napari_detlab.core.training.events import Event, RunFinished, event_from_dict
 from napari_detlab.core.training.options import TrainingInputError, TrainOptions
 
@@ -56,7 +55,6 @@ Post = Callable[[Event], None]
 # After the SIGINT: time for the current iteration and last.pt, then the child is killed.
 STOP_TIMEOUT_S = 300.0
 _CLI = "import sys; from napari_detlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
-_END = object()
 
 
 class TrainingProcessError(DetlabError, RuntimeError):
@@ -158,7 +156,11 @@ def train_in_subprocess(
             return finished
         return _ended_early(code, log_path, run_dir, cancelled=cancel.is_set())
 
-    return (yield from _relayed(run, cancel, poll_s, "detlab-train-relay"))
+    return (
+        yield from relay(
+            run, on_close=cancel.set, wait_on_close=False, poll_s=poll_s, name="detlab-train-relay"
+        )
+    )
 
 
 def train_in_thread(
@@ -180,43 +182,11 @@ def train_in_thread(
     def run(post: Post) -> RunFinished:
         return engine.train(dataset, run_dir, config, options, on_event=post, cancel=cancel)
 
-    return (yield from _relayed(run, cancel, poll_s, "detlab-train"))
-
-
-def _relayed(
-    run: Callable[[Post], RunFinished], cancel: threading.Event, poll_s: float | None, name: str
-) -> RunEvents:
-    """Call ``run(post)`` on a thread of its own; yield what it posts, return what it returns.
-
-    The thread is not a daemon: at exit the interpreter waits for the run's clean stop
-    instead of cutting it off before ``last.pt`` is written.
-    """
-    posted: queue.SimpleQueue[object] = queue.SimpleQueue()
-    outcome: Future[RunFinished] = Future()
-
-    def main() -> None:
-        try:
-            outcome.set_result(run(posted.put))
-        except BaseException as error:  # raised again in the caller's thread
-            outcome.set_exception(error)
-        finally:
-            posted.put(_END)
-
-    thread = threading.Thread(target=main, name=name)
-    thread.start()
-    try:
-        while True:
-            try:
-                item = posted.get(timeout=poll_s)
-            except queue.Empty:
-                yield None
-                continue
-            if item is _END:
-                return outcome.result()
-            yield item  # type: ignore[misc]  # an Event: only run's post puts anything else
-    finally:
-        if not outcome.done():  # the caller left before the end: the run stops cleanly
-            cancel.set()  # and its thread sees it to that end, without holding the caller
+    return (
+        yield from relay(
+            run, on_close=cancel.set, wait_on_close=False, poll_s=poll_s, name="detlab-train"
+        )
+    )
 
 
 def _stop_when_set(cancel: threading.Event, child: subprocess.Popen[str]) -> None:
