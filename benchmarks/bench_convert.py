@@ -4,7 +4,9 @@ Writes a synthetic YOLO project (``images/`` of small PNGs + ``labels/`` + ``cla
 ~5 boxes per image, 10% negatives), then times, through the same functions the CLI calls:
 
 - ``convert`` YOLO -> COCO, COCO -> VOC, VOC -> YOLO (image sizes from the PNG headers);
-- ``import`` YOLO into a dataset's annotation store and ``export`` the store as COCO.
+- ``import`` YOLO into a dataset's annotation store and ``export`` the store as COCO;
+- the same import as the Annotator's menu runs it in napari's worker: as progress steps
+  from a helper thread (:func:`napari_detlab.formats.background.import_steps`).
 
 The baseline, measured in the same run, is the naive converter loop: per image, read the
 label file, read the image header and write one small file atomically (``fsync`` included),
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +34,7 @@ import numpy as np
 
 from napari_detlab.core.atomic import atomic_write_bytes
 from napari_detlab.core.images import image_size
-from napari_detlab.formats import convert, export_dataset, import_dataset
+from napari_detlab.formats import convert, drain, export_dataset, import_dataset, import_steps
 
 GOAL_SECONDS_PER_1000 = 5.0
 
@@ -74,6 +77,17 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def link_images(source: Path, target: Path) -> Path:
+    """A fresh dataset of the same images (hard links where possible), nothing annotated."""
+    target.mkdir()
+    for image in source.glob("*.png"):
+        try:
+            os.link(image, target / image.name)
+        except OSError:
+            shutil.copy2(image, target / image.name)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 images instead of 2,000")
@@ -109,6 +123,11 @@ def main() -> None:
             export_dataset, project / "images", "coco", tmp / "export.json"
         )
         assert report.images == n_images, report.summary()
+        background = link_images(project / "images", tmp / "background")
+        steps["import_yolo_as_progress_steps"], (progress, imported) = timed(
+            drain, import_steps("yolo", project / "labels", background)
+        )
+        assert imported.images == n_images and progress[-1] == (n_images, n_images, "writing")
 
     figures = {
         "benchmark": "bench_convert",

@@ -6,9 +6,9 @@ trained with the same config and options, for a fixed number of iterations, two 
 - ``cli``: ``detlab train DATASET --output RUN --config config.json --options options.json``
   in a subprocess, as a user runs it from a terminal;
 - ``dock``: the Train / predict dock's Start button in a shown viewer (under Xvfb when there
-  is no display), the engine on the dock's background thread. Meanwhile a single-shot
-  ``QTimer`` re-armed every 20 ms records how late it fires: that lateness is what a user
-  feels as lag while annotating.
+  is no display): the same command in a child process, whose events a napari worker relays
+  to the dock as they come. Meanwhile a single-shot ``QTimer`` re-armed every 20 ms records
+  how late it fires: that lateness is what a user feels as lag while annotating.
 
 Throughput is the engine's own ``images_per_s`` of the last iteration in each run's
 ``metrics.jsonl`` (the average over the last 20 iterations, so the first ones, slowed by
@@ -90,15 +90,13 @@ class LatenessProbe:
 
 def run_cli(dataset: Path, run_dir: Path, config, options, timeout_s: float) -> float:
     """``detlab train`` in a subprocess with the dock's exact config and options."""
+    from napari_detlab.core.training.launch import train_command
+
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config_path, options_path = run_dir.parent / "config.json", run_dir.parent / "options.json"
     config.to_json(config_path)
     options.to_json(options_path)
-    command = [
-        sys.executable, "-c", "import sys; from napari_detlab.cli.main import main; "
-        "sys.exit(main(sys.argv[1:]))", "train", str(dataset), "--output", str(run_dir),
-        "--config", str(config_path), "--options", str(options_path),
-    ]  # fmt: skip
+    command = train_command(dataset, run_dir, config_path, options_path, json_events=False)
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"detlab train failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -164,18 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 dock = TrainDockWidget(viewer)
                 viewer.window.add_dock_widget(dock, name="Train / predict")
-                dock.dataset_edit.setText(str(dataset))
-                dock.config_combo.setCurrentText("fast")
+                form = dock.train_form
+                form.dataset_row.edit.setText(str(dataset))
+                form.config_combo.setCurrentText("fast")
                 dock.config_overrides = {"min_size": size[0], "max_size": size[1]}
-                dock.batch_spin.setValue(2)
-                dock.epochs_spin.setValue(1000)
-                dock.device_combo.setCurrentText(args.device)
+                form.batch_spin.setValue(2)
+                form.epochs_spin.setValue(1000)
+                form.device_combo.setCurrentText(args.device)
                 dock.options_overrides = {
                     "max_iterations": iterations,
                     "warmup_iters": 1,
                     "eval_every": 0,  # throughput only: no validation pass
                 }
-                classes = [c.name for c in AnnotationStore(dataset).load_classes()]
+                classes = AnnotationStore(dataset).class_names()
                 config, options = dock.model_config(classes), dock.train_options()
                 cli_rates, dock_rates, lateness = [], [], []
                 for repeat in range(repeats):
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                             dock_rates.append(rate)
                             lateness.extend(late)
                 threads = torch.get_num_threads()
-                device = dock.device_label.text()
+                device = form.device_label.text()
             finally:
                 viewer.close()
     cli_rate, dock_rate = float(np.median(cli_rates)), float(np.median(dock_rates))

@@ -142,7 +142,7 @@ def time_widget(folder: Path, warm: bool, app, draws: list[int]) -> list[tuple[f
                     time.sleep(0.005)
             else:
                 process_events(app)
-                widget._prefetcher.clear()
+                widget.annotator.prefetcher.clear()
             times.append(timed_press(canvas, app))
     finally:
         viewer.close()

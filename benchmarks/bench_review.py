@@ -221,7 +221,7 @@ def time_baseline(viewer, widget, wait, path: list[tuple[str, float]]) -> list[f
     from napari_detlab.core.evaluation.review import filter_predictions
 
     current = widget.current
-    score, nms = widget.score_threshold, widget.nms_iou
+    score, nms = widget.thresholds.score_threshold, widget.thresholds.nms_iou
     times = []
     for which, value in path:
         score, nms = (value, nms) if which == "score" else (score, value)

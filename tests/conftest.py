@@ -1,18 +1,21 @@
-"""Every test runs with its own empty torch hub cache.
+"""Shared by every test.
 
-Presets start from the pretrained weights present on the machine, and the weights tests
-download into torchvision's cache: pointing ``TORCH_HOME`` at an empty folder keeps a
-developer's own cache (and its weights) out of the tests, and the tests out of it. Child
-processes (the CLI, the training process) inherit it.
+- This folder is on ``sys.path`` (pytest puts a conftest's folder there), so helpers such as
+  :mod:`anchor_scene` are imported by name from any test.
+- Every test runs with its own empty torch hub cache: presets start from the pretrained
+  weights present on the machine, and the weights tests download into torchvision's cache,
+  so pointing ``TORCH_HOME`` at an empty folder keeps a developer's own cache (and its
+  weights) out of the tests, and the tests out of it. Child processes (the CLI, the training
+  process) inherit it.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_torch_home(tmp_path_factory: pytest.TempPathFactory) -> None:
-    import os
-
     os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch-home"))

@@ -58,8 +58,8 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     if all(_small_pt_file(p) for p in paths):
         try:
             loaded = {p: _load_boxes_file(p) for p in paths}
-        except DetlabError:
-            return None  # a checkpoint or another plugin's file: not ours
+        except (DetlabError, OSError):
+            return None  # a checkpoint, another plugin's file, or gone: not ours
         return _read_each(lambda p: read_annotation_file(p, loaded.get(Path(p))))
     return None
 
@@ -109,10 +109,10 @@ def _load_boxes_file(path: Path) -> tuple[ImageAnnotation, np.ndarray | None]:
     """The annotation in ``path`` and its scores (predictions), or ``AnnotationError``."""
     try:
         data = safe_torch_load(path)
-    except UnsafeFileError:
-        from napari_detlab.core.legacy import read_tutorial_target
+    except UnsafeFileError:  # perhaps the tutorial's numpy-pickled target: its own allow list
+        from napari_detlab.formats.tutorial import read_tutorial_target
 
-        boxes, labels = read_tutorial_target(path)  # the tutorial's numpy-pickled targets
+        boxes, labels = read_tutorial_target(path)
         return ImageAnnotation(boxes=boxes, labels=labels, reviewed=True), None
     annotation = validate_annotation(data, source=str(path))
     scores = data.get("scores") if isinstance(data, dict) else None
@@ -135,7 +135,7 @@ def read_annotation_file(
     if dataset is not None and (dataset / ANNOTATIONS_DIRNAME).is_dir():
         try:
             colors = {spec.name: spec.color for spec in AnnotationStore(dataset).load_classes()}
-        except AnnotationError:
+        except DetlabError:  # a broken class list: default colours, the boxes still show
             colors = {}
     layers: list[LayerData] = []
     size = annotation.image_size

@@ -63,6 +63,57 @@ def test_json_reports_known_coverage(tmp_path, capsys):
     assert "suggestion" not in report
 
 
+def _figures(boxes, recall, below, mean_iou):
+    return {"boxes": boxes, "recall_07": recall, "share_03_07": None if recall is None else 0.0,
+            "share_below_03": below, "no_positive": 0, "mean_placed_iou": mean_iou}  # fmt: skip
+
+
+def _uncaught(folder: Path, i: int) -> dict:
+    return {"image": str(folder / f"img{i}.png"), "image_index": i, "box_index": 1,
+            "label": "debris", "best_iou": 0.0733, "num_positive": 126, "best_level": 0,
+            "box": LINE, "reason": "below_bg"}  # fmt: skip
+
+
+def test_json_is_exactly_what_scripts_read(tmp_path, capsys):
+    """Every key, value and the key order, on a dataset with a known answer."""
+    folder = _dataset(tmp_path / "data")
+    assert main(["anchors", str(folder), "--preset", "fast", "--json"]) == 0
+    lines, cells = _figures(3, 0.0, 1.0, 0.07333333045244217), _figures(3, 1.0, 0.0, 1.0)
+    expected = {
+        "dataset": str(folder), "config": "preset:fast",
+        **_figures(6, 0.5, 0.5, 0.5366666316986084),
+        "images": 3, "fg_thresh": 0.7, "bg_thresh": 0.3, "mean_positives": 63.5,
+        "per_class": {"cell": cells, "debris": lines},
+        "per_size": {"small": lines, "medium": cells, "large": _figures(0, None, None, None)},
+        "per_level": [3, 0, 3, 0, 0],
+        "bpr": 0.5, "anchors_per_target": 4.5, "mean_best_iou": 0.5366666666666666,
+        "tiny_boxes": 3, "uncaught_total": 3,
+        "uncaught": [_uncaught(folder, i) for i in range(3)],
+        "anchor_sizes": [[16.0], [32.0], [64.0], [128.0], [256.0]],
+        "aspect_ratios": [[0.5, 1.0, 2.0]] * 5,
+    }  # fmt: skip
+    assert capsys.readouterr().out == json.dumps(expected, indent=2) + "\n"
+
+
+def test_text_is_exactly_as_before(tmp_path, capsys):
+    folder = _dataset(tmp_path / "data")
+    assert main(["anchors", str(folder), "--preset", "fast"]) == 0
+    uncaught = "".join(
+        f"  {folder / f'img{i}.png'} box 1 (debris): best IoU 0.073, below_bg\n" for i in range(3)
+    )
+    assert capsys.readouterr().out == (
+        "6 boxes in 3 images (preset:fast)\n"
+        "recall@0.7: 50.0%   [0.3, 0.7): 0.0%   < 0.3: 50.0%   no positive anchor: 0\n"
+        "shape-only: BPR 50.0%, anchors/target 4.50, mean best IoU 0.537\n"
+        "  class cell: 3 boxes, recall 100.0%\n"
+        "  class debris: 3 boxes, recall 0.0%\n"
+        "  small: 3 boxes, recall 0.0%\n"
+        "  medium: 3 boxes, recall 100.0%\n"
+        "  large: 0 boxes, recall n/a\n"
+        "3 uncaught boxes; worst:\n" + uncaught
+    )
+
+
 def test_limit_caps_the_uncaught_list(tmp_path, capsys):
     folder = _dataset(tmp_path / "data")
     report = _run_json(

@@ -11,6 +11,7 @@ from PIL import Image
 
 from napari_detlab.core.images import (
     ImageReadError,
+    contrast_for,
     image_size,
     list_images,
     read_image,
@@ -157,3 +158,17 @@ def test_to_float_rgb_ranges() -> None:
         out = to_float_rgb(array)
         assert out.shape == (H, W, 3) and out.min() >= 0 and out.max() <= 1
         assert out.flags.c_contiguous
+
+
+def test_contrast_for_8_bit_is_the_full_range_and_wider_images_their_percentiles() -> None:
+    assert contrast_for(np.zeros((4, 4, 3), np.uint8)) == ((0.0, 255.0), (0.0, 255.0))
+    rng = np.random.default_rng(0)
+    cells = rng.integers(1000, 4000, (1200, 1200)).astype(np.uint16)  # a 12-bit camera
+    full, (low, high) = contrast_for(cells)
+    assert full == (0.0, 65535.0) and 1000 <= low < 1050 and 3950 < high <= 4000
+    floats = rng.uniform(-2.0, 3.0, (50, 50)).astype(np.float32)
+    full, (low, high) = contrast_for(floats)
+    assert full[0] <= low < high <= full[1] and full[0] >= -2.0 and full[1] <= 3.0
+    flat = np.full((8, 8), 7.0, np.float32)
+    full, (low, high) = contrast_for(flat)
+    assert (low, high) == (7.0, 8.0) and full == (7.0, 8.0)  # a slider that can still move

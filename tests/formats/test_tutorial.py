@@ -15,8 +15,8 @@ from formats_helpers import HEADS, Plan, copy_images, plans, round_trip, store_c
 from hypothesis import HealthCheck, given, settings
 
 from napari_detlab.core.annotations.store import AnnotationStore
-from napari_detlab.core.legacy import read_tutorial_target
 from napari_detlab.formats import convert, export_dataset, import_dataset
+from napari_detlab.formats.tutorial import read_tutorial_target
 
 
 @settings(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from qtpy.QtCore import Qt
 
 from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
@@ -158,7 +159,7 @@ def test_reopening_the_folder_shows_exactly_what_was_drawn(make_napari_viewer, i
     widget = AnnotatorWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.open_folder(image_folder)
-    widget.add_class("crystal", "#00ff00")
+    widget.annotator.add_class("crystal", "#00ff00")
     drawn = {
         "object": np.array([[1.25, 2.5, 20.75, 30.125], [30.3, 1.7, 59.9, 39.1]]),
         "crystal": np.array([[10.0, 10.0, 12.5, 13.5]]),
@@ -181,22 +182,22 @@ def test_reopening_the_folder_shows_exactly_what_was_drawn(make_napari_viewer, i
 
 def test_class_add_rename_and_remove_with_guard(annotator, image_folder):
     viewer, widget = annotator(image_folder)
-    widget.add_class("cat")
+    widget.annotator.add_class("cat")
     assert "boxes: cat" in viewer.layers
     draw(viewer.layers["boxes: cat"], (1, 1, 10, 10))
     widget.next_image()
 
-    assert widget.rename_class("cat", "lynx") == 1
+    assert widget.annotator.rename_class("cat", "lynx") == 1
     assert "boxes: lynx" in viewer.layers and "boxes: cat" not in viewer.layers
     assert saved(image_folder, "img1")["labels"] == ["lynx"]
     assert [c.name for c in AnnotationStore(image_folder).load_classes()] == ["object", "lynx"]
 
     with pytest.raises(ClassInUseError):
-        widget.remove_class("lynx")
+        widget.annotator.remove_class("lynx")
     assert saved(image_folder, "img1")["labels"] == ["lynx"]  # the guard changed nothing
     assert "boxes: lynx" in viewer.layers
 
-    assert widget.remove_class("lynx", delete_boxes=True) == 1
+    assert widget.annotator.remove_class("lynx", delete_boxes=True) == 1
     assert "boxes: lynx" not in viewer.layers
     assert saved(image_folder, "img1")["labels"] == []
     assert [c.name for c in AnnotationStore(image_folder).load_classes()] == ["object"]
@@ -205,14 +206,14 @@ def test_class_add_rename_and_remove_with_guard(annotator, image_folder):
 def test_class_colour_is_applied_and_persisted(annotator, image_folder):
     viewer, widget = annotator(image_folder)
     draw(viewer.layers["boxes: object"], (1, 1, 10, 10))
-    widget.set_class_color("object", "#0000ff")
+    widget.annotator.set_class_color("object", "#0000ff")
     np.testing.assert_allclose(viewer.layers["boxes: object"].edge_color[0], [0, 0, 1, 1])
     assert AnnotationStore(image_folder).load_classes()[0].color == "#0000ff"
 
 
 def test_relabelling_moves_selected_boxes_to_another_class(annotator, image_folder):
     viewer, widget = annotator(image_folder)
-    widget.add_class("dog")
+    widget.annotator.add_class("dog")
     objects = viewer.layers["boxes: object"]
     draw(objects, (1, 1, 10, 10), (20, 20, 30, 30))
     objects.selected_data = {1}
@@ -323,7 +324,7 @@ def test_remove_button_asks_before_deleting_boxes(annotator, image_folder, monke
     from qtpy.QtWidgets import QMessageBox
 
     viewer, widget = annotator(image_folder)
-    widget.add_class("cat")
+    widget.annotator.add_class("cat")
     draw(viewer.layers["boxes: cat"], (1, 1, 10, 10))
     widget.flush()
     asked = []
@@ -333,8 +334,8 @@ def test_remove_button_asks_before_deleting_boxes(annotator, image_folder, monke
         return getattr(QMessageBox.StandardButton, answer)
 
     monkeypatch.setattr(QMessageBox, "question", question)
-    widget.class_combo.setCurrentText("cat")
-    widget._remove_class_clicked()
+    widget.class_list.combo.setCurrentText("cat")
+    widget.class_list.remove_selected()
     assert asked and "used by 1 boxes" in asked[0]
     kept = answer == "Cancel"
     assert ("boxes: cat" in viewer.layers) == kept
@@ -448,7 +449,7 @@ def test_browsing_never_rewrites_files_in_another_order(annotator, image_folder)
 
 def test_buttons_navigate_and_each_class_hides_on_its_own(annotator, image_folder):
     viewer, widget = annotator(image_folder)
-    widget.add_class("crystal", "#00ff00")
+    widget.annotator.add_class("crystal", "#00ff00")
     cells, crystals = viewer.layers["boxes: object"], viewer.layers["boxes: crystal"]
     draw(crystals, (5, 5, 20, 20))
     cells.visible = False  # the eye of one class in the layer list
@@ -461,3 +462,23 @@ def test_buttons_navigate_and_each_class_hides_on_its_own(annotator, image_folde
     assert saved(image_folder, "img1")["labels"] == ["crystal"]  # hidden or not, all saved
     widget.unannotated_button.click()  # img1 has a file now: the next without one is img2
     assert widget.index == 1
+
+
+def test_the_session_reaches_the_annotator_and_hears_its_writes(annotator, image_folder, tmp_path):
+    viewer, widget = annotator(image_folder)
+    session = session_for(viewer)
+    heard: list[Path] = []
+    session.annotation_saved.connect(heard.append)
+    draw(viewer.layers["boxes: object"], (1, 2, 11, 12))
+    session.request_flush()  # another dock is about to read the files
+    assert saved(image_folder, "img1")["labels"] == ["object"]
+    assert heard == [image_folder / "img1.png"]
+    assert session.request_image(image_folder / "img3.png", 0)
+    assert widget.index == 2 and session.image_path == image_folder / "img3.png"
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(other / name)
+    assert session.request_open_folder(other)
+    assert widget.store is session.store and widget.store.root == other
+    assert widget.position_label.text() == "1 / 2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -14,6 +15,7 @@ from napari_detlab._reader import get_reader
 from napari_detlab._writer import write_shapes_layers
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.atomic import safe_torch_load
+from napari_detlab.core.boxes import napari_to_xyxy
 
 PLUGIN = "napari-detlab"
 
@@ -113,6 +115,30 @@ def test_files_that_are_not_annotations_are_declined(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     assert get_reader(str(tmp_path / "checkpoint.pt")) is None
     assert get_reader(str(tmp_path / "plain")) is None  # no annotations/ folder
+
+
+def test_old_tutorial_targets_open_and_malicious_pickles_are_declined(tmp_path: Path) -> None:
+    """A ``.pt`` the store refuses may be the tutorial's numpy-pickled target: it opens
+    through ``formats.tutorial``'s allow list, while a pickle that runs code is declined."""
+    target = tmp_path / "a.pt"
+    torch.save({"labels": np.array(["head"]), "boxes": [np.array([1.0, 2, 11, 12])]}, target)
+    ((data, attributes, kind),) = get_reader(str(target))(str(target))
+    assert kind == "shapes" and attributes["name"] == "boxes: head"
+    np.testing.assert_array_equal(napari_to_xyxy(data), [[1, 2, 11, 12]])
+    marker = tmp_path / "executed"
+    torch.save({"labels": ["x"], "boxes": _RunsCode(marker)}, tmp_path / "evil.pt")
+    assert get_reader(str(tmp_path / "evil.pt")) is None
+    assert not marker.exists()
+
+
+class _RunsCode:
+    """Unpickling this would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_saving_shapes_layers_writes_a_store_file(

@@ -17,21 +17,10 @@ from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.napari_internals import vectors_thumbnail_limit
 from napari_detlab._qt.review import ReviewWidget
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
+from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
-from napari_detlab.core.evaluation.review import filter_predictions
+from napari_detlab.core.evaluation.review import ReviewThresholds, filter_predictions
 from napari_detlab.core.model.predict import Prediction, write_prediction
-
-# Small enough to train in seconds on a busy 2-core CPU, big enough to be a real detector.
-TINY_CONFIG = {
-    "min_size": 128,
-    "max_size": 160,
-    "rpn_pre_nms_top_n_train": 200,
-    "rpn_post_nms_top_n_train": 100,
-    "rpn_pre_nms_top_n_test": 100,
-    "rpn_post_nms_top_n_test": 50,
-    "box_batch_size_per_image": 32,
-}
-
 
 # -- review, on hand-made predictions with a known answer -------------------------------------
 GT_BOXES = np.array([[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]], np.float32)
@@ -107,7 +96,7 @@ def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictio
     ]:
         review.score_slider.setValue(score)
         review.nms_slider.setValue(nms)
-        review.class_agnostic_check.setChecked(agnostic)
+        review.controls.class_agnostic_check.setChecked(agnostic)
         expected = filter_predictions(
             PRED_BOXES, PRED_SCORES, PRED_LABELS, score_threshold=score, nms_iou=nms,
             class_agnostic=agnostic,
@@ -121,7 +110,7 @@ def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictio
 
     review.score_slider.setValue(0.5)
     review.nms_slider.setValue(0.5)
-    review.class_agnostic_check.setChecked(False)
+    review.controls.class_agnostic_check.setChecked(False)
     assert review.kept.tolist() == [0, 3, 2]
     assert review.match.is_tp.tolist() == [True, False, True]
     assert review.match.missed_gt.tolist() == [1]
@@ -132,7 +121,7 @@ def test_sliders_act_together_and_the_layers_show_exactly_the_filtered_predictio
     assert colors[3].tolist() not in (colors[0].tolist(), colors[1].tolist())  # missed
     assert "2 TP · 1 FP · 1 missed" in review.image_label.text()
 
-    review.class_agnostic_check.setChecked(True)  # the cell on the crystal now wins
+    review.controls.class_agnostic_check.setChecked(True)  # the cell on the crystal now wins
     assert review.kept.tolist() == [0, 3]
     assert review.match.missed_gt.tolist() == [1, 2]
 
@@ -170,7 +159,7 @@ def test_settings_survive_n_and_b_and_follow_the_image(review_setup, press):
 
     press(viewer, Qt.Key.Key_B)
     assert annotator.index == 0
-    assert (review.score_threshold, review.nms_iou) == (0.2, 1.0)
+    assert (review.thresholds.score_threshold, review.thresholds.nms_iou) == (0.2, 1.0)
     assert review.kept.tolist() == [0, 1, 3, 2, 4]
 
 
@@ -254,4 +243,44 @@ def test_accept_selected_and_all_write_the_store_and_the_annotator_reloads(revie
     assert annotator.current_annotation().labels.count("cell") == 4
 
 
-# -- train and predict from the dock -----------------------------------------------------------
+def test_an_annotation_rewritten_on_disk_is_read_again_and_a_broken_one_reported_once(
+    review_setup, monkeypatch
+):
+    _viewer, _annotator, review, folder = review_setup()
+    assert review.match.missed_gt.tolist() == [1]
+    store = AnnotationStore(folder)
+    store.save("a.png", ImageAnnotation(GT_BOXES[[0, 2]], ["cell", "crystal"], True, (100, 100)))
+    review.score_slider.setValue(0.51)  # nobody signalled: the file's stamp changed
+    assert review.match.missed_gt.tolist() == []
+
+    errors: list[str] = []
+    monkeypatch.setattr("napari_detlab._qt.review.show_error", errors.append)
+    (folder / "annotations" / "a.pt").write_bytes(b"not an annotation")
+    review.score_slider.setValue(0.52)
+    review.score_slider.setValue(0.53)  # the same broken file: not reported again
+    assert len(errors) == 1 and "a.pt" in errors[0]
+    assert review.match is None and review.review.status.tolist() == ["unchecked"] * 3
+
+
+def test_threshold_controls_read_as_one_setting_and_tell_drags_from_releases(qtbot):
+    controls = ThresholdControls(ReviewThresholds(0.3, 0.7, True, 0.6))
+    qtbot.addWidget(controls)
+    assert controls.thresholds == ReviewThresholds(0.3, 0.7, True, 0.6)
+    changes, releases = [], []
+    controls.changed.connect(lambda: changes.append(controls.thresholds))
+    controls.released.connect(lambda: releases.append(True))
+    controls.score_slider.setSliderDown(True)  # held, as under the mouse
+    assert controls.dragging
+    controls.score_slider.setValue(0.4)
+    controls.nms_slider.setValue(1.0)
+    controls.class_agnostic_check.setChecked(False)
+    controls.match_iou_spin.setValue(0.75)
+    assert changes == [
+        ReviewThresholds(0.4, 0.7, True, 0.6),
+        ReviewThresholds(0.4, 1.0, True, 0.6),
+        ReviewThresholds(0.4, 1.0, False, 0.6),
+        ReviewThresholds(0.4, 1.0, False, 0.75),
+    ]
+    assert releases == []
+    controls.score_slider.setSliderDown(False)
+    assert not controls.dragging and releases == [True]

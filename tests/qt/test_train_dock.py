@@ -3,6 +3,7 @@ process, cancelling, predicting, and the predictions reaching the Review dock.""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 from layer_readers import drawn_boxes
 from qtpy.QtCore import QTimer
+from qtpy.QtGui import QCloseEvent
+from qtpy.QtWidgets import QDialog
 
 from napari_detlab._layers import REVIEW_OUTLINES_LAYER
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.review import ReviewWidget
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.train_dock import TrainDockWidget
+from napari_detlab._qt.widgets.curve_plot import CurvePlot
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.evaluation.review import filter_predictions
 from napari_detlab.core.model.predict import load_prediction
@@ -49,11 +53,11 @@ def _sample_viewer(make_napari_viewer, tmp_path):
     annotator.open_folder(folder)
     dock = TrainDockWidget(viewer)
     viewer.window.add_dock_widget(dock, name="Train / predict")
-    dock.config_combo.setCurrentText("fast")
+    dock.train_form.config_combo.setCurrentText("fast")
     dock.config_overrides = dict(TINY_CONFIG)
-    dock.epochs_spin.setValue(1)
-    dock.batch_spin.setValue(2)
-    dock.device_combo.setCurrentText("cpu")
+    dock.train_form.epochs_spin.setValue(1)
+    dock.train_form.batch_spin.setValue(2)
+    dock.train_form.device_combo.setCurrentText("cpu")
     return viewer, annotator, dock, folder
 
 
@@ -81,7 +85,8 @@ def test_train_predict_review_accept_from_napari_while_the_gui_stays_responsive(
     assert run_dir.parent == folder / "runs"
     assert (run_dir / "last.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
     assert session_for(viewer).checkpoint == Path(result.best_checkpoint or result.last_checkpoint)
-    assert dock.loss_plot.ys and dock.progress.value() == dock.progress.maximum()
+    form = dock.train_form
+    assert form.loss_plot.ys and form.progress.value() == form.progress.maximum()
     # The Qt event loop kept running during training: no long freeze between timer ticks.
     assert len(ticks) >= 10 and max(np.diff(ticks)) < 5.0
 
@@ -123,15 +128,15 @@ def test_cancel_stops_within_an_iteration_and_keeps_the_last_checkpoint(sample_v
     _viewer, _annotator, dock, _folder = sample_viewer()
     dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
     assert dock.start_training()
-    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=120_000)
-    seen = dock.progress.value()
+    qtbot.waitUntil(lambda: dock.train_form.progress.value() >= 1, timeout=120_000)
+    seen = dock.train_form.progress.value()
     dock.cancel_training()
     qtbot.waitUntil(lambda: not dock.is_training(), timeout=60_000)
     result = dock.last_result
     assert result.status == "cancelled"
     checkpoint = load_checkpoint(result.last_checkpoint)
     assert seen <= checkpoint["metrics"]["iteration"] <= seen + 2  # the one under way, at most
-    assert dock.start_button.isEnabled()
+    assert dock.train_form.start_button.isEnabled()
 
 
 @pytest.mark.slow
@@ -139,13 +144,53 @@ def test_closing_the_dock_stops_the_training_process_cleanly(sample_viewer, qtbo
     _viewer, _annotator, dock, _folder = sample_viewer()
     dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
     assert dock.start_training()
-    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=120_000)
+    qtbot.waitUntil(lambda: dock.train_form.progress.value() >= 1, timeout=120_000)
     child = dock._child
     dock.teardown()  # what closing the dock (or napari) does
     assert child.wait(timeout=60) == 130  # the CLI's exit code for a clean cancel
     qtbot.waitUntil(lambda: not dock.is_training(), timeout=30_000)
     assert dock.last_result.status == "cancelled"
     assert Path(dock.last_result.last_checkpoint).is_file()
+
+
+@pytest.mark.slow
+def test_closing_the_window_asks_first_then_stops_the_training_process_cleanly(
+    sample_viewer, qtbot, monkeypatch
+):
+    """napari lists the run as a running task, so closing the window asks the person first;
+    once they agree, napari quits the worker, and the run still stops the clean way."""
+    import napari._qt.qt_main_window as qt_main_window
+
+    viewer, _annotator, dock, _folder = sample_viewer()
+    dock.options_overrides = {"max_iterations": 500, "warmup_iters": 1, "eval_every": 0}
+    assert dock.start_training()
+    qtbot.waitUntil(lambda: dock.train_form.progress.value() >= 1, timeout=120_000)
+    child, run_dir = dock._child, dock.run_dir
+    questions: list[str] = []
+
+    class Agree:
+        """napari's "close anyway?" dialog, answered yes."""
+
+        def __init__(self, _parent, close_app=False, extra_info="", display_checkbox=True):
+            questions.append(extra_info)
+
+        def exec_(self):
+            return QDialog.DialogCode.Accepted
+
+    class ClickedClose(QCloseEvent):
+        """A close from the window's own button (Qt marks those spontaneous)."""
+
+        def spontaneous(self) -> bool:
+            return True
+
+    monkeypatch.setattr(qt_main_window, "ConfirmCloseDialog", Agree)
+    viewer.window._qt_window.closeEvent(ClickedClose())
+    assert questions and "napari-worker" in questions[0]  # asked, naming the running task
+    viewer.close()
+    assert child.wait(timeout=120) == 130  # the CLI's exit code for a clean cancel
+    assert (run_dir / "last.pt").is_file()
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "cancelled"
 
 
 def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qtbot, notifications):
@@ -155,7 +200,7 @@ def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qt
     viewer = make_napari_viewer()
     dock = TrainDockWidget(viewer)
     viewer.window.add_dock_widget(dock, name="Train / predict")
-    dock.dataset_edit.setText(str(folder))
+    dock.train_form.dataset_row.edit.setText(str(folder))
     assert not dock.start_training()  # no class anywhere: refused before a thread starts
     assert any("Cannot train" in text and "classes" in text for text in notifications)
 
@@ -164,9 +209,9 @@ def test_bad_data_is_a_notification_not_a_crash(make_napari_viewer, tmp_path, qt
     assert dock.start_training()
     qtbot.waitUntil(lambda: not dock.is_training(), timeout=60_000)
     assert any("no annotated images" in text for text in notifications), notifications
-    assert dock.start_button.isEnabled()
+    assert dock.train_form.start_button.isEnabled()
 
-    dock.checkpoint_edit.setText(str(tmp_path / "missing.pt"))
+    dock.predict_panel.checkpoint_row.edit.setText(str(tmp_path / "missing.pt"))
     assert not dock.predict_dataset()
     assert any("checkpoint" in text for text in notifications)
 
@@ -195,16 +240,12 @@ def test_a_failing_run_is_a_notification_naming_the_kept_run_folder(
     expected = "loss is nan" if failure == "nan" else "RuntimeError: DataLoader worker exited"
     assert expected in message and str(dock.run_dir) in message
     assert dock.run_dir.is_dir()
-    assert dock.loss_plot.ys == [2.5]  # what arrived before the failure is drawn
-    assert dock.start_button.isEnabled() and not dock.cancel_button.isEnabled()
+    form = dock.train_form
+    assert form.loss_plot.ys == [2.5]  # what arrived before the failure is drawn
+    assert form.start_button.isEnabled() and not form.cancel_button.isEnabled()
 
 
-def test_eta_text_and_curves_ignore_values_that_are_not_yet_known(qtbot):
-    from napari_detlab._qt.train_dock import CurvePlot, format_duration
-
-    assert [format_duration(s) for s in (float("nan"), float("inf"), -1, 42, 185, 3725)] == [
-        "?", "?", "?", "42s", "3m05s", "1h02m",
-    ]  # fmt: skip
+def test_curves_skip_values_that_are_not_finite(qtbot):
     plot = CurvePlot("loss", "#ff851b")
     qtbot.addWidget(plot)
     for x, y in enumerate([2.0, float("nan"), 1.5, float("inf"), 1.0]):

@@ -3,25 +3,31 @@
 This is the widget edge where ``(x1, y1, x2, y2)`` meets napari's ``(row, col)`` vertices;
 the conversion is always :func:`~napari_detlab.core.boxes.xyxy_to_napari` /
 :func:`~napari_detlab.core.boxes.napari_to_xyxy`, never written out again here.
+:class:`ClassLayers` is the Annotator's set of them: what its model reads the user's boxes from.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
+from napari_detlab.core.annotations.store import AnnotationError
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Shapes
 
-    from napari_detlab.core.annotations.store import ClassSpec
+    from napari_detlab.core.annotations.store import ClassSpec, ImageAnnotation
 
 __all__ = [
+    "ClassLayers",
     "add_class_layer",
     "layer_boxes",
     "set_layer_boxes",
@@ -86,3 +92,160 @@ def layer_boxes(layer: Shapes) -> np.ndarray:
     if all(len(vertices) == len(data[0]) for vertices in data):
         return napari_to_xyxy(np.stack(data))
     return napari_to_xyxy(data)
+
+
+class ClassLayers:
+    """The Annotator's Shapes layers, one per class: the :class:`~napari_detlab.core.annotations.
+    annotator.Drawing` its model reads the user's boxes from.
+
+    Parameters
+    ----------
+    viewer
+        The viewer the layers live in; the user may delete one, and :meth:`fill` makes it again.
+    on_edit
+        Called when the user changed a layer's boxes (not when this class refilled it).
+    on_release
+        Called when the mouse button that drew or dragged a box is released.
+
+    Attributes
+    ----------
+    dragging
+        A mouse button is down on a class layer: a box may still be being drawn.
+    tracker
+        The mouse-drag callback on every class layer (remove it to give the layers back).
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        on_edit: Callable[[], None],
+        on_release: Callable[[], None],
+    ) -> None:
+        self.viewer = viewer
+        self._on_edit, self._on_release = on_edit, on_release
+        self._layers: dict[str, Shapes] = {}
+        self._colors: dict[str, str] = {}
+        self._classes: list[ClassSpec] = []
+        self._filling = False  # programmatic updates are not user edits
+        self.dragging = False
+        # Weak: the layers outlive a closed dock and must not keep it alive.
+        self.tracker = _drag_tracker(weakref.ref(self))
+
+    def layer_for(self, class_name: str) -> Shapes | None:
+        """The class's Shapes layer if it is still in the viewer."""
+        layer = self._layers.get(class_name)
+        return layer if layer is not None and layer in self.viewer.layers else None
+
+    def class_of(self, layer: object) -> str | None:
+        """The class ``layer`` draws, or ``None`` for a layer that is not a class layer."""
+        return next((name for name, mine in self._layers.items() if mine is layer), None)
+
+    def live(self) -> list[Shapes]:
+        """The class layers still in the viewer, in class-list order."""
+        return [layer for c in self._classes if (layer := self.layer_for(c.name)) is not None]
+
+    # -- the model's Drawing -------------------------------------------------------------
+    def boxes_of(self, class_name: str) -> np.ndarray | None:
+        """The class's boxes as xyxy hulls; ``None`` when the user deleted its layer."""
+        layer = self.layer_for(class_name)
+        return None if layer is None else layer_boxes(layer)
+
+    def discard(self, class_name: str, indices: np.ndarray) -> None:
+        """Remove refused boxes, unless one may still be being drawn (it is not saved anyway)."""
+        layer = self.layer_for(class_name)
+        if layer is None or self.dragging:
+            return
+        with self.filling():
+            layer.selected_data = {int(i) for i in indices}
+            layer.remove_selected()
+
+    # -- following the model -------------------------------------------------------------
+    def sync(self, classes: list[ClassSpec]) -> None:
+        """One Shapes layer per class, in the class colour; layers of old classes removed."""
+        self._classes = list(classes)
+        with self.filling():
+            names = {c.name for c in classes}
+            for name in [name for name in self._layers if name not in names]:
+                layer = self._layers.pop(name)  # gone from the dict first: not a user's removal
+                self._colors.pop(name, None)
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+            for spec in classes:
+                layer = self.layer_for(spec.name)
+                if layer is None:
+                    layer = add_class_layer(self.viewer, spec)
+                    layer.events.data.connect(self._edited)
+                    layer.mouse_drag_callbacks.append(self.tracker)
+                    self._layers[spec.name] = layer
+                elif self._colors.get(spec.name) != spec.color:
+                    style_class_layer(layer, spec.color)
+                self._colors[spec.name] = spec.color
+
+    def rename(self, old: str, new: str) -> None:
+        """The class's layer, with its boxes and the user's settings, takes the new name."""
+        layer = self._layers.pop(old, None)
+        if layer is not None:
+            layer.name = class_layer_name(new)
+            self._layers[new] = layer
+            self._colors[new] = self._colors.pop(old, "")
+
+    def fill(self, annotation: ImageAnnotation) -> None:
+        """Show ``annotation`` in every class layer (not an edit); deleted layers come back."""
+        self.sync(self._classes)
+        labels = np.asarray(annotation.labels, dtype=object)
+        with self.filling():
+            for spec in self._classes:
+                set_layer_boxes(self._layers[spec.name], annotation.boxes[labels == spec.name])
+
+    def move_selected(self, target: str) -> int:
+        """Move the boxes selected in the other class layers to ``target``'s; returns how many."""
+        destination = self.layer_for(target)
+        if destination is None:
+            raise AnnotationError(f"no class named {target!r}")
+        moved: list[np.ndarray] = []
+        with self.filling():
+            for layer in self.live():
+                if layer is destination or not layer.selected_data:
+                    continue
+                moved.append(layer_boxes(layer)[sorted(layer.selected_data)])
+                layer.remove_selected()
+            if moved:
+                boxes = np.concatenate([layer_boxes(destination), *moved])
+                set_layer_boxes(destination, boxes)
+        return int(sum(len(m) for m in moved))
+
+    @contextmanager
+    def filling(self) -> Iterator[None]:
+        """Changes made inside are the program's, not the user's: no edit is reported."""
+        self._filling = True
+        try:
+            yield
+        finally:
+            self._filling = False
+
+    def _edited(self, _event: object = None) -> None:
+        if not self._filling:
+            self._on_edit()
+
+
+def _drag_tracker(layers_ref: weakref.ref[ClassLayers]) -> Callable[..., Iterator[None]]:
+    """A mouse-drag callback telling :class:`ClassLayers` while a box is drawn or dragged.
+
+    The autosave waits while the button is down (a half-drawn rectangle is not worth a
+    write) and restarts its delay on release.
+    """
+
+    def track(_layer: object, event: object) -> Iterator[None]:
+        layers = layers_ref()
+        if layers is None:
+            return
+        layers.dragging = True
+        try:
+            yield
+            while event.type == "mouse_move":
+                yield
+        finally:
+            layers.dragging = False
+            layers._on_release()
+
+    return track

@@ -17,7 +17,9 @@ model in the core, which cannot use napari's workers, and it is a plain executor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,21 +52,51 @@ def start_worker(
         For a generator that yields once per step: how many steps, for a progress bar in
         the activity dock (0: a busy indicator).
     on_yield, on_done, on_error
-        Called on the GUI thread.
+        Called on the GUI thread. A caller with ``on_error`` tells the user itself: superqt
+        then does not re-raise the error in the event loop as well.
     """
     from napari.qt.threading import create_worker
 
+    if on_error is not None and inspect.isgeneratorfunction(function):
+        function = _carrying_runtime_errors(function)
     worker = create_worker(
-        function, *args, _start_thread=False, _progress={"total": total, "desc": description}
-    )
+        function, *args, _start_thread=False, _ignore_errors=on_error is not None,
+        _progress={"total": total, "desc": description},
+    )  # fmt: skip
     if on_yield is not None and hasattr(worker, "yielded"):
         worker.yielded.connect(on_yield)
     if on_done is not None:
         worker.returned.connect(on_done)
     if on_error is not None:
-        worker.errored.connect(on_error)
+        worker.errored.connect(lambda error: on_error(_carried(error)))
     worker.start()
     return worker
+
+
+class _CarriedRuntimeError(Exception):
+    """A generator's ``RuntimeError`` on its way to ``on_error`` (its ``__cause__``).
+
+    superqt's generator worker takes a ``RuntimeError`` for the sign of a deleted worker and
+    drops it: no ``errored``, no ``finished``, and napari would list the task as running for
+    ever. torch reports most failures (out of memory, a dead DataLoader) as one.
+    """
+
+
+def _carrying_runtime_errors(function: Callable[..., Generator]) -> Callable[..., Generator]:
+    @functools.wraps(function)
+    def steps(*args: Any) -> Generator:
+        try:
+            return (yield from function(*args))
+        except RuntimeError as error:
+            raise _CarriedRuntimeError() from error
+
+    return steps
+
+
+def _carried(error: Exception) -> Exception:
+    if isinstance(error, _CarriedRuntimeError) and isinstance(error.__cause__, Exception):
+        return error.__cause__
+    return error
 
 
 class LatestJobs:

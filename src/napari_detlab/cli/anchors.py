@@ -11,8 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_detlab.cli.main import CliError
+
+if TYPE_CHECKING:
+    from napari_detlab.core.anchors.report import AnchorReport
 
 __all__ = ["register", "run"]
 
@@ -42,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_detlab.core.anchors.coverage import dataset_boxes
-    from napari_detlab.core.anchors.suggest import anchor_report
+    from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
+    from napari_detlab.core.anchors.report import anchor_report
     from napari_detlab.core.annotations.store import AnnotationStore
     from napari_detlab.core.model.config import resolve_model_config
 
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_suggestion is not None and not args.suggest:
         raise CliError("--save-suggestion needs --suggest")
     store = AnnotationStore(args.dataset)
-    items = dataset_boxes(store)
+    items = DatasetBoxes.load(store).items
     if not items:
         raise CliError(f"{args.dataset}: no annotated boxes; annotate some images first")
     classes = store.class_names() or sorted({label for item in items for label in item.labels})
@@ -61,62 +65,54 @@ def run(args: argparse.Namespace) -> int:
     report = anchor_report(
         config, items, suggest=args.suggest, uncaught_limit=None if args.limit == 0 else args.limit
     )
-    report = {"dataset": str(args.dataset), "config": source, **report}
-    if args.save_suggestion is not None and "suggestion" in report:
-        suggestion = report["suggestion"]
-        suggested = config.replace(
-            anchor_sizes=suggestion["anchor_sizes"], aspect_ratios=suggestion["aspect_ratios"]
-        )
-        suggested.to_json(args.save_suggestion)
+    if args.save_suggestion is not None and report.suggestion is not None:
+        report.suggestion.config.to_json(args.save_suggestion)
     if args.json:
-        print(json.dumps(report, indent=2))
+        header = {"dataset": str(args.dataset), "config": source}
+        print(json.dumps({**header, **report.to_dict()}, indent=2))
     else:
-        _print_text(report)
+        _print_text(report, source)
     return 0
 
 
-def _pct(value: object) -> str:
-    return "n/a" if value is None else f"{100 * float(value):.1f}%"
+def _print_text(report: AnchorReport, source: str) -> None:
+    from napari_detlab.core.anchors.figures import format_percent as pct
 
-
-def _print_text(report: dict) -> None:
-    out = sys.stdout
-    print(f"{report['boxes']} boxes in {report['images']} images ({report['config']})", file=out)
+    out, figures = sys.stdout, report.figures
+    print(f"{figures.boxes} boxes in {report.images} images ({source})", file=out)
     print(
-        f"recall@{report['fg_thresh']}: {_pct(report['recall_07'])}   "
-        f"[{report['bg_thresh']}, {report['fg_thresh']}): {_pct(report['share_03_07'])}   "
-        f"< {report['bg_thresh']}: {_pct(report['share_below_03'])}   "
-        f"no positive anchor: {report['no_positive']}",
+        f"recall@{report.fg_thresh}: {pct(figures.recall)}   "
+        f"[{report.bg_thresh}, {report.fg_thresh}): {pct(figures.share_between)}   "
+        f"< {report.bg_thresh}: {pct(figures.share_below)}   "
+        f"no positive anchor: {figures.no_positive}",
         file=out,
     )
+    shape = report.shape
     print(
-        f"shape-only: BPR {_pct(report['bpr'])}, anchors/target "
-        f"{report['anchors_per_target']:.2f}, mean best IoU {report['mean_best_iou']:.3f}",
+        f"shape-only: BPR {pct(shape.bpr)}, anchors/target "
+        f"{shape.anchors_per_target:.2f}, mean best IoU {shape.mean_best_iou:.3f}",
         file=out,
     )
-    for name, figures in report["per_class"].items():
-        print(
-            f"  class {name}: {figures['boxes']} boxes, recall {_pct(figures['recall_07'])}",
-            file=out,
-        )
-    for name, figures in report["per_size"].items():
-        print(f"  {name}: {figures['boxes']} boxes, recall {_pct(figures['recall_07'])}", file=out)
-    if report["uncaught"]:
-        print(f"{report['uncaught_total']} uncaught boxes; worst:", file=out)
-        for row in report["uncaught"][:10]:
+    for name, group in report.per_class.items():
+        print(f"  class {name}: {group.boxes} boxes, recall {pct(group.recall)}", file=out)
+    for name, group in report.per_size.items():
+        print(f"  {name}: {group.boxes} boxes, recall {pct(group.recall)}", file=out)
+    if report.uncaught:
+        print(f"{report.uncaught_total} uncaught boxes; worst:", file=out)
+        for row in report.uncaught[:10]:
             print(
-                f"  {row['image']} box {row['box_index']} ({row['label']}): best IoU "
-                f"{row['best_iou']:.3f}, {row['reason']}",
+                f"  {row.image} box {row.box_index} ({row.label}): best IoU "
+                f"{row.best_iou:.3f}, {row.reason}",
                 file=out,
             )
-    suggestion = report.get("suggestion")
+    suggestion = report.suggestion
     if suggestion:
-        print(f"suggested sizes {suggestion['anchor_sizes']}", file=out)
-        print(f"suggested ratios {suggestion['aspect_ratios'][0]} (every level)", file=out)
+        print(f"suggested sizes {suggestion.config.anchor_sizes}", file=out)
+        print(f"suggested ratios {suggestion.config.aspect_ratios[0]} (every level)", file=out)
+        # "0.7" whatever the thresholds: this line has always read so (the one above does not).
         print(
-            f"recall@0.7 {_pct(suggestion['before']['recall_07'])} -> "
-            f"{_pct(suggestion['after']['recall_07'])}",
+            f"recall@0.7 {pct(suggestion.before.recall)} -> {pct(suggestion.after.recall)}",
             file=out,
         )
-        for warning in suggestion["warnings"]:
+        for warning in suggestion.warnings:
             print(f"warning: {warning}", file=out)

@@ -17,12 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
+
+if TYPE_CHECKING:  # the formats load when a verb runs, so that --help stays quick
+    from napari_detlab.formats.base import Problem, ProgressCallback
+    from napari_detlab.formats.reports import ImportReport
 
 __all__ = ["TextProgressBar", "register", "run_convert", "run_export", "run_import"]
 
 FORMAT_HELP = "coco, voc, yolo or tutorial"
+Report = TypeVar("Report")
 
 
 class TextProgressBar:
@@ -114,7 +120,8 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import get_format, import_dataset
+    from napari_detlab.formats.dataset_io import import_dataset
+    from napari_detlab.formats.registry import get_format
 
     fmt = get_format(args.format)
     _require(args.source, "source")
@@ -135,7 +142,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import export_dataset, get_format
+    from napari_detlab.formats.dataset_io import export_dataset
+    from napari_detlab.formats.registry import get_format
 
     fmt = get_format(args.format)
     if not args.dataset.is_dir():
@@ -150,7 +158,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
-    from napari_detlab.formats import convert, get_format
+    from napari_detlab.formats.dataset_io import convert
+    from napari_detlab.formats.registry import get_format
 
     source_format, target_format = get_format(args.source_format), get_format(args.target_format)
     _require(args.source, "source")
@@ -178,7 +187,7 @@ def _require(path: Path, what: str) -> None:
         raise CliError(f"{path}: no such {what} file or folder")
 
 
-def _with_bar(args: argparse.Namespace, job):
+def _with_bar(args: argparse.Namespace, job: Callable[[ProgressCallback | None], Report]) -> Report:
     """Run ``job(on_progress)`` with a progress bar unless ``--quiet``."""
     bar = None if args.quiet else TextProgressBar()
     try:
@@ -188,12 +197,12 @@ def _with_bar(args: argparse.Namespace, job):
             bar.close()
 
 
-def _print_problems(verb: str, problems: list) -> None:
+def _print_problems(verb: str, problems: list[Problem]) -> None:
     for problem in problems:
         print(f"detlab {verb}: warning: {problem}", file=sys.stderr)
 
 
-def _nothing_imported(report) -> str:
+def _nothing_imported(report: ImportReport) -> str:
     if report.problems:
         return f"nothing imported: {report.problems[0]} ({len(report.problems)} problems)"
     if report.unmatched:

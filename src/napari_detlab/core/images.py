@@ -1,9 +1,9 @@
 """Finding and decoding the images of a dataset folder.
 
 Users arrive with whatever their microscope or camera wrote: JPEG, PNG, TIFF (16-bit,
-multi-page), grayscale or RGBA. Reading returns the pixels as stored (napari shows them with
-its own contrast limits); :func:`to_float_rgb` is the one place that turns them into the
-3-channel ``[0, 1]`` floats a torchvision detector expects.
+multi-page), grayscale or RGBA. Reading returns the pixels as stored (the Annotator shows them
+within the limits of :func:`contrast_for`); :func:`to_float_rgb` is the one place that turns
+them into the 3-channel ``[0, 1]`` floats a torchvision detector expects.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from napari_detlab.core.errors import DetlabError
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "contrast_for",
     "image_size",
     "list_images",
     "read_image",
@@ -154,3 +155,26 @@ def to_float_rgb(array: np.ndarray) -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def contrast_for(pixels: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(range, limits)`` to display ``pixels`` with: the slider's span and where it sits.
+
+    8-bit images use their full range. 12/16-bit and float images rarely fill their dtype, so
+    the limits are the 0.5 / 99.8 percentiles of a strided sample: the cells are visible at
+    once instead of a black frame, at a cost of a few milliseconds on 4 MP.
+    """
+    if pixels.dtype == np.uint8:
+        return (0.0, 255.0), (0.0, 255.0)
+    step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 250_000)))
+    sample = pixels[::step, ::step]
+    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.8)))
+    if np.issubdtype(pixels.dtype, np.integer):
+        info = np.iinfo(pixels.dtype)
+        full = (float(info.min), float(info.max))
+    else:
+        full = (float(np.min(sample)), float(np.max(sample)))
+    if high <= low:
+        high = low + 1.0
+    full = (min(full[0], low), max(full[1], high))
+    return full, (low, high)

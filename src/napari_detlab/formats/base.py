@@ -1,10 +1,10 @@
-"""What every annotation format shares: records, problems, reports and image look-ups.
+"""What every annotation format shares: records, problems, the format interface, image look-ups.
 
 A format module turns files into :class:`Record` objects (one per image, boxes already in the
 core's xyxy pixels) and records back into files. Nothing in a format module knows about the
-annotation store: :mod:`napari_detlab.formats` matches records to a dataset's images, so
-``convert`` can go from one format to another without a dataset in between, and every format
-gets the same matching, clipping and reporting rules.
+annotation store: :mod:`napari_detlab.formats.dataset_io` matches records to a dataset's
+images, so ``convert`` can go from one format to another without a dataset in between, and
+every format gets the same matching, clipping and reporting rules.
 
 Reading never stops at the first bad line: what cannot be read is collected as a
 :class:`Problem` naming the file and the place (a line number, or a JSON path with the
@@ -15,6 +15,8 @@ JSON, no such folder) raises :class:`FormatError`.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,12 +30,10 @@ from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, image_size
 
 __all__ = [
-    "ExportReport",
     "FilePerImageFormat",
     "Format",
     "FormatError",
     "ImageIndex",
-    "ImportReport",
     "Problem",
     "ProgressCallback",
     "ReadResult",
@@ -71,6 +71,12 @@ class Problem:
 @dataclass
 class Record:
     """One image's boxes as a format holds them.
+
+    Not a :class:`~napari_detlab.core.boxes.BoxRecord`: that family keeps float32 boxes (what
+    the store and the model hold), while a record keeps the float64 the format was read in,
+    so ``convert`` writes a tutorial's ``1.1`` into COCO as ``1.1``, not as float32's
+    ``1.100000023841858``. A record becomes the family's
+    :class:`~napari_detlab.core.annotations.store.ImageAnnotation` on import.
 
     Attributes
     ----------
@@ -133,111 +139,19 @@ SizeLookup = Callable[[Record], "tuple[int, int] | None"]
 
 @dataclass
 class ReadResult:
-    """Everything a reader found: the class list in the format's order, records, problems."""
+    """Everything a reader found: the class list in the format's order, records, problems.
+
+    ``skipped`` counts what the reader left out on purpose (not an error), by reason:
+    ``result.skipped["crowd annotations (iscrowd=1)"] += 1``; the reports carry it on.
+    """
 
     classes: list[str]
     records: list[Record]
     problems: list[Problem] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str, count: int = 1) -> None:
-        """Count something deliberately left out (not an error), e.g. crowd annotations."""
-        self.skipped[reason] = self.skipped.get(reason, 0) + count
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(kw_only=True)
-class _Report:
-    """Counts and problems every report has; subclasses add their own lines."""
-
-    format: str
-    images: int = 0
-    boxes: int = 0
-    negatives: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-    def skip(self, reason: str, count: int = 1) -> None:
-        """Count something deliberately left out (not an error)."""
-        self.skipped[reason] = self.skipped.get(reason, 0) + count
-
-    def summary(self, *, with_problems: bool = True) -> str:
-        """One paragraph a person reads afterwards; problems one per line unless told not to."""
-        counts = f"{self.images} images ({self.boxes} boxes, {self.negatives} negatives)"
-        lines = [self._headline(counts), *self._details()]
-        lines.extend(f"skipped {count} {reason}" for reason, count in self.skipped.items())
-        if self.problems and not with_problems:
-            lines.append(f"{len(self.problems)} problems")
-        elif self.problems:
-            lines.append(f"{len(self.problems)} problems:")
-            lines.extend(f"  {problem}" for problem in self.problems)
-        return "\n".join(lines)
-
-    def _headline(self, counts: str) -> str:
-        raise NotImplementedError
-
-    def _details(self) -> list[str]:
-        return []
-
-
-@dataclass(kw_only=True)
-class ImportReport(_Report):
-    """What an import did, for the CLI's summary and the GUI's notification."""
-
-    source: Path
-    dataset: Path
-    unchanged: int = 0
-    kept_existing: list[str] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-    classes_added: list[str] = field(default_factory=list)
-    clipped_boxes: int = 0
-
-    def _headline(self, counts: str) -> str:
-        return f"imported {counts} from {self.format} {self.source} into {self.dataset}"
-
-    def _details(self) -> list[str]:
-        lines = []
-        if self.unchanged:
-            lines.append(f"{self.unchanged} images already had exactly these boxes")
-        if self.classes_added:
-            lines.append(f"new classes: {', '.join(self.classes_added)}")
-        if self.kept_existing:
-            lines.append(
-                f"{len(self.kept_existing)} images already annotated differently were kept "
-                f"(overwrite to replace them): {_first(self.kept_existing)}"
-            )
-        if self.unmatched:
-            lines.append(
-                f"{len(self.unmatched)} annotated images are not in the dataset: "
-                f"{_first(self.unmatched)}"
-            )
-        if self.clipped_boxes:
-            lines.append(f"{self.clipped_boxes} boxes reached outside their image and were clipped")
-        return lines
-
-
-@dataclass(kw_only=True)
-class ExportReport(_Report):
-    """What an export (or a convert) wrote."""
-
-    target: Path
-    left_out_unreviewed: int = 0
-    files: list[Path] = field(default_factory=list)
-
-    def _headline(self, counts: str) -> str:
-        return f"wrote {counts} as {self.format} to {self.target}"
-
-    def _details(self) -> list[str]:
-        if self.left_out_unreviewed:
-            return [f"left out {self.left_out_unreviewed} images never annotated"]
-        return []
-
-
-def _first(names: Sequence[str], count: int = 5) -> str:
-    shown = ", ".join(names[:count])
-    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
-
-
-class Format:
+class Format(ABC):
     """One annotation format: a reader, a writer and how its target looks.
 
     Subclasses set ``name`` and ``title`` and implement :meth:`read` and :meth:`write`.
@@ -251,6 +165,7 @@ class Format:
     needs_image_size: bool = True
     default_file_name: str = ""
 
+    @abstractmethod
     def read(
         self,
         source: Path,
@@ -258,8 +173,8 @@ class Format:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ReadResult:
         """Read ``source`` into records; ``size_of`` finds image sizes the format lacks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write(
         self,
         records: Sequence[Record],
@@ -268,7 +183,6 @@ class Format:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> tuple[list[Path], list[Problem]]:
         """Write ``records`` (sizes resolved) under ``target``; returns files and problems."""
-        raise NotImplementedError
 
     def target_file(self, target: Path) -> Path:
         """For one-file formats: ``target`` itself if it names a file, else a file inside it."""
@@ -293,13 +207,13 @@ class FilePerImageFormat(Format):
     def start_reading(self, source: Path, result: ReadResult) -> None:
         """Read what the folder holds besides per-image files (a class list); default none."""
 
+    @abstractmethod
     def read_file(self, path: Path, size_of: SizeLookup, result: ReadResult) -> Record | None:
         """One file as a record; problems go to ``result``; ``None`` when nothing is usable."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode(self, record: Record, classes: Sequence[str], folder: Path) -> bytes:
         """The file of ``record`` (its size resolved) as written into ``folder``."""
-        raise NotImplementedError
 
     def write_extras(self, classes: Sequence[str], target: Path) -> list[Path]:
         """Files besides the per-image ones (a class list); default none."""

@@ -125,7 +125,7 @@ class CocoFormat(Format):
                 problem(Problem(file, where, "not an object"))
                 continue
             if annotation.get("iscrowd", 0) in (1, True):
-                result.skip("crowd annotations (iscrowd=1)")
+                result.skipped["crowd annotations (iscrowd=1)"] += 1
                 continue
             image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
             if image_id not in images:

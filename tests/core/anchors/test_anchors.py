@@ -16,15 +16,11 @@ from napari_detlab.core.anchors.coverage import (
     ImageBoxes,
     brute_force_coverage,
     brute_force_image,
-    coverage,
+    measure_coverage,
 )
 from napari_detlab.core.anchors.layout import AnchorLayout, resize_geometry, transform_geometry
-from napari_detlab.core.anchors.suggest import (
-    anchor_report,
-    iou_kmeans,
-    shape_metrics,
-    suggest_anchors,
-)
+from napari_detlab.core.anchors.report import anchor_report
+from napari_detlab.core.anchors.suggest import iou_kmeans, shape_metrics, suggest_anchors
 from napari_detlab.core.images import image_size
 from napari_detlab.core.model.builder import build_model
 from napari_detlab.core.model.config import ModelConfig, preset
@@ -145,7 +141,7 @@ def _random_items(rng, n_images, sizes, crowded=False):
         if crowded and len(boxes) > 1:
             boxes = np.concatenate([boxes, boxes[:1]])  # an exact duplicate: ties between boxes
         labels = [("cell", "debris")[j % 2] for j in range(len(boxes))]
-        items.append(ImageBoxes(f"img{i}.png", (h, w), boxes, labels))
+        items.append(ImageBoxes(boxes, labels, image=f"img{i}.png", image_size=(h, w)))
     return items
 
 
@@ -156,14 +152,14 @@ def test_coverage_equals_box_iou_and_torchvision_matcher(crowded):
     config = ModelConfig(classes=["cell", "debris"], min_size=128, max_size=224)
     # Several original sizes, some padding to the same size (and so sharing one anchor grid).
     items = _random_items(rng, 40, [(120, 160), (121, 161), (200, 90), (64, 64)], crowded)
-    result = coverage(config, items)
+    result = measure_coverage(config, items)
     best, positives, level = brute_force_coverage(config, items)
     assert np.array_equal(result.best_iou, best)  # bitwise: the same float32 IoUs
     assert np.array_equal(result.num_positive, positives)
     assert np.array_equal(result.best_level, level)
     if crowded:  # the case is only a test if some box lost its anchors to a neighbour
         assert (positives == 0).any()
-        assert {row["reason"] for row in result.uncaught()} >= {"no_positive"}
+        assert {row.reason for row in result.uncaught()} >= {"no_positive"}
 
 
 def test_low_quality_match_goes_to_the_anchors_own_best_box():
@@ -176,11 +172,13 @@ def test_low_quality_match_goes_to_the_anchors_own_best_box():
     # Both boxes sit around the anchor centred at (64, 64); box 1 fits it better than box 0,
     # and no other anchor (stride 32) reaches box 0 as well as this one does.
     boxes = np.array([[40.0, 40.0, 90.0, 90.0], [33.0, 33.0, 95.0, 95.0]], np.float32)
-    result = coverage(config, [ImageBoxes("x.png", (128, 128), boxes, ["a", "a"])])
+    result = measure_coverage(
+        config, [ImageBoxes(boxes, ["a", "a"], image="x.png", image_size=(128, 128))]
+    )
     _, positives, _ = brute_force_image(layout, boxes)
     assert np.array_equal(result.num_positive, positives)
     assert result.num_positive[0] == 0 and result.num_positive[1] >= 1
-    assert result.uncaught()[0]["reason"] == "no_positive"
+    assert result.uncaught()[0].reason == "no_positive"
 
 
 def test_figures_split_by_class_size_and_threshold():
@@ -188,22 +186,24 @@ def test_figures_split_by_class_size_and_threshold():
     layout = AnchorLayout.from_config(config, (256, 256))
     exact = layout.anchors_resized(2)[200:201]  # a box equal to one anchor: IoU 1
     bad = np.array([[10.0, 10.0, 12.0, 200.0]], np.float32)  # a thin line: no anchor fits
-    items = [ImageBoxes("a.png", (256, 256), np.concatenate([exact, bad]), ["a", "b"])]
-    figures = coverage(config, items).figures()
-    assert figures["boxes"] == 2 and figures["recall_07"] == 0.5
-    assert figures["share_below_03"] == 0.5
-    assert figures["per_class"]["a"]["recall_07"] == 1.0
-    assert figures["per_class"]["b"]["recall_07"] == 0.0
-    assert figures["per_level"][2] >= 1
+    boxes = np.concatenate([exact, bad])
+    items = [ImageBoxes(boxes, ["a", "b"], image="a.png", image_size=(256, 256))]
+    result = measure_coverage(config, items)
+    figures = result.figures()
+    assert figures.boxes == 2 and figures.recall == 0.5
+    assert figures.share_below == 0.5
+    assert result.per_class()["a"].recall == 1.0
+    assert result.per_class()["b"].recall == 0.0
+    assert result.per_level()[2] >= 1
 
 
 def test_shape_metrics_known_values():
     anchors = np.array([[32.0, 32.0], [64.0, 32.0]])
     same = shape_metrics(anchors, anchors)
-    assert same["bpr"] == 1.0 and same["mean_best_iou"] == pytest.approx(1.0)
+    assert same.bpr == 1.0 and same.mean_best_iou == pytest.approx(1.0)
     far = shape_metrics(np.array([[32.0 * 5, 32.0 * 5]]), anchors)
-    assert far["bpr"] == 0.0 and far["anchors_per_target"] == 0.0
-    assert far["mean_best_iou"] == pytest.approx(2048 / 25600)
+    assert far.bpr == 0.0 and far.anchors_per_target == 0.0
+    assert far.mean_best_iou == pytest.approx(2048 / 25600)
 
 
 def test_iou_kmeans_recovers_separated_shapes():
@@ -223,14 +223,8 @@ def _rods(n_images=60, seed=0):
         w = rng.uniform(60, 90, n)
         h = w / rng.uniform(4, 6, n)  # wide, thin objects: far from the 0.5-2 default ratios
         cx, cy = rng.uniform(60, 580, n), rng.uniform(30, 450, n)
-        items.append(
-            ImageBoxes(
-                f"r{i}.png",
-                (480, 640),
-                np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1),
-                ["rod"] * n,
-            )
-        )
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        items.append(ImageBoxes(boxes, ["rod"] * n, image=f"r{i}.png", image_size=(480, 640)))
     return items
 
 
@@ -249,20 +243,22 @@ def test_suggestion_keeps_counts_per_level_and_improves_coverage():
     flat = [s for level in new.anchor_sizes for s in level]
     assert flat == sorted(flat)  # clusters dealt to levels by size
     assert suggestion.improved
-    assert suggestion.after["recall_07"] > suggestion.before["recall_07"] + 0.2
-    assert suggestion.shape_after["mean_best_iou"] > suggestion.shape_before["mean_best_iou"]
+    assert suggestion.after.recall > suggestion.before.recall + 0.2
+    assert suggestion.shape_after.mean_best_iou > suggestion.shape_before.mean_best_iou
     # the suggestion's own figures are what a fresh coverage run says
-    assert coverage(new, items).figures()["recall_07"] == suggestion.after["recall_07"]
+    assert measure_coverage(new, items).figures().recall == suggestion.after.recall
 
 
 def test_report_warns_about_tiny_boxes_and_caps_the_uncaught_list():
     config = ModelConfig(classes=["dot"], min_size=256, max_size=512)
     boxes = np.array([[10, 10, 12, 12], [50, 50, 53, 52], [100, 100, 140, 130]], np.float32)
-    items = [ImageBoxes(f"d{i}.png", (512, 512), boxes, ["dot"] * 3) for i in range(5)]
+    items = [
+        ImageBoxes(boxes, ["dot"] * 3, image=f"d{i}.png", image_size=(512, 512)) for i in range(5)
+    ]
     report = anchor_report(config, items, suggest=True, uncaught_limit=3)
-    assert report["tiny_boxes"] == 10  # both tiny boxes shrink under 3 px at half scale
-    assert len(report["uncaught"]) == 3 and report["uncaught_total"] >= 10
-    assert any("3 px" in w for w in report["suggestion"]["warnings"])
+    assert report.tiny_boxes == 10  # both tiny boxes shrink under 3 px at half scale
+    assert len(report.uncaught) == 3 and report.uncaught_total >= 10
+    assert any("3 px" in w for w in report.suggestion.warnings)
 
 
 HEADS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "heads"
@@ -275,13 +271,13 @@ def test_real_heads_dataset_exact_and_improved_by_suggestion():
     for image in sorted((HEADS / "input").iterdir()):
         target = json.loads((HEADS / "target" / f"{image.stem}.json").read_text())
         boxes = np.array(target["boxes"], np.float32)
-        items.append(ImageBoxes(image, image_size(image), boxes, target["labels"]))
+        items.append(ImageBoxes(boxes, target["labels"], image=image, image_size=image_size(image)))
     config = preset("fast", ["head"])
-    result = coverage(config, items)
+    result = measure_coverage(config, items)
     best, positives, level = brute_force_coverage(config, items)
     assert len(result) == 177
     assert np.array_equal(result.best_iou, best)
     assert np.array_equal(result.num_positive, positives)
     assert np.array_equal(result.best_level, level)
     suggestion = suggest_anchors(config, items, base=result)
-    assert suggestion.after["recall_07"] > suggestion.before["recall_07"] + 0.3
+    assert suggestion.after.recall > suggestion.before.recall + 0.3

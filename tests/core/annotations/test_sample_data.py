@@ -12,7 +12,6 @@ import torch
 from napari_detlab.core.annotations.sample_data import (
     SAMPLE_CLASSES,
     Scene,
-    make_scene,
     render_scene,
     sample_ground_truth,
     write_sample_dataset,
@@ -82,15 +81,15 @@ def test_a_box_grown_past_the_blur_is_detected() -> None:
     assert min(_sides(signal, box)) > 40
 
 
-def test_make_scene_is_deterministic_and_varied() -> None:
-    first = make_scene(np.random.default_rng(5), 128, 96)
-    again = make_scene(np.random.default_rng(5), 128, 96)
-    other = make_scene(np.random.default_rng(6), 128, 96)
-    np.testing.assert_array_equal(first[0], again[0])
-    np.testing.assert_array_equal(first[1], again[1])
-    assert first[2] == again[2]
-    assert not np.array_equal(first[0], other[0])
-    assert first[1].dtype == np.float64 and first[1].shape[1] == 4
+def test_scenes_are_deterministic_and_varied() -> None:
+    first = render_scene(np.random.default_rng(5), 128, 96)
+    again = render_scene(np.random.default_rng(5), 128, 96)
+    other = render_scene(np.random.default_rng(6), 128, 96)
+    np.testing.assert_array_equal(first.image, again.image)
+    np.testing.assert_array_equal(first.boxes, again.boxes)
+    assert first.labels == again.labels
+    assert not np.array_equal(first.image, other.image)
+    assert first.boxes.dtype == np.float64 and first.boxes.shape[1] == 4
 
 
 def test_scenes_cover_both_classes_many_sizes_and_the_border() -> None:
@@ -98,7 +97,8 @@ def test_scenes_cover_both_classes_many_sizes_and_the_border() -> None:
     sides: list[float] = []
     touching = 0
     for seed in range(30):
-        _, boxes, scene_labels = make_scene(np.random.default_rng(seed), 256, 320)
+        scene = render_scene(np.random.default_rng(seed), 256, 320)
+        boxes, scene_labels = scene.boxes, scene.labels
         labels += scene_labels
         sides += list(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
         touching += int(((boxes[:, :2] == 0) | (boxes[:, 2:] == [320, 256])).any(axis=1).sum())
@@ -119,19 +119,19 @@ def test_classes_are_told_apart_by_colour_alone() -> None:
 
 
 def test_empty_scene_and_extra_classes() -> None:
-    image, boxes, labels = make_scene(np.random.default_rng(0), 64, 64, empty=True)
-    assert image.shape == (64, 64, 3) and boxes.shape == (0, 4) and labels == []
+    empty = render_scene(np.random.default_rng(0), 64, 64, empty=True)
+    assert empty.image.shape == (64, 64, 3) and empty.boxes.shape == (0, 4) and empty.labels == []
     classes = ("a", "b", "c")
     seen: set[str] = set()
     for seed in range(10):
-        _, boxes, labels = make_scene(
+        labels = render_scene(
             np.random.default_rng(seed), 128, 128, classes=classes, max_objects=3
-        )
+        ).labels
         assert 1 <= len(labels) <= 3 and set(labels) <= set(classes)
         seen |= set(labels)
     assert seen == set(classes)
     with pytest.raises(ValueError, match="16x16"):
-        make_scene(np.random.default_rng(0), 8, 64)
+        render_scene(np.random.default_rng(0), 8, 64)
 
 
 @pytest.fixture(scope="module")

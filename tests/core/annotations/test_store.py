@@ -290,7 +290,7 @@ def test_class_list_persists_in_order_with_colours(store: AnnotationStore) -> No
     store.save(store.images[0], _annotation([[0, 0, 3, 3]], ["debris"]))
     names = [c.name for c in AnnotationStore(store.root).load_classes()]
     assert names == ["crystal", "cell", "debris"]
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(ValueError, match="unique: a class named 'a' exists already"):
         store.save_classes([ClassSpec("a", "#000000"), ClassSpec("a", "#111111")])
 
 
@@ -332,6 +332,8 @@ def test_remove_class_is_guarded_while_boxes_use_it(store: AnnotationStore) -> N
     store.save_classes([*store.load_classes(), ClassSpec("spare", "#123456")])
     assert store.remove_class("spare") == 0
     assert [c.name for c in store.load_classes()] == ["cell"]
+    with pytest.raises(AnnotationError, match="no class named 'ghost'"):
+        store.remove_class("ghost")
 
 
 def test_next_unannotated_wraps_around(store: AnnotationStore) -> None:
@@ -367,3 +369,25 @@ def test_safe_torch_load_refuses_code_and_reports_plain_garbage(tmp_path: Path) 
     assert not isinstance(caught.value, UnsafeFileError)
     with pytest.raises(FileNotFoundError):
         safe_torch_load(tmp_path / "missing.pt")
+
+
+def test_same_as_can_ignore_the_order_of_the_boxes() -> None:
+    interleaved = _annotation([[1, 1, 5, 5], [2, 2, 6, 6], [3, 3, 7, 7]], ["b", "a", "b"])
+    grouped = _annotation([[2, 2, 6, 6], [1, 1, 5, 5], [3, 3, 7, 7]], ["a", "b", "b"])
+    assert interleaved.same_as(grouped, ordered=False) and not interleaved.same_as(grouped)
+    relabelled = _annotation([[2, 2, 6, 6], [1, 1, 5, 5], [3, 3, 7, 7]], ["b", "a", "b"])
+    assert not interleaved.same_as(relabelled, ordered=False)  # a box changed class
+    unreviewed = ImageAnnotation(interleaved.boxes, interleaved.labels, reviewed=False)
+    assert not interleaved.same_as(unreviewed, ordered=False)
+    assert not interleaved.same_as(None, ordered=False)
+
+
+def test_quarantine_sets_a_bad_file_aside_and_never_overwrites_one(store: AnnotationStore) -> None:
+    store.annotations_dir.mkdir()
+    store.path_for("img1").write_bytes(b"first bad file")
+    assert store.quarantine("img1") == store.annotations_dir / "img1.pt.unreadable"
+    assert not store.has("img1") and store.load("img1") is None  # the store no longer sees it
+    store.path_for("img1").write_bytes(b"second bad file")
+    assert store.quarantine("img1.png") == store.annotations_dir / "img1.pt.unreadable.2"
+    assert (store.annotations_dir / "img1.pt.unreadable").read_bytes() == b"first bad file"
+    assert _files(store.annotations_dir) == ["img1.pt.unreadable", "img1.pt.unreadable.2"]

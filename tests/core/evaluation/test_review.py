@@ -1,7 +1,8 @@
-"""The review panel's core: live score + NMS filtering, matching, precision / recall, mAP."""
+"""The Review rules: live score + NMS filtering, matching, precision / recall and their text."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,11 +11,11 @@ import pytest
 from napari_detlab.core.annotations.store import ImageAnnotation
 from napari_detlab.core.evaluation.review import (
     Counts,
+    ReviewThresholds,
     filter_predictions,
+    fraction_text,
+    map_text,
     match_predictions,
-    precision_recall,
-    review_dataset,
-    review_prediction_folder,
 )
 
 
@@ -151,99 +152,33 @@ def test_match_lets_the_higher_score_claim_the_box_whatever_the_input_order():
     assert match.iou[0] == pytest.approx(0.8)
 
 
-def test_precision_recall_known_answers_and_dataset_sum():
+def test_precision_recall_known_answers():
     gt = ImageAnnotation(boxes=[[0, 0, 10, 10], [20, 20, 30, 30]], labels=["c", "c"], reviewed=True)
-    image = precision_recall(
+    image = match_predictions(
         [[0, 0, 10, 10], [60, 60, 70, 70], [61, 60, 71, 70]], ["c"] * 3, [0.9, 0.8, 0.7],
         gt.boxes, gt.labels,
-    )  # fmt: skip
+    ).counts  # fmt: skip
     assert (image.tp, image.fp, image.missed) == (1, 2, 1)
     assert image.precision == pytest.approx(1 / 3)
     assert image.recall == pytest.approx(1 / 2)
 
-    nothing = precision_recall(np.zeros((0, 4)), [], [], np.zeros((0, 4)), [])
+    nothing = match_predictions(np.zeros((0, 4)), [], [], np.zeros((0, 4)), []).counts
     assert math.isnan(nothing.precision) and math.isnan(nothing.recall)
 
-    predictions = {
-        "a": {
-            "boxes": np.array([[0, 0, 10, 10], [60, 60, 70, 70], [61, 60, 71, 70]], np.float32),
-            "scores": np.array([0.9, 0.8, 0.7], np.float32),
-            "labels": ["c", "c", "c"],
-        },
-        "b": {"boxes": np.array([[5, 5, 9, 9]], np.float32), "scores": [0.95], "labels": ["c"]},
-        "not_annotated": {"boxes": np.zeros((0, 4)), "scores": [], "labels": []},
-    }
-    truth = {"a": gt, "b": ImageAnnotation(reviewed=True)}  # b is a negative image
-    # NMS at 0.5 removes the third box of "a" (IoU 0.82 with the second).
-    review = review_dataset(
-        predictions, truth, ["c"], score_threshold=0.5, nms_iou=0.5, with_map=False
+
+def test_figures_read_as_text_with_a_dash_for_the_undefined():
+    assert Counts(tp=2, fp=1, missed=1).summary() == (
+        "2 TP · 1 FP · 1 missed — precision 0.67, recall 0.67"
     )
-    assert set(review.per_image) == {"a", "b"}
-    assert review.per_image["a"] == Counts(tp=1, fp=1, missed=1)
-    assert review.per_image["b"] == Counts(tp=0, fp=1, missed=0)
-    assert review.counts == Counts(tp=1, fp=2, missed=1)
-    assert review.counts.precision == pytest.approx(1 / 3)
-    assert review.counts.recall == pytest.approx(1 / 2)
+    assert Counts().summary() == "0 TP · 0 FP · 0 missed — precision –, recall –"
+    assert fraction_text(0.5) == "0.50" and fraction_text(float("nan")) == "–"
+    assert map_text({"map_50": np.float32(0.5), "map": 0.25}) == "mAP@.5 0.50, mAP@[.5:.95] 0.25"
+    assert map_text({"map": float("nan")}) == "mAP@.5 –, mAP@[.5:.95] –"  # missing or undefined
 
 
-def test_dataset_map_is_computed_on_the_filtered_predictions():
-    gt = {"a": ImageAnnotation(boxes=[[0, 0, 20, 20]], labels=["c"], reviewed=True)}
-    predictions = {
-        "a": {
-            "boxes": np.array([[0, 0, 20, 20], [40, 40, 60, 60]], np.float32),
-            "scores": np.array([0.4, 0.9], np.float32),  # the false positive scores higher
-            "labels": ["c", "c"],
-        }
-    }
-    everything = review_dataset(predictions, gt, ["c"], score_threshold=0.0, nms_iou=0.5)
-    assert everything.metrics["map_50"] == pytest.approx(0.5, abs=0.02)
-    # A cut between the two scores keeps only the false positive: mAP falls to zero, so the
-    # figure really comes from the filtered set and not from the raw predictions.
-    only_fp = review_dataset(predictions, gt, ["c"], score_threshold=0.5, nms_iou=0.5)
-    assert only_fp.metrics["map_50"] == pytest.approx(0.0, abs=1e-6)
-    swapped = {"a": {**predictions["a"], "scores": np.array([0.9, 0.4], np.float32)}}
-    clean = review_dataset(swapped, gt, ["c"], score_threshold=0.5, nms_iou=0.5)
-    assert clean.metrics["map_50"] == pytest.approx(1.0)
-
-
-def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(tmp_path):
-    from napari_detlab.core.annotations.file_cache import FileCache
-    from napari_detlab.core.annotations.store import AnnotationStore
-    from napari_detlab.core.model.predict import Prediction, write_prediction
-
-    store = AnnotationStore(tmp_path)
-    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
-    for stem in "abcd":
-        (tmp_path / f"{stem}.png").write_bytes(b"")  # listed, never decoded
-    for stem in "ac":
-        store.save(f"{stem}.png", ImageAnnotation(gt, ["c", "c"], True, (40, 40)))
-    store.save("b.png", ImageAnnotation(reviewed=True, image_size=(40, 40)))  # a negative
-    found = Prediction(np.array([[0, 0, 10, 10]], np.float32), ["c"], np.array([0.9]), (40, 40))
-    folder = tmp_path / "predictions"
-    for stem in "abd":  # d has no annotation: not scored
-        write_prediction(folder, stem, found)
-    (folder / "c.pt").write_bytes(b"not a prediction file")  # left out, the rest scored
-
-    loads: list[str] = []
-    cache = FileCache()
-    counting = FileCache.get
-
-    def get(self, path, load):
-        return counting(self, path, lambda p: loads.append(p.name) or load(p))
-
-    cache.get = get.__get__(cache)
-    settings = {"score_threshold": 0.5, "nms_iou": 0.5}
-    figures = review_prediction_folder(folder, store, cache, current_stem="a", **settings)
-    assert figures.images == 2
-    assert figures.dataset.per_image == {"a": Counts(1, 0, 1), "b": Counts(0, 1, 0)}
-    assert figures.image.counts == Counts(1, 0, 1)
-    assert figures.dataset.metrics["map_50"] == pytest.approx(0.5, abs=0.02)
-
-    first = len(loads)
-    again = review_prediction_folder(folder, store, cache, **settings)
-    assert loads[first:] == ["c.pt"] and again.image is None  # only the broken file, retried
-    store.save("b.png", ImageAnnotation(found.boxes, ["c"], True, (40, 40)))  # b annotated
-    second = len(loads)
-    after = review_prediction_folder(folder, store, cache, **settings)
-    assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
-    assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)
+def test_thresholds_are_one_frozen_value_with_the_panels_defaults():
+    thresholds = ReviewThresholds()
+    assert (thresholds.score_threshold, thresholds.nms_iou) == (0.5, 0.5)
+    assert (thresholds.class_agnostic, thresholds.match_iou) == (False, 0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        thresholds.nms_iou = 0.7  # a worker scoring at these settings sees them unchanged

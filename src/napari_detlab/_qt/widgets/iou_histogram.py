@@ -2,7 +2,8 @@
 
 matplotlib is not a dependency, and a bar chart of twenty bins is a few lines of QPainter.
 Bars are coloured by zone (red below the background threshold, orange between, green at or
-above the foreground threshold) so the picture reads like the boxes on the canvas.
+above the foreground threshold; :func:`~napari_detlab.core.anchors.figures.zone_color`) so
+the picture reads like the boxes on the canvas.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["ZONE_COLORS", "IouHistogram", "zone_color"]
+from napari_detlab.core.anchors.figures import zone_color
 
-ZONE_COLORS = {"low": "#e6194b", "mid": "#f58231", "high": "#3cb44b"}
-
-
-def zone_color(iou: float, bg: float = 0.3, fg: float = 0.7) -> str:
-    """Red below ``bg``, orange below ``fg``, green from ``fg`` on."""
-    if iou >= fg:
-        return ZONE_COLORS["high"]
-    return ZONE_COLORS["mid"] if iou >= bg else ZONE_COLORS["low"]
+__all__ = ["IouHistogram"]
 
 
 class IouHistogram(QWidget):

@@ -1,49 +1,24 @@
 """Anchors on the real feature-map grid, what they catch, and anchors fitted to the boxes.
 
-The function :func:`.coverage.coverage` is not re-exported: its name would hide the
-:mod:`.coverage` module on this package.
+A face: it re-exports the public names (``__all__``) of the modules below and defines
+nothing; code inside the project imports from the modules themselves.
 """
 
-from __future__ import annotations
-
-from napari_detlab.core.anchors.coverage import (
-    SIZE_BUCKETS,
-    BoxCoverage,
-    ImageBoxes,
-    brute_force_coverage,
-    brute_force_image,
-    dataset_boxes,
-)
-from napari_detlab.core.anchors.layout import (
-    AnchorLayout,
-    anchor_shapes,
-    feature_map_sizes,
-    resize_geometry,
-    transform_geometry,
-)
-from napari_detlab.core.anchors.suggest import (
-    AnchorSuggestion,
-    anchor_report,
-    iou_kmeans,
-    shape_metrics,
-    suggest_anchors,
-)
+from . import coverage, dataset_boxes, figures, layout, report, suggest, tuning
+from .coverage import *
+from .dataset_boxes import *
+from .figures import *
+from .layout import *
+from .report import *
+from .suggest import *
+from .tuning import *
 
 __all__ = [
-    "SIZE_BUCKETS",
-    "AnchorLayout",
-    "AnchorSuggestion",
-    "BoxCoverage",
-    "ImageBoxes",
-    "anchor_report",
-    "anchor_shapes",
-    "brute_force_coverage",
-    "brute_force_image",
-    "dataset_boxes",
-    "feature_map_sizes",
-    "iou_kmeans",
-    "resize_geometry",
-    "shape_metrics",
-    "suggest_anchors",
-    "transform_geometry",
+    *coverage.__all__,
+    *dataset_boxes.__all__,
+    *figures.__all__,
+    *layout.__all__,
+    *report.__all__,
+    *suggest.__all__,
+    *tuning.__all__,
 ]

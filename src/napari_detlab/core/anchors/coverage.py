@@ -22,7 +22,7 @@ each axis). Only those few cells are compared with the boxes of their image.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +30,11 @@ import torch
 from torchvision.models.detection._utils import Matcher
 from torchvision.ops import box_iou
 
+from napari_detlab.core.anchors.figures import CoverageFigures, UncaughtBox
 from napari_detlab.core.anchors.layout import AnchorLayout
-from napari_detlab.core.boxes import as_boxes, paired_iou_f32
+from napari_detlab.core.annotations.store import ImageAnnotation
+from napari_detlab.core.boxes import BoxRecord, paired_iou_f32
+from napari_detlab.core.images import image_size as header_size
 from napari_detlab.core.model.config import ModelConfig
 
 __all__ = [
@@ -40,8 +43,7 @@ __all__ = [
     "ImageBoxes",
     "brute_force_coverage",
     "brute_force_image",
-    "coverage",
-    "dataset_boxes",
+    "measure_coverage",
 ]
 
 # COCO's area buckets, applied in the RESIZED image (where anchors live and where the model
@@ -54,50 +56,45 @@ _SLACK = 1e-4
 _PAIR_BUDGET = 250_000
 
 
-@dataclass
-class ImageBoxes:
-    """The boxes of one image as coverage needs them.
+@dataclass(kw_only=True)
+class ImageBoxes(BoxRecord):
+    """One image's labelled boxes with what places its anchors: the image and its size.
 
     Attributes
     ----------
+    boxes, labels
+        See :class:`~napari_detlab.core.boxes.BoxRecord`; without labels, each box gets ``""``.
     image
         Path (or any name) reported in the uncaught list.
     image_size
         Original ``(height, width)``: decides the resize and therefore the anchors.
-    boxes
-        ``(N, 4)`` xyxy in original pixels.
-    labels
-        One class name per box.
     """
 
     image: str | Path
     image_size: tuple[int, int]
-    boxes: np.ndarray
-    labels: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.boxes = as_boxes(self.boxes, np.float32)
-        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        super().__post_init__()
         if not self.labels:
             self.labels = [""] * len(self.boxes)
 
+    @classmethod
+    def from_annotation(
+        cls, image: str | Path, annotation: ImageAnnotation | None = None
+    ) -> ImageBoxes:
+        """``image``'s annotated boxes (none without an annotation) with the image's size.
 
-def dataset_boxes(store: object) -> list[ImageBoxes]:
-    """The annotated images of a store (:class:`~napari_detlab.core.annotations.store.
-    AnnotationStore`) with boxes.
+        The size is the one the annotation file records, else the image header's (read
+        without decoding the pixels).
 
-    Negative images are left out (they add no box to catch); the image size comes from the
-    annotation file, or from the image header when the file does not record it.
-    """
-    from napari_detlab.core.images import image_size
-
-    items = []
-    for path, annotation in store.annotated():  # type: ignore[attr-defined]
-        if len(annotation) == 0:
-            continue
-        size = annotation.image_size or image_size(path)
-        items.append(ImageBoxes(path, size, annotation.boxes, annotation.labels))
-    return items
+        Raises
+        ------
+        ImageReadError
+            Neither the annotation nor the image header gives the size.
+        """
+        record = annotation if annotation is not None else ImageAnnotation()
+        size = record.image_size or header_size(image)
+        return cls(record.boxes, record.labels, image=image, image_size=size)
 
 
 @dataclass
@@ -152,46 +149,46 @@ class BoxCoverage:
             names[(area >= low) & (area < high)] = name
         return names
 
-    def _figures_of(self, mask: np.ndarray) -> dict[str, float | int | None]:
+    def figures(self, mask: np.ndarray | None = None) -> CoverageFigures:
+        """The figures of every box, or of the boxes ``mask`` selects."""
+        if mask is None:
+            mask = np.ones(len(self), dtype=bool)
         best = self.best_iou[mask]
         count = int(mask.sum())
         if count == 0:
-            return {"boxes": 0, "recall_07": None, "share_03_07": None, "share_below_03": None,
-                    "no_positive": 0, "mean_placed_iou": None}  # fmt: skip
-        return {
-            "boxes": count,
-            "recall_07": float(np.mean(best >= self.fg_thresh)),
-            "share_03_07": float(np.mean((best >= self.bg_thresh) & (best < self.fg_thresh))),
-            "share_below_03": float(np.mean(best < self.bg_thresh)),
-            "no_positive": int((self.num_positive[mask] == 0).sum()),
-            "mean_placed_iou": float(best.mean()),
-        }
+            return CoverageFigures()
+        return CoverageFigures(
+            boxes=count,
+            recall=float(np.mean(best >= self.fg_thresh)),
+            share_between=float(np.mean((best >= self.bg_thresh) & (best < self.fg_thresh))),
+            share_below=float(np.mean(best < self.bg_thresh)),
+            no_positive=int((self.num_positive[mask] == 0).sum()),
+            mean_placed_iou=float(best.mean()),
+        )
 
-    def figures(self) -> dict[str, object]:
-        """Dataset figures: overall, per class, per size bucket and per level."""
-        everything = np.ones(len(self), dtype=bool)
-        result: dict[str, object] = dict(self._figures_of(everything))
-        result["images"] = len(self.images)
-        result["fg_thresh"], result["bg_thresh"] = self.fg_thresh, self.bg_thresh
-        result["mean_positives"] = float(self.num_positive.mean()) if len(self) else None
+    def per_class(self) -> dict[str, CoverageFigures]:
+        """The figures of each class, by name."""
         labels = np.asarray(self.labels, dtype=object)
-        result["per_class"] = {
-            name: self._figures_of(labels == name) for name in sorted(set(self.labels))
-        }
-        buckets = self.size_bucket()
-        result["per_size"] = {
-            name: self._figures_of(buckets == name) for name, _, _ in SIZE_BUCKETS
-        }
-        result["per_level"] = [
-            int((self.best_level == lev).sum()) for lev in range(self.num_levels)
-        ]
-        return result
+        return {name: self.figures(labels == name) for name in sorted(set(self.labels))}
 
-    def uncaught(self, limit: int | None = None) -> list[dict[str, object]]:
+    def per_size(self) -> dict[str, CoverageFigures]:
+        """The figures of each of :data:`SIZE_BUCKETS`, empty buckets included."""
+        buckets = self.size_bucket()
+        return {name: self.figures(buckets == name) for name, _, _ in SIZE_BUCKETS}
+
+    def per_level(self) -> list[int]:
+        """How many boxes have their best anchor on each feature-map level."""
+        return [int((self.best_level == lev).sum()) for lev in range(self.num_levels)]
+
+    @property
+    def mean_positives(self) -> float | None:
+        """Positive anchors per box, on average (``None`` without boxes)."""
+        return float(self.num_positive.mean()) if len(self) else None
+
+    def uncaught(self, limit: int | None = None) -> list[UncaughtBox]:
         """Boxes no anchor reaches at ``fg``, or left with no positive anchor, worst first.
 
-        ``reason`` says which: ``below_bg`` (best IoU < 0.3: only a low-quality match, if
-        any), ``below_fg`` (0.3-0.7), ``no_positive`` (its anchors went to a neighbour).
+        :attr:`UncaughtBox.reason` says which: ``below_bg``, ``below_fg`` or ``no_positive``.
         """
         order = np.argsort(self.best_iou, kind="stable")
         caught = self.caught  # a property over every box: computed once, not once per box
@@ -205,17 +202,17 @@ class BoxCoverage:
                 reason = "below_bg"
             else:
                 reason = "below_fg"
-            rows.append({
-                "image": self.images[int(self.image_index[i])],
-                "image_index": int(self.image_index[i]),
-                "box_index": int(self.box_index[i]),
-                "label": self.labels[i],
-                "best_iou": round(float(self.best_iou[i]), 4),
-                "num_positive": int(self.num_positive[i]),
-                "best_level": int(self.best_level[i]),
-                "box": [round(float(v), 2) for v in self.boxes[i]],
-                "reason": reason,
-            })  # fmt: skip
+            rows.append(UncaughtBox(
+                image=self.images[int(self.image_index[i])],
+                image_index=int(self.image_index[i]),
+                box_index=int(self.box_index[i]),
+                label=self.labels[i],
+                best_iou=round(float(self.best_iou[i]), 4),
+                num_positive=int(self.num_positive[i]),
+                best_level=int(self.best_level[i]),
+                box=[round(float(v), 2) for v in self.boxes[i]],
+                reason=reason,
+            ))  # fmt: skip
             if limit is not None and len(rows) >= limit:
                 break
         return rows
@@ -441,7 +438,7 @@ def _group_coverage(
     return best, positives, best_anchor
 
 
-def coverage(
+def measure_coverage(
     config: ModelConfig, items: Sequence[ImageBoxes] | Iterable[ImageBoxes]
 ) -> BoxCoverage:
     """Per-box coverage of ``items`` by ``config``'s anchors, exactly as the RPN matches them.

@@ -258,6 +258,16 @@ class AnchorLayout:
             found.append(self.cell_anchors[lev] + shift)
         return self.to_original(np.concatenate(found))
 
+    def describe(self, level: int) -> str:
+        """The resize and one level's grid in a line (``width x height``, as people say)."""
+        (h, w), (rh, rw), (ph, pw) = self.image_size, self.resized_size, self.padded_size
+        (gh, gw), (_, sx) = self.grid_sizes[level], self.strides[level]
+        return (
+            f"Image {w}x{h} -> resized {rw}x{rh} (padded {pw}x{ph}); level {level}: grid "
+            f"{gw}x{gh}, stride {sx}, {self.anchors_per_location[level]} anchors per position; "
+            f"{self.num_anchors} anchors in all"
+        )
+
     def summary(self) -> dict[str, object]:
         """Plain numbers for text, JSON and tests."""
         return {

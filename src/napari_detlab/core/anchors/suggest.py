@@ -5,8 +5,8 @@ Two families of numbers live here:
 * **shape-only** figures that ignore where anchors sit (YOLOv5's best possible recall with
   ``anchor_t = 4`` and anchors per target; MMDetection's mean best IoU of zero-centred
   shapes). They are the published yardsticks, but they overstate a two-stage detector's
-  coverage because the RPN's anchors sit on a grid (see :mod:`~napari_detlab.core.
-  anchor_coverage` for the real figures).
+  coverage because the RPN's anchors sit on a grid (see :mod:`~napari_detlab.core.anchors.
+  coverage` for the real figures).
 * :func:`suggest_anchors`: k-means with distance ``1 - IoU`` fitted in the RESIZED space the
   anchors live in, factored the way torchvision builds anchors (every level takes all
   combinations of its sizes and ratios, and every level needs the same count because one RPN
@@ -23,15 +23,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, coverage
+from napari_detlab.core.anchors.coverage import BoxCoverage, ImageBoxes, measure_coverage
+from napari_detlab.core.anchors.figures import CoverageFigures, ShapeFigures, format_percent
 from napari_detlab.core.anchors.layout import anchor_shapes
 from napari_detlab.core.boxes import shape_iou
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.config import ModelConfig
 
 __all__ = [
+    "AnchorFitError",
     "AnchorSuggestion",
-    "anchor_report",
+    "config_anchor_wh",
     "iou_kmeans",
+    "resized_shapes",
     "shape_metrics",
     "suggest_anchors",
 ]
@@ -39,6 +43,10 @@ __all__ = [
 YOLO_ANCHOR_T = 4.0  # YOLOv5's hyp['anchor_t']: width and height each within 4x of the anchor's
 TINY_BOX = 3.0  # YOLOv5 warns below 3 px: few pixels for any backbone to see
 DEGENERATE_BOX = 2.0  # and drops below 2 px from the fit
+
+
+class AnchorFitError(DetlabError, ValueError):
+    """No anchors can be fitted to these boxes (none at all, or all under 2 px)."""
 
 
 def config_anchor_wh(config: ModelConfig) -> np.ndarray:
@@ -49,7 +57,7 @@ def config_anchor_wh(config: ModelConfig) -> np.ndarray:
 
 def shape_metrics(
     wh: np.ndarray, anchors_wh: np.ndarray, thr: float = YOLO_ANCHOR_T
-) -> dict[str, float | None]:
+) -> ShapeFigures:
     """YOLOv5's BPR and anchors per target, and MMDetection's mean best shape IoU.
 
     ``bpr``: share of boxes whose width and height are both within ``thr``x of some anchor's;
@@ -58,14 +66,20 @@ def shape_metrics(
     """
     wh = np.asarray(wh, np.float64).reshape(-1, 2)
     if len(wh) == 0:
-        return {"bpr": None, "anchors_per_target": None, "mean_best_iou": None}
+        return ShapeFigures()
     ratio = wh[:, None, :] / np.asarray(anchors_wh, np.float64)[None, :, :]
     fit = np.minimum(ratio, 1 / ratio).min(axis=2)
-    return {
-        "bpr": float(np.mean(fit.max(axis=1) > 1 / thr)),
-        "anchors_per_target": float(np.mean((fit > 1 / thr).sum(axis=1))),
-        "mean_best_iou": float(shape_iou(wh, anchors_wh).max(axis=1).mean()),
-    }
+    return ShapeFigures(
+        bpr=float(np.mean(fit.max(axis=1) > 1 / thr)),
+        anchors_per_target=float(np.mean((fit > 1 / thr).sum(axis=1))),
+        mean_best_iou=float(shape_iou(wh, anchors_wh).max(axis=1).mean()),
+    )
+
+
+def resized_shapes(result: BoxCoverage) -> np.ndarray:
+    """``(N, 2)`` widths and heights of the covered boxes in the resized space anchors live in."""
+    b = result.resized_boxes.astype(np.float64)
+    return np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
 
 
 def iou_kmeans(wh: np.ndarray, k: int, *, iterations: int = 50, seed: int = 0) -> np.ndarray:
@@ -77,7 +91,7 @@ def iou_kmeans(wh: np.ndarray, k: int, *, iterations: int = 50, seed: int = 0) -
     """
     wh = np.asarray(wh, np.float64).reshape(-1, 2)
     if len(wh) == 0:
-        raise ValueError("no boxes to fit anchors to")
+        raise AnchorFitError("no boxes to fit anchors to")
     order = np.argsort(wh[:, 0] * wh[:, 1], kind="stable")
     picks = order[np.clip(((np.arange(k) + 0.5) / k * len(wh)).astype(int), 0, len(wh) - 1)]
     centres = wh[picks].copy()
@@ -145,10 +159,8 @@ def _fit_sizes(wh: np.ndarray, levels: int, per_level: int) -> list[list[list[fl
     return candidates
 
 
-def _score(figures: dict[str, object]) -> float:
-    recall = figures.get("recall_07") or 0.0
-    mean_iou = figures.get("mean_placed_iou") or 0.0
-    return float(recall) + 0.25 * float(mean_iou)
+def _score(figures: CoverageFigures) -> float:
+    return (figures.recall or 0.0) + 0.25 * (figures.mean_placed_iou or 0.0)
 
 
 @dataclass
@@ -164,20 +176,22 @@ class AnchorSuggestion:
     shape_before, shape_after
         :func:`shape_metrics` of the old and new anchor shapes.
     improved
-        Whether the new anchors score higher (recall at 0.7, then mean best IoU).
+        Whether the new anchors score higher (recall at the foreground threshold, then mean
+        best IoU).
     warnings
         Things a user should know (tiny boxes, pretrained RPN weights that no longer fit).
     """
 
     config: ModelConfig
-    before: dict[str, object]
-    after: dict[str, object]
-    shape_before: dict[str, float | None]
-    shape_after: dict[str, float | None]
+    before: CoverageFigures
+    after: CoverageFigures
+    shape_before: ShapeFigures
+    shape_after: ShapeFigures
     improved: bool
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
+        """The JSON form (``detlab anchors --suggest --json``'s ``suggestion``)."""
         return {
             "anchor_sizes": self.config.anchor_sizes,
             "aspect_ratios": self.config.aspect_ratios,
@@ -187,10 +201,23 @@ class AnchorSuggestion:
             "warnings": list(self.warnings),
         }
 
+    def summary(self) -> str:
+        """Before -> after in a few words, then whether it helps and the warnings."""
+        fg, bg = self.config.rpn_fg_iou_thresh, self.config.rpn_bg_iou_thresh
+        before, after = self.before, self.after
+        return (
+            f"recall@{fg:g} {format_percent(before.recall)} -> {format_percent(after.recall)}; "
+            f"< {bg:g} {format_percent(before.share_below)} -> "
+            f"{format_percent(after.share_below)}; mean best IoU "
+            f"{self.shape_before.mean_best_iou:.3f} -> {self.shape_after.mean_best_iou:.3f}"
+            + ("" if self.improved else "\n(no better than the current anchors)")
+            + "".join(f"\n{w}" for w in self.warnings)
+        )
 
-def _headline(figures: dict[str, object], shape: dict[str, float | None]) -> dict[str, object]:
-    keys = ("recall_07", "share_03_07", "share_below_03", "no_positive", "mean_placed_iou")
-    return {**{k: figures.get(k) for k in keys}, **shape}
+
+def _headline(figures: CoverageFigures, shape: ShapeFigures) -> dict[str, object]:
+    coverage_figures = {k: v for k, v in figures.to_dict().items() if k != "boxes"}
+    return {**coverage_figures, **shape.to_dict()}
 
 
 def _subsample(items: list[ImageBoxes], max_boxes: int, seed: int) -> list[ImageBoxes]:
@@ -225,11 +252,10 @@ def suggest_anchors(
     raise recall at 0.7 (then mean best IoU) under the real grid-aware matching.
     """
     items = [item for item in items if len(item.boxes)]
-    base = base if base is not None else coverage(config, items)
+    base = base if base is not None else measure_coverage(config, items)
     if len(base) == 0:
-        raise ValueError("the dataset has no boxes: annotate some before fitting anchors")
-    b = base.resized_boxes.astype(np.float64)
-    wh = np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+        raise AnchorFitError("the dataset has no boxes: annotate some before fitting anchors")
+    wh = resized_shapes(base)
     warnings: list[str] = []
     tiny = int(np.sum(wh.min(axis=1) < TINY_BOX))
     if tiny:
@@ -239,7 +265,7 @@ def suggest_anchors(
         )
     usable = wh[wh.min(axis=1) >= DEGENERATE_BOX]
     if len(usable) == 0:
-        raise ValueError("every box is under 2 px after resizing; raise min_size")
+        raise AnchorFitError("every box is under 2 px after resizing; raise min_size")
     levels = config.num_levels
     per_level_sizes, ratio_count = len(config.anchor_sizes[0]), len(config.aspect_ratios[0])
     ratios = _fit_ratios(usable, ratio_count)
@@ -249,13 +275,13 @@ def suggest_anchors(
         for sizes in _fit_sizes(usable, levels, per_level_sizes)
     ]
     if len(candidates) > 1:
-        scores = [_score(coverage(candidate, sample).figures()) for candidate in candidates]
+        scores = [_score(measure_coverage(candidate, sample).figures()) for candidate in candidates]
         fitted = candidates[int(np.argmax(scores))]
     else:
         fitted = candidates[0]
     if refine:
         fitted = _refine(fitted, sample)
-    after = coverage(fitted, items)
+    after = measure_coverage(fitted, items)
     before_fig, after_fig = base.figures(), after.figures()
     if config.pretrained == "coco":
         warnings.append(
@@ -277,7 +303,7 @@ def _refine(config: ModelConfig, items: list[ImageBoxes]) -> ModelConfig:
     """Greedy multiplicative search on the sizes, judged by the real coverage."""
 
     def score_of(candidate: ModelConfig) -> float:
-        return _score(coverage(candidate, items).figures())
+        return _score(measure_coverage(candidate, items).figures())
 
     def scaled(candidate: ModelConfig, factor: float, level: int | None) -> ModelConfig:
         sizes = [
@@ -302,35 +328,3 @@ def _refine(config: ModelConfig, items: list[ImageBoxes]) -> ModelConfig:
             if score > best_score:
                 best, best_score = candidate, score
     return best
-
-
-def anchor_report(
-    config: ModelConfig,
-    items: Sequence[ImageBoxes],
-    *,
-    suggest: bool = False,
-    uncaught_limit: int | None = 100,
-    base: BoxCoverage | None = None,
-) -> dict[str, object]:
-    """Everything ``detlab anchors --json`` prints and the widget shows, as plain data.
-
-    ``base`` is a coverage of the same items already computed (it is not recomputed).
-    """
-    items = [item for item in items if len(item.boxes)]
-    cov = base if base is not None else coverage(config, items)
-    report: dict[str, object] = dict(cov.figures())
-    b = cov.resized_boxes.astype(np.float64)
-    wh = np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
-    shape = shape_metrics(wh, config_anchor_wh(config))
-    report["bpr"] = shape["bpr"]
-    report["anchors_per_target"] = shape["anchors_per_target"]
-    report["mean_best_iou"] = shape["mean_best_iou"]
-    report["tiny_boxes"] = int(np.sum(wh.min(axis=1) < TINY_BOX)) if len(wh) else 0
-    uncaught = cov.uncaught()
-    report["uncaught_total"] = len(uncaught)
-    report["uncaught"] = uncaught if uncaught_limit is None else uncaught[:uncaught_limit]
-    report["anchor_sizes"] = config.anchor_sizes
-    report["aspect_ratios"] = config.aspect_ratios
-    if suggest and len(cov):
-        report["suggestion"] = suggest_anchors(config, items, base=cov).to_dict()
-    return report

@@ -1,76 +1,26 @@
 """The annotation store and how a person's boxes get there.
 
-A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), the undo history
-and image prefetch the Annotator uses, a thread-safe cache of file reads, and the built-in
-sample dataset.
+A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), the Annotator's
+model (:mod:`.annotator`) with the undo history and image prefetch it uses, a thread-safe cache
+of file reads, and the built-in sample dataset.
+
+A face: it re-exports the public names (``__all__``) of the modules below and defines
+nothing; code inside the project imports from the modules themselves.
 """
 
-from __future__ import annotations
-
-from napari_detlab.core.annotations.file_cache import (
-    FileCache,
-    file_stamp,
-)
-from napari_detlab.core.annotations.history import (
-    AnnotationHistory,
-)
-from napari_detlab.core.annotations.prefetch import (
-    ImagePrefetcher,
-)
-from napari_detlab.core.annotations.sample_data import (
-    SAMPLE_CLASSES,
-    SAMPLE_COLORS,
-    Scene,
-    make_scene,
-    render_scene,
-    sample_ground_truth,
-    write_sample_dataset,
-    write_synthetic_dataset,
-)
-from napari_detlab.core.annotations.store import (
-    ANNOTATIONS_DIRNAME,
-    DEFAULT_CLASS,
-    DEFAULT_COLORS,
-    PREDICTIONS_DIRNAME,
-    RUNS_DIRNAME,
-    AnnotationError,
-    AnnotationStore,
-    ClassInUseError,
-    ClassSpec,
-    ImageAnnotation,
-    next_color,
-    predictions_dir_of,
-    sanitize_boxes,
-    stem_of,
-    validate_annotation,
-)
+from . import annotator, file_cache, history, prefetch, sample_data, store
+from .annotator import *
+from .file_cache import *
+from .history import *
+from .prefetch import *
+from .sample_data import *
+from .store import *
 
 __all__ = [
-    "ANNOTATIONS_DIRNAME",
-    "DEFAULT_CLASS",
-    "DEFAULT_COLORS",
-    "PREDICTIONS_DIRNAME",
-    "RUNS_DIRNAME",
-    "SAMPLE_CLASSES",
-    "SAMPLE_COLORS",
-    "AnnotationError",
-    "AnnotationHistory",
-    "AnnotationStore",
-    "ClassInUseError",
-    "ClassSpec",
-    "FileCache",
-    "ImageAnnotation",
-    "ImagePrefetcher",
-    "Scene",
-    "file_stamp",
-    "make_scene",
-    "next_color",
-    "predictions_dir_of",
-    "render_scene",
-    "sample_ground_truth",
-    "sanitize_boxes",
-    "stem_of",
-    "validate_annotation",
-    "write_sample_dataset",
-    "write_synthetic_dataset",
+    *annotator.__all__,
+    *file_cache.__all__,
+    *history.__all__,
+    *prefetch.__all__,
+    *sample_data.__all__,
+    *store.__all__,
 ]

@@ -32,7 +32,6 @@ __all__ = [
     "SAMPLE_CLASSES",
     "SAMPLE_COLORS",
     "Scene",
-    "make_scene",
     "render_scene",
     "sample_ground_truth",
     "write_sample_dataset",
@@ -302,7 +301,7 @@ def render_scene(
     max_objects: int = 8,
     empty: bool = False,
 ) -> Scene:
-    """Render one scene and keep each object's mask (see :func:`make_scene`).
+    """Render one generated micrograph, with the exact boxes and each object's mask.
 
     The backdrop (with its noise) and the objects come from two streams drawn from ``rng``,
     so the same ``rng`` state with ``empty=True`` renders the very same scene without its
@@ -358,42 +357,6 @@ def _dilate_once(mask: np.ndarray) -> np.ndarray:
     """Grow a mask by one pixel (4-neighbourhood)."""
     padded = np.pad(mask, 1, constant_values=False)
     return mask | padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
-
-
-def make_scene(
-    rng: np.random.Generator,
-    height: int,
-    width: int,
-    *,
-    classes: tuple[str, ...] | list[str] = SAMPLE_CLASSES,
-    max_objects: int = 8,
-    empty: bool = False,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """A generated micrograph and the exact boxes of the objects in it.
-
-    Parameters
-    ----------
-    rng
-        The only source of randomness, so a seed reproduces the scene.
-    height, width
-        Image size in pixels (at least 16 each).
-    classes
-        Class names; even-numbered classes are drawn round (cells), odd ones angular
-        (crystals), classes past the second with shifted colours.
-    max_objects
-        Between 1 and this many objects are drawn (uniformly), fewer when the image has no
-        free space left; images under about 32 px may end up with none.
-    empty
-        Draw the background only: a negative example.
-
-    Returns
-    -------
-    image, boxes, labels
-        ``uint8 (H, W, 3)``, ``float64 (N, 4)`` xyxy pixel boxes (``x2`` = last covered
-        column + 1) and one class name per box.
-    """
-    scene = render_scene(rng, height, width, classes=classes, max_objects=max_objects, empty=empty)
-    return scene.image, scene.boxes, scene.labels
 
 
 # -- datasets on disk -------------------------------------------------------------------------

@@ -138,15 +138,26 @@ class ImageAnnotation(BoxRecord):
         """
         return self.reviewed or len(self) > 0
 
-    def same_as(self, other: ImageAnnotation | None) -> bool:
-        """Equal boxes, labels and flag: lets the autosave skip writes that change nothing."""
-        return (
-            other is not None
-            and self.reviewed == other.reviewed
-            and self.labels == other.labels
-            and self.boxes.shape == other.boxes.shape
-            and bool(np.array_equal(self.boxes, other.boxes))
-        )
+    def same_as(self, other: ImageAnnotation | None, *, ordered: bool = True) -> bool:
+        """Equal boxes, labels and flag: lets a write that changes nothing be skipped.
+
+        With ``ordered=False`` the same labelled boxes in another order count as equal: the
+        Annotator's layers give boxes grouped by class while a file may interleave them (the
+        sample dataset, other tools), and merely showing an image must not rewrite its file.
+        """
+        if (
+            other is None
+            or self.reviewed != other.reviewed
+            or self.boxes.shape != other.boxes.shape
+            or len(self) != len(other)
+        ):
+            return False
+        if ordered:
+            return self.labels == other.labels and bool(np.array_equal(self.boxes, other.boxes))
+        return sorted(self._labelled_rows()) == sorted(other._labelled_rows())
+
+    def _labelled_rows(self) -> list[tuple[str, tuple[float, ...]]]:
+        return list(zip(self.labels, map(tuple, self.boxes.tolist()), strict=True))
 
 
 def _as_label_list(labels: object, source: str) -> list[str]:
@@ -379,6 +390,21 @@ class AnnotationStore:
         """Forget an image's annotation: it counts as never looked at again."""
         self.path_for(image).unlink(missing_ok=True)
 
+    def quarantine(self, image: str | Path) -> Path:
+        """Set the image's unloadable file aside as ``<stem>.pt.unreadable``; returns where.
+
+        The next edit would otherwise replace a file the user may still want to repair (or
+        that a newer version wrote). Set aside, it is kept and the store no longer sees it;
+        a file set aside earlier is not overwritten either (``.unreadable.2``, ...).
+        """
+        bad = self.path_for(image)
+        aside, number = bad.with_name(f"{bad.name}.unreadable"), 1
+        while aside.exists():
+            number += 1
+            aside = bad.with_name(f"{bad.name}.unreadable.{number}")
+        bad.replace(aside)
+        return aside
+
     def annotated(
         self, on_error: Callable[[Path, AnnotationError], None] | None = None
     ) -> Iterator[tuple[Path, ImageAnnotation]]:
@@ -452,8 +478,11 @@ class AnnotationStore:
     def save_classes(self, classes: list[ClassSpec]) -> None:
         """Write the class list (order and colours) atomically to ``annotations/classes.json``."""
         names = [c.name for c in classes]
-        if len(set(names)) != len(names):
-            raise AnnotationError(f"class names must be unique, got {names}")
+        repeated = [name for index, name in enumerate(names) if name in names[:index]]
+        if repeated:
+            raise AnnotationError(
+                f"class names must be unique: a class named {repeated[0]!r} exists already"
+            )
         if any(not name.strip() for name in names):
             raise AnnotationError("a class name cannot be empty")
         atomic_write_json(
@@ -492,6 +521,9 @@ class AnnotationStore:
 
     def remove_class(self, name: str, *, delete_boxes: bool = False) -> int:
         """Remove a class; refuses while boxes use it unless ``delete_boxes`` says to drop them."""
+        classes = self.load_classes()
+        if name not in {c.name for c in classes}:
+            raise AnnotationError(f"there is no class named {name!r}")
         used = self.class_counts().get(name, 0)
         if used and not delete_boxes:
             raise ClassInUseError(
@@ -504,5 +536,5 @@ class AnnotationStore:
                     annotation.boxes = annotation.boxes[np.asarray(keep, bool)]
                     annotation.labels = [label for label in annotation.labels if label != name]
                     self.save(image, annotation)
-        self.save_classes([c for c in self.load_classes() if c.name != name])
+        self.save_classes([c for c in classes if c.name != name])
         return used

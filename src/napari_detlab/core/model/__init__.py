@@ -3,126 +3,28 @@
 One :class:`~.config.ModelConfig` describes a model; :mod:`.builder` turns it into a torchvision
 Faster R-CNN, :mod:`.weights` finds pretrained weights offline, a checkpoint alone rebuilds a
 trained model, and :mod:`.predict` runs it on images.
+
+A face: it re-exports the public names (``__all__``) of the modules below and defines
+nothing; code inside the project imports from the modules themselves.
 """
 
-from __future__ import annotations
-
-from napari_detlab.core.model.builder import (
-    build_anchor_generator,
-    build_backbone,
-    build_model,
-    uses_frozen_batchnorm,
-)
-from napari_detlab.core.model.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-    unwrap_model,
-    unwrap_state_dict,
-)
-from napari_detlab.core.model.config import (
-    BACKBONES,
-    PRESETS,
-    ConfigError,
-    ModelConfig,
-    default_preset_name,
-    feature_map_count,
-    format_levels,
-    parse_levels,
-    preset,
-    resolve_model_config,
-)
-from napari_detlab.core.model.device import (
-    DeviceError,
-    resolve_device,
-)
-from napari_detlab.core.model.download import (
-    DownloadCancelledError,
-    DownloadError,
-    download_weights,
-    find_weights,
-)
-from napari_detlab.core.model.predict import (
-    PREDICTION_VERSION,
-    Prediction,
-    PredictionError,
-    SkippedImage,
-    collect_images,
-    load_prediction,
-    predict_folder,
-    predict_images,
-    write_prediction,
-)
-from napari_detlab.core.model.weights import (
-    WeightsFileError,
-    WeightsNotFoundError,
-    WeightsReport,
-    expected_weights_files,
-    load_pretrained,
-    load_weights_file,
-)
-from napari_detlab.core.model.weights_catalog import (
-    START_TITLES,
-    KnownWeights,
-    describe_start,
-    known_weights,
-    weights_for,
-    with_best_start,
-)
+from . import builder, checkpoint, config, device, download, predict, weights, weights_catalog
+from .builder import *
+from .checkpoint import *
+from .config import *
+from .device import *
+from .download import *
+from .predict import *
+from .weights import *
+from .weights_catalog import *
 
 __all__ = [
-    "BACKBONES",
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
-    "PREDICTION_VERSION",
-    "PRESETS",
-    "START_TITLES",
-    "CheckpointError",
-    "ConfigError",
-    "DeviceError",
-    "DownloadCancelledError",
-    "DownloadError",
-    "KnownWeights",
-    "ModelConfig",
-    "Prediction",
-    "PredictionError",
-    "SkippedImage",
-    "WeightsFileError",
-    "WeightsNotFoundError",
-    "WeightsReport",
-    "build_anchor_generator",
-    "build_backbone",
-    "build_model",
-    "collect_images",
-    "config_from_checkpoint",
-    "default_preset_name",
-    "describe_start",
-    "download_weights",
-    "expected_weights_files",
-    "feature_map_count",
-    "find_weights",
-    "format_levels",
-    "known_weights",
-    "load_checkpoint",
-    "load_prediction",
-    "load_pretrained",
-    "load_weights_file",
-    "model_from_checkpoint",
-    "parse_levels",
-    "predict_folder",
-    "predict_images",
-    "preset",
-    "resolve_device",
-    "resolve_model_config",
-    "save_checkpoint",
-    "unwrap_model",
-    "unwrap_state_dict",
-    "uses_frozen_batchnorm",
-    "weights_for",
-    "with_best_start",
-    "write_prediction",
+    *builder.__all__,
+    *checkpoint.__all__,
+    *config.__all__,
+    *device.__all__,
+    *download.__all__,
+    *predict.__all__,
+    *weights.__all__,
+    *weights_catalog.__all__,
 ]

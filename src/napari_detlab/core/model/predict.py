@@ -341,7 +341,8 @@ def predict_folder(
 ) -> list[Path]:
     """Predict images with a checkpoint and write one prediction file per image.
 
-    This is the one function the ``detlab predict`` CLI and the review dock call.
+    This is the one function the ``detlab predict`` CLI and the train dock call (the dock
+    through :func:`~napari_detlab.core.relay.relay`, in a napari worker).
 
     Parameters
     ----------
@@ -384,10 +385,9 @@ def predict_folder(
     done = 0
     position = {path: index for index, path in enumerate(paths)}
 
-    def report(upto: Path) -> None:
+    def count_to(stop: int) -> None:
         nonlocal done
-        # Count the skipped images before ``upto`` too, so the counter never stalls.
-        while done <= position[upto]:
+        while done < stop:
             done += 1
             if on_progress is not None:
                 on_progress(done, len(paths), paths[done - 1])
@@ -396,7 +396,8 @@ def predict_folder(
         model, config, paths, batch_size=batch_size, device=device, cancel=cancel, skipped=failures
     ):
         written.append(write_prediction(output_dir, path.stem, prediction, checkpoint=source))
-        report(path)
-    if failures and (cancel is None or not cancel.is_set()) and done < len(paths):
-        report(paths[-1])
+        # Count the skipped images before ``path`` too, so the counter never stalls.
+        count_to(position[path] + 1)
+    if failures and (cancel is None or not cancel.is_set()):
+        count_to(len(paths))  # skipped images after the last one predicted
     return written

@@ -1,84 +1,47 @@
 """Training a detector: the loop, its data, its schedule, its events and its validation.
 
-The same engine runs from ``detlab train``, the train dock (in a child process) and ``torchrun``.
+The same engine runs from ``detlab train``, the train dock (in a child process, see
+:mod:`~napari_detlab.core.training.launch`) and ``torchrun``.
+
+A face: it re-exports the public names (``__all__``) of the modules below and defines
+nothing; code inside the project imports from the modules themselves.
 """
 
-from __future__ import annotations
-
-from napari_detlab.core.training.augment import (
-    Augmenter,
-    clean_boxes,
-    hflip,
-    scale_jitter,
-    vflip,
+from . import (
+    augment,
+    background_save,
+    dataset,
+    distributed,
+    engine,
+    events,
+    launch,
+    options,
+    progress,
+    schedule,
+    validate,
 )
-from napari_detlab.core.training.background_save import (
-    CheckpointWriter,
-)
-from napari_detlab.core.training.dataset import (
-    DetectionDataset,
-    collate,
-    read_split_file,
-    split_train_val,
-)
-from napari_detlab.core.training.distributed import (
-    DistributedContext,
-)
-from napari_detlab.core.training.engine import (
-    train,
-)
-from napari_detlab.core.training.events import (
-    EpochEnded,
-    Event,
-    IterationEnded,
-    RunFinished,
-    RunStarted,
-    event_from_dict,
-    event_to_dict,
-    event_to_json,
-)
-from napari_detlab.core.training.options import (
-    TrainingInputError,
-    TrainOptions,
-)
-from napari_detlab.core.training.schedule import (
-    OPTIMIZERS,
-    SCHEDULES,
-    build_optimizer,
-    build_scheduler,
-    lr_factor,
-)
-from napari_detlab.core.training.validate import (
-    evaluate_detector,
-)
+from .augment import *
+from .background_save import *
+from .dataset import *
+from .distributed import *
+from .engine import *
+from .events import *
+from .launch import *
+from .options import *
+from .progress import *
+from .schedule import *
+from .validate import *
 
 __all__ = [
-    "OPTIMIZERS",
-    "SCHEDULES",
-    "Augmenter",
-    "CheckpointWriter",
-    "DetectionDataset",
-    "DistributedContext",
-    "EpochEnded",
-    "Event",
-    "IterationEnded",
-    "RunFinished",
-    "RunStarted",
-    "TrainOptions",
-    "TrainingInputError",
-    "build_optimizer",
-    "build_scheduler",
-    "clean_boxes",
-    "collate",
-    "evaluate_detector",
-    "event_from_dict",
-    "event_to_dict",
-    "event_to_json",
-    "hflip",
-    "lr_factor",
-    "read_split_file",
-    "scale_jitter",
-    "split_train_val",
-    "train",
-    "vflip",
+    *augment.__all__,
+    *background_save.__all__,
+    *dataset.__all__,
+    *distributed.__all__,
+    *engine.__all__,
+    *events.__all__,
+    *launch.__all__,
+    *options.__all__,
+    *progress.__all__,
+    *schedule.__all__,
+    *validate.__all__,
 ]

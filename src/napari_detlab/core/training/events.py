@@ -1,13 +1,14 @@
 """Training progress events: what the CLI prints, the dock draws and ``metrics.jsonl`` keeps.
 
 The engine calls one ``on_event(event)`` callback with these frozen dataclasses, from
-whatever thread it runs on. Consumers must not block in the callback: the dock only puts the
-event on its queue and draws later on the Qt thread.
+whatever thread it runs on. Consumers must not block in the callback: the CLI prints a line,
+and :mod:`~napari_detlab.core.training.launch` relays them to the train dock as a generator.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
@@ -20,6 +21,7 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "event_to_json",
+    "format_duration",
 ]
 
 
@@ -92,3 +94,18 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     """Inverse of :func:`event_to_dict`, for reading ``metrics.jsonl`` back (curves of old runs)."""
     data = dict(data)
     return _TYPES[data.pop("type")](**data)
+
+
+def format_duration(seconds: float) -> str:
+    """``"1h02m"``, ``"3m05s"`` or ``"42s"``: an ETA a person reads at a glance.
+
+    ``"?"`` for a value that is not a duration yet (NaN, infinite or negative).
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"

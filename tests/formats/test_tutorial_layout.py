@@ -1,4 +1,5 @@
-"""Importing the Faster R-CNN tutorial's layout (JSON targets and its old pickled ``.pt``)."""
+"""Importing the Faster R-CNN tutorial's layout (JSON targets and its old pickled ``.pt``)
+through ``import_dataset("tutorial", ...)``, the one tutorial reader."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from formats_helpers import HEADS
 from PIL import Image
 
 from napari_detlab.core.annotations.store import AnnotationError, AnnotationStore
 from napari_detlab.core.atomic import UnsafeFileError
-from napari_detlab.core.legacy import import_tutorial_layout, read_tutorial_target
-
-HEADS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "heads"
+from napari_detlab.formats import import_dataset
+from napari_detlab.formats.tutorial import read_tutorial_target
 
 
 def _tutorial_pt(
@@ -67,14 +68,21 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
     return images, targets
 
 
+def _annotated(images: Path) -> list[str]:
+    """Stems that have an annotation file."""
+    return sorted(path.stem for path in (images / "annotations").glob("*.pt"))
+
+
 @pytest.mark.skipif(not HEADS.is_dir(), reason="shared heads dataset not present")
 def test_heads_dataset_imports_completely(tmp_path: Path) -> None:
     snapshot = sorted(p.relative_to(HEADS) for p in HEADS.rglob("*"))
-    report = import_tutorial_layout(HEADS / "input", HEADS / "target", tmp_path / "heads")
+    dataset = tmp_path / "heads"
+    shutil.copytree(HEADS / "input", dataset)
+    report = import_dataset("tutorial", HEADS / "target", dataset)
     assert sorted(p.relative_to(HEADS) for p in HEADS.rglob("*")) == snapshot  # source untouched
-    assert len(report.imported) == 20 and report.boxes == 177 and report.copied == 20
-    assert report.unannotated == [] and report.problems == []
-    store = AnnotationStore(tmp_path / "heads")
+    assert report.images == 20 and report.boxes == 177 and report.negatives == 0
+    assert report.unmatched == [] and report.problems == []
+    store = AnnotationStore(dataset)
     assert len(store.images) == 20
     assert [c.name for c in store.load_classes()] == ["head"]
     total = 0
@@ -85,12 +93,21 @@ def test_heads_dataset_imports_completely(tmp_path: Path) -> None:
         expected = np.clip(np.asarray(source["boxes"]), 0, [width, height, width, height])
         np.testing.assert_allclose(annotation.boxes, expected, atol=1e-4)
         total += len(annotation)
-    assert total == 177
-    # Boxes drawn past the border in the tutorial were clipped, each one reported.
-    assert report.clipped and all("clipped to" in line for line in report.clipped)
-    # A second import keeps what is there (the user may have edited it since).
-    again = import_tutorial_layout(HEADS / "input", HEADS / "target", tmp_path / "heads")
-    assert again.imported == [] and len(again.kept) == 20 and again.copied == 0
+    assert total == 177 and len(list(store.annotated())) == 20
+    # Boxes drawn past the border in the tutorial were clipped, and counted.
+    overshooting = sum(
+        int((np.asarray(json.loads(t.read_text())["boxes"]).reshape(-1, 4) < 0).any(axis=1).sum())
+        for t in (HEADS / "target").glob("*.json")
+    )
+    assert report.clipped_boxes >= overshooting > 0
+    # A second import changes nothing, and keeps an image the user has edited since.
+    edited = store.images[3]
+    annotation = store.load(edited)
+    annotation.boxes, annotation.labels = annotation.boxes[:1], annotation.labels[:1]
+    store.save(edited, annotation)
+    again = import_dataset("tutorial", HEADS / "target", dataset)
+    assert again.images == 0 and again.unchanged == 19 and again.kept_existing == [edited.name]
+    assert len(store.load(edited)) == 1
 
 
 @pytest.mark.parametrize("numpy1", [False, True])
@@ -100,13 +117,12 @@ def test_old_tutorial_pt_targets_import(layout: tuple[Path, Path], numpy1: bool)
     boxes, labels = read_tutorial_target(targets / "a.pt")
     np.testing.assert_array_equal(boxes, [[1.5, 2.25, 20, 30], [30, 5, 59, 39]])
     assert labels == ["head", "head"]
-    report = import_tutorial_layout(images, targets)
-    assert report.imported == ["a"] and report.boxes == 2
-    assert report.unannotated == ["b", "c", "d"]
+    report = import_dataset("tutorial", targets, images)
+    assert report.images == 1 and report.boxes == 2 and not report.problems
+    assert _annotated(images) == ["a"]  # b, c and d stay to be annotated
     data = torch.load(images / "annotations" / "a.pt", weights_only=True)
     assert data["labels"] == ["head", "head"] and data["image_size"] == [40, 60]
     np.testing.assert_array_equal(data["boxes"], np.float32([[1.5, 2.25, 20, 30], [30, 5, 59, 39]]))
-    assert not (images / "annotations" / "b.pt").exists()
 
 
 def test_json_preferred_over_pt_and_empty_target_is_a_negative(layout: tuple[Path, Path]) -> None:
@@ -114,12 +130,12 @@ def test_json_preferred_over_pt_and_empty_target_is_a_negative(layout: tuple[Pat
     (targets / "a.json").write_text(json.dumps({"labels": ["cat"], "boxes": [[1, 1, 9, 9]]}))
     _tutorial_pt(targets / "a.pt", ["dog"], [[2, 2, 8, 8]])
     (targets / "b.json").write_text(json.dumps({"labels": [], "boxes": []}))
-    report = import_tutorial_layout(images, targets)
+    report = import_dataset("tutorial", targets, images)
     store = AnnotationStore(images)
     assert store.load("a").labels == ["cat"]
     negative = store.load("b")
     assert negative is not None and len(negative) == 0 and negative.reviewed
-    assert report.imported == ["a", "b"]
+    assert _annotated(images) == ["a", "b"] and report.images == 2 and report.negatives == 1
 
 
 @pytest.mark.parametrize("kind", ["reduce", "raw_pickle", "object_array"])
@@ -139,11 +155,12 @@ def test_malicious_pt_is_refused_without_running(layout: tuple[Path, Path], kind
     with pytest.raises(AnnotationError, match=r"a\.pt: refused") as caught:
         read_tutorial_target(evil)
     assert isinstance(caught.value.__cause__, UnsafeFileError)
-    report = import_tutorial_layout(images, targets)
+    report = import_dataset("tutorial", targets, images)
     assert not marker.exists()
-    assert "a" in report.unannotated and "a" not in report.imported
-    assert any(str(evil) in line and "refused" in line for line in report.problems)
-    assert not (images / "annotations" / "a.pt").exists()
+    assert report.images == 0 and not (images / "annotations" / "a.pt").exists()
+    assert any(
+        str(evil) in str(problem) and "refused" in str(problem) for problem in report.problems
+    )
 
 
 def test_bad_targets_are_reported_by_file_and_the_rest_imports(layout: tuple[Path, Path]) -> None:
@@ -153,54 +170,52 @@ def test_bad_targets_are_reported_by_file_and_the_rest_imports(layout: tuple[Pat
     (targets / "c.json").write_text(
         json.dumps(
             {
-                "labels": ["x", "x", "x", "x", "x"],
+                "labels": ["x", "x", "x"],
                 "boxes": [
                     [10, 10, 20, 20],  # fine
                     [-5, 3, 30, 50],  # past the border: clipped to [0, 3, 30, 40]
                     [70, 1, 90, 9],  # wholly outside the 60x40 image: dropped
-                    [5, 5, 5, 9],  # no width: dropped
-                    [1, 1, float("nan"), 4],  # NaN (json.dumps writes NaN): dropped
+                ],
+            }
+        )
+    )
+    (targets / "d.json").write_text(
+        json.dumps(
+            {
+                "labels": ["x", "x", "x"],
+                "boxes": [
+                    [10, 10, 20, 20],  # fine, but the image misses two boxes: left out
+                    [5, 5, 5, 9],  # no width
+                    [1, 1, float("nan"), 4],  # NaN (json.dumps writes NaN)
                 ],
             }
         )
     )
     (targets / "zz.json").write_text(json.dumps({"labels": [], "boxes": []}))
-    report = import_tutorial_layout(images, targets)
-    problems = "\n".join(report.problems)
+    report = import_dataset("tutorial", targets, images)
+    problems = "\n".join(str(problem) for problem in report.problems)
     assert f"{targets / 'a.json'}: not a readable JSON target" in problems
     assert f"{targets / 'b.json'}: 1 boxes but 2 labels" in problems
-    assert f"{targets / 'c.json'}: box 2" in problems and "outside the 60x40 image" in problems
-    assert f"{targets / 'c.json'}: box 3" in problems and f"{targets / 'c.json'}: box 4" in problems
-    assert f"{targets / 'zz.json'}: no image named zz" in problems
-    assert len(report.clipped) == 1 and "box 1" in report.clipped[0]
-    assert report.imported == ["c"] and report.unannotated == ["a", "b", "d"]
+    assert f"{targets / 'c.json'}: c: box 2" in problems and "outside the 60x40 image" in problems
+    assert f"{targets / 'd.json'}: box 1: [5.0, 5.0, 5.0, 9.0] has no area" in problems
+    assert f"{targets / 'd.json'}: box 2" in problems and "non-finite" in problems
+    assert f"{targets / 'd.json'}: d: 2 of its boxes could not be read" in problems
+    assert report.unmatched == ["zz"]  # a target without an image
+    assert report.clipped_boxes == 1  # box 1 of c; the box dropped is not counted as clipped
+    assert report.images == 1 and _annotated(images) == ["c"]
     annotation = AnnotationStore(images).load("c")
     np.testing.assert_array_equal(annotation.boxes, [[10, 10, 20, 20], [0, 3, 30, 40]])
-
-
-def test_import_into_another_folder_links_or_copies_images(
-    layout: tuple[Path, Path], tmp_path: Path
-) -> None:
-    images, targets = layout
-    (targets / "a.json").write_text(json.dumps({"labels": ["x"], "boxes": [[1, 1, 9, 9]]}))
-    dataset = tmp_path / "dataset"
-    report = import_tutorial_layout(images, targets, dataset)
-    assert report.copied == 4 and report.imported == ["a"]
-    assert sorted(p.name for p in dataset.glob("*.png")) == ["a.png", "b.png", "c.png", "d.png"]
-    assert (dataset / "a.png").read_bytes() == (images / "a.png").read_bytes()
-    assert not (images / "annotations").exists()  # the original folder is left alone
-    assert AnnotationStore(dataset).load("a").labels == ["x"]
 
 
 def test_existing_annotations_are_kept_unless_overwrite(layout: tuple[Path, Path]) -> None:
     images, targets = layout
     (targets / "a.json").write_text(json.dumps({"labels": ["x"], "boxes": [[1, 1, 9, 9]]}))
-    import_tutorial_layout(images, targets)
+    import_dataset("tutorial", targets, images)
     (targets / "a.json").write_text(json.dumps({"labels": ["y"], "boxes": [[2, 2, 9, 9]]}))
-    report = import_tutorial_layout(images, targets)
-    assert report.kept == ["a"] and AnnotationStore(images).load("a").labels == ["x"]
-    report = import_tutorial_layout(images, targets, overwrite=True)
-    assert report.imported == ["a"] and AnnotationStore(images).load("a").labels == ["y"]
+    report = import_dataset("tutorial", targets, images)
+    assert report.kept_existing == ["a.png"] and AnnotationStore(images).load("a").labels == ["x"]
+    report = import_dataset("tutorial", targets, images, overwrite=True)
+    assert report.images == 1 and AnnotationStore(images).load("a").labels == ["y"]
     # The class list grows with the imported labels, keeping earlier ones.
     assert [c.name for c in AnnotationStore(images).load_classes()] == ["x", "y"]
 
@@ -208,7 +223,7 @@ def test_existing_annotations_are_kept_unless_overwrite(layout: tuple[Path, Path
 def test_missing_targets_folder_is_an_error(layout: tuple[Path, Path]) -> None:
     images, _ = layout
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        import_tutorial_layout(images, images.parent / "nowhere")
+        import_dataset("tutorial", images.parent / "nowhere", images)
 
 
 def test_broken_image_is_reported_and_skipped(layout: tuple[Path, Path]) -> None:
@@ -216,6 +231,28 @@ def test_broken_image_is_reported_and_skipped(layout: tuple[Path, Path]) -> None
     (images / "b.png").write_bytes(b"not an image")
     (targets / "b.json").write_text(json.dumps({"labels": ["x"], "boxes": [[1, 1, 9, 9]]}))
     shutil.copy(targets / "b.json", targets / "c.json")
-    report = import_tutorial_layout(images, targets)
-    assert report.imported == ["c"]
-    assert any("b.png" in line for line in report.problems)
+    report = import_dataset("tutorial", targets, images)
+    assert report.images == 1 and _annotated(images) == ["c"]
+    assert any("b.png" in str(problem) for problem in report.problems)
+
+
+def test_the_store_rule_clips_and_keeps_any_area_left_inside(layout: tuple[Path, Path]) -> None:
+    """The one cleaning rule (the store's ``sanitize_boxes``) as an import applies it: clip
+    to the image, keep what still has an area however thin, drop what lies on or past the
+    border, and count as clipped only the boxes kept."""
+    images, targets = layout
+    boxes = [
+        [10, 10, 10.5, 20],  # half a pixel wide, inside: kept as it is
+        [59.5, 1, 70, 9],  # reaches past the right border: clipped to half a pixel, kept
+        [60, 1, 70, 9],  # starts on the border: nothing left inside, dropped
+        [-3, -2, 61, 41],  # the whole image and more: clipped to the image
+    ]
+    (targets / "a.json").write_text(json.dumps({"labels": ["x"] * 4, "boxes": boxes}))
+    report = import_dataset("tutorial", targets, images)
+    annotation = AnnotationStore(images).load("a")
+    np.testing.assert_array_equal(
+        annotation.boxes, [[10, 10, 10.5, 20], [59.5, 1, 60, 9], [0, 0, 60, 40]]
+    )
+    assert report.clipped_boxes == 2 and report.boxes == 3
+    (problem,) = report.problems
+    assert problem.message.startswith("box 2 [60.0, 1.0, 70.0, 9.0] lies wholly outside")

@@ -1,0 +1,179 @@
+"""The Review figures of a whole dataset: precision, recall and COCO mAP at one setting.
+
+Each image is reviewed exactly as the dock reviews the one on screen (:func:`review_image`),
+and the kept predictions are then scored by pycocotools. The Review dock runs
+:func:`review_prediction_folder` in a worker thread after each change: COCO evaluation of a
+few hundred images takes about a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_detlab.core.annotations.file_cache import FileCache
+from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.evaluation.image_review import ImagePredictions, review_image
+from napari_detlab.core.evaluation.metrics import coco_metrics
+from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
+from napari_detlab.core.model.predict import Prediction, load_prediction
+
+__all__ = [
+    "COCO_MAX_DETECTIONS",
+    "DatasetReview",
+    "FolderReview",
+    "review_dataset",
+    "review_prediction_folder",
+]
+
+COCO_MAX_DETECTIONS = 100  # pycocotools' default maxDets[-1]
+
+
+@dataclass
+class DatasetReview:
+    """Dataset figures at the current thresholds.
+
+    Attributes
+    ----------
+    counts
+        TP/FP/missed summed over every image with both predictions and ground truth.
+    per_image
+        The counts of each image (by stem).
+    metrics
+        COCO metrics (``map``, ``map_50``, ...) of the *filtered* predictions, or empty when
+        there was nothing to evaluate.
+    """
+
+    counts: Counts = field(default_factory=Counts)
+    per_image: dict[str, Counts] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def review_dataset(
+    predictions: Mapping[str, Prediction],
+    ground_truth: Mapping[str, ImageAnnotation],
+    classes: Sequence[str],
+    thresholds: ReviewThresholds,
+    *,
+    with_map: bool = True,
+) -> DatasetReview:
+    """Filter every image's predictions at ``thresholds`` and score the dataset.
+
+    Parameters
+    ----------
+    predictions
+        ``{stem: raw predictions}``.
+    ground_truth
+        ``{stem: annotation}``; only stems present in both mappings count.
+    classes
+        The class names, for COCO's category ids.
+    thresholds
+        The setting every image is filtered and matched at.
+    with_map
+        Also compute COCO mAP through :func:`napari_detlab.core.evaluation.metrics.coco_metrics`
+        (tens of milliseconds per call, so the panel debounces it).
+    """
+    review = DatasetReview()
+    filtered: dict[str, Prediction] = {}
+    for stem, prediction in predictions.items():
+        if stem not in ground_truth:
+            continue
+        image = ImagePredictions(prediction)
+        figures = review_image(image, ground_truth[stem], thresholds)
+        counts = figures.counts or Counts()  # never None: the image has ground truth
+        review.per_image[stem] = counts
+        review.counts = review.counts + counts
+        if with_map:
+            top = _top_per_class(figures.kept, image.labels, COCO_MAX_DETECTIONS)
+            filtered[stem] = Prediction(
+                prediction.boxes[top], list(image.labels[top]), prediction.scores[top]
+            )
+    if with_map and filtered:
+        review.metrics = dict(
+            coco_metrics(filtered, {stem: ground_truth[stem] for stem in filtered}, list(classes))
+        )
+    return review
+
+
+@dataclass
+class FolderReview:
+    """A prediction folder scored against the annotations, at one set of thresholds.
+
+    Attributes
+    ----------
+    images
+        Annotated images that have predictions (the only ones scored).
+    dataset
+        Their figures together; None when there are none.
+    image
+        The figures of the image on screen alone, when it is one of them.
+    """
+
+    images: int = 0
+    dataset: DatasetReview | None = None
+    image: DatasetReview | None = None
+
+
+def review_prediction_folder(
+    predictions_dir: Path,
+    store: AnnotationStore,
+    cache: FileCache,
+    thresholds: ReviewThresholds,
+    *,
+    current_stem: str | None = None,
+) -> FolderReview:
+    """Score every ``<stem>.pt`` of ``predictions_dir`` that has an annotation in ``store``.
+
+    Files are read through ``cache``, so only the ones rewritten since the last call are
+    read again. A file that cannot be read is left out (the panel reports it when its image
+    is opened): one bad file must not hide the figures of the others. Runs in a worker
+    thread: COCO evaluation of a few hundred images takes about a second.
+    """
+    predictions: dict[str, Prediction] = {}
+    truths: dict[str, ImageAnnotation] = {}
+    for path in sorted(Path(predictions_dir).glob("*.pt")):
+        try:
+            truth = cache.get(store.path_for(path.stem), lambda p: store.load(p.stem))
+            prediction = None if truth is None else cache.get(path, load_prediction)
+        except DetlabError:
+            continue
+        if prediction is not None:
+            predictions[path.stem], truths[path.stem] = prediction, truth
+    if not predictions:
+        return FolderReview()
+    # Category ids only need to be consistent within this call: the labels in use are
+    # enough (the store's class list would re-read every annotation file).
+    classes = list(
+        dict.fromkeys(
+            label for item in (*predictions.values(), *truths.values()) for label in item.labels
+        )
+    ) or ["object"]
+    image = None
+    if current_stem in predictions:
+        image = review_dataset(
+            {current_stem: predictions[current_stem]}, truths, classes, thresholds
+        )
+    return FolderReview(
+        len(predictions), review_dataset(predictions, truths, classes, thresholds), image
+    )
+
+
+def _top_per_class(keep: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
+    """The first ``limit`` of ``keep`` (best first) in each class.
+
+    COCO evaluation looks at no more than its largest ``maxDets`` (100) detections per image
+    and class, so dropping the rest changes no figure and saves most of pycocotools' time.
+    """
+    seen: dict[str, int] = {}
+    top = []
+    for index in keep:
+        label = str(labels[index])
+        if seen.get(label, 0) < limit:
+            seen[label] = seen.get(label, 0) + 1
+            top.append(index)
+    return np.asarray(top, dtype=np.int64)

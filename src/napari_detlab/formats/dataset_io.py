@@ -1,0 +1,416 @@
+"""The one join between the annotation store and the formats: import, export and convert.
+
+Three entry points, shared by the CLI (``detlab import/export/convert``) and the Annotator's
+menu:
+
+- :func:`import_dataset` reads a format into a dataset's annotation store, matching each
+  annotated image to the dataset's image by file name, then by stem. Images already annotated
+  differently are kept unless ``overwrite=True``; boxes reaching outside their image are
+  clipped and counted; new classes are appended to the dataset's class list in the format's
+  order.
+- :func:`export_dataset` writes the store's annotated images (reviewed, or with boxes) in a
+  format; images never annotated are left out (and counted), so no format mistakes them for
+  negatives.
+- :func:`convert` goes from one format to another without a dataset; image sizes (which YOLO
+  needs, and VOC and COCO write) come from the images found under the source folder, beside it
+  (``images/``, ``input/``, ``JPEGImages/``) or in ``images=``.
+
+Each returns a report (:class:`~napari_detlab.formats.reports.ImportReport` /
+:class:`~napari_detlab.formats.reports.ExportReport`) listing what was done and every problem
+with its file and line. ``on_progress(done, total, stage)`` is called every few dozen images.
+VOC's ``difficult`` flags travel in the store's extra keys (:func:`set_difficult`,
+:func:`get_difficult`), the one format detail the store keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from napari_detlab.core.annotations.store import (
+    AnnotationStore,
+    ClassSpec,
+    ImageAnnotation,
+    next_color,
+    sanitize_boxes,
+)
+from napari_detlab.core.errors import DetlabError
+from napari_detlab.formats.base import (
+    Format,
+    FormatError,
+    ImageIndex,
+    Problem,
+    ProgressCallback,
+    Record,
+    complete_records,
+    parallel_map,
+    report_progress,
+)
+from napari_detlab.formats.registry import get_format
+from napari_detlab.formats.reports import ExportReport, ImportReport
+
+__all__ = [
+    "DIFFICULT_KEY",
+    "convert",
+    "export_dataset",
+    "get_difficult",
+    "import_dataset",
+    "set_difficult",
+]
+
+IMAGE_FOLDER_NAMES = ("images", "input", "JPEGImages")
+DIFFICULT_KEY = "difficult"
+# The smallest box an import keeps, as ``sanitize_boxes``'s ``min_size``: any area at all,
+# which is what the store accepts. The Annotator's one-pixel minimum is for a click in
+# rectangle mode; here it would drop real one-pixel boxes that YOLO's six decimals or
+# float32 bring back as 0.999999 pixel.
+ANY_AREA = float(np.nextafter(0.0, 1.0))
+
+
+def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int, int], None] | None:
+    if on_progress is None:
+        return None
+    return lambda done, total: on_progress(done, total, stage)
+
+
+# -- import ------------------------------------------------------------------------------
+def import_dataset(
+    format: str | Format,
+    source: str | Path,
+    dataset: AnnotationStore | str | Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Read ``source`` in ``format`` into the annotation store of the ``dataset`` folder.
+
+    Parameters
+    ----------
+    format
+        ``"coco"``, ``"voc"``, ``"yolo"`` or ``"tutorial"``.
+    source
+        The format's file or folder.
+    dataset
+        The folder of images, or its open store (the Annotator's, whose image list is
+        then not listed again); annotations are written to ``dataset/annotations``.
+    overwrite
+        Replace annotations that exist and differ; by default they are kept and listed.
+    """
+    fmt = get_format(format)
+    source, store = Path(source), AnnotationStore.of(dataset)
+    index = ImageIndex(store.images)
+    if not index.by_stem:
+        raise FormatError(f"{store.root}: no images to import annotations for")
+    read = fmt.read(source, index.size_of, _stage(on_progress, "reading"))
+    report = ImportReport(
+        format=fmt.name,
+        source=source,
+        dataset=store.root,
+        skipped=read.skipped,
+        problems=list(read.problems),
+    )
+    existing_classes = store.load_classes()
+    groups = _group_by_image(complete_records(read.records, report.problems), index, report)
+    to_save: list[tuple[Path, ImageAnnotation]] = []
+    for image, records in groups.items():
+        annotation = _annotation_for(image, records, index, report)
+        if annotation is not None and _needs_saving(store, image, annotation, report, overwrite):
+            to_save.append((image, annotation))
+    errors = parallel_map(lambda item: _save(store, *item), to_save, _stage(on_progress, "writing"))
+    used_labels: dict[str, None] = {}
+    for (image, annotation), error in zip(to_save, errors, strict=True):
+        if error is not None:
+            report.problems.append(Problem(str(image), "", str(error)))
+            continue
+        used_labels.update(dict.fromkeys(annotation.labels))
+        report.images += 1
+        report.boxes += len(annotation)
+        report.negatives += len(annotation) == 0
+    if report.images:
+        _add_classes(store, existing_classes, [*read.classes, *used_labels], report)
+    return report
+
+
+def _group_by_image(
+    records: Iterable[Record], index: ImageIndex, report: ImportReport
+) -> dict[Path, list[Record]]:
+    """Records per dataset image (a file listed twice has its boxes merged)."""
+    groups: dict[Path, list[Record]] = {}
+    for record in records:
+        image = record.image or index.find(record)
+        if image is None:
+            report.unmatched.append(record.file_name or record.stem)
+            continue
+        groups.setdefault(image, []).append(record)
+    for image, group in groups.items():
+        if len(group) > 1:
+            report.problems.append(
+                Problem(
+                    group[0].source,
+                    "",
+                    f"{image.name} is annotated {len(group)} times; the boxes were merged",
+                )
+            )
+    return groups
+
+
+def _annotation_for(
+    image: Path, records: list[Record], index: ImageIndex, report: ImportReport
+) -> ImageAnnotation | None:
+    """The records of one image as a store annotation, cleaned by the store's one rule.
+
+    :func:`~napari_detlab.core.annotations.store.sanitize_boxes` clips every box to the
+    image's real size and keeps it while it still has an area; a box clipped is counted in
+    ``report.clipped_boxes``, a box wholly outside is dropped and named in the problems.
+    """
+    size = index.size(image)
+    if size is None:
+        report.problems.append(Problem(str(image), "", "the image cannot be read: not imported"))
+        return None
+    for record in records:
+        if record.image_size is not None and tuple(record.image_size) != size:
+            report.problems.append(
+                Problem(
+                    record.source,
+                    record.file_name or record.stem,
+                    f"says the image is {record.image_size[1]}x{record.image_size[0]} but "
+                    f"{image.name} is {size[1]}x{size[0]}; boxes kept in pixels",
+                )
+            )
+    boxes = np.concatenate([record.boxes for record in records])
+    labels = [label for record in records for label in record.labels]
+    difficult = [flag for record in records for flag in record.difficult_flags()]
+    clipped, keep = sanitize_boxes(boxes, size, min_size=ANY_AREA)
+    report.clipped_boxes += int(((clipped != boxes).any(axis=1) & keep).sum())
+    if not keep.all():
+        _report_dropped(image, records, np.flatnonzero(~keep), size, report)
+    annotation = ImageAnnotation(
+        boxes=clipped[keep],
+        labels=[label for label, k in zip(labels, keep, strict=True) if k],
+        reviewed=True,
+        image_size=size,
+    )
+    flags = [flag for flag, k in zip(difficult, keep, strict=True) if k]
+    if any(flags):
+        set_difficult(annotation, flags)
+    return annotation
+
+
+def _report_dropped(
+    image: Path,
+    records: list[Record],
+    dropped: np.ndarray,
+    size: tuple[int, int],
+    report: ImportReport,
+) -> None:
+    """One problem per box dropped, naming its file, its image and its place in the file."""
+    owners = [(record, number) for record in records for number in range(len(record.boxes))]
+    for position in dropped:
+        record, number = owners[position]
+        report.problems.append(
+            Problem(
+                record.source,
+                record.file_name or record.stem,
+                f"box {number} {record.boxes[number].tolist()} lies wholly outside the "
+                f"{size[1]}x{size[0]} image {image.name}: dropped",
+            )
+        )
+
+
+def _needs_saving(
+    store: AnnotationStore,
+    image: Path,
+    annotation: ImageAnnotation,
+    report: ImportReport,
+    overwrite: bool,
+) -> bool:
+    """Whether to write ``annotation``: not if identical, nor over different boxes unasked."""
+    try:
+        existing = store.load(image)
+    except DetlabError as error:  # a corrupt file: never replaced behind the user's back
+        if not overwrite:
+            report.problems.append(Problem(str(store.path_for(image)), "", f"{error}; kept"))
+            return False
+        existing = None
+    if existing is not None and annotation.same_as(existing):
+        report.unchanged += 1
+        return False
+    if existing is not None and not overwrite:
+        report.kept_existing.append(image.name)
+        return False
+    return True
+
+
+def _save(store: AnnotationStore, image: Path, annotation: ImageAnnotation) -> Exception | None:
+    """Write one annotation (on a writer thread); the store's refusal or the disk's error is
+    returned, not raised, so one bad image is reported and the others are still written."""
+    try:
+        store.save(image, annotation)
+    except (DetlabError, OSError) as error:
+        return error
+    return None
+
+
+def _add_classes(
+    store: AnnotationStore,
+    existing: list[ClassSpec],
+    names: Iterable[str],
+    report: ImportReport,
+) -> None:
+    """Append classes the dataset did not know, in the source's order, with fresh colours."""
+    classes = list(existing)
+    known = {spec.name for spec in classes}
+    for name in dict.fromkeys(names):
+        if name not in known:
+            known.add(name)
+            classes.append(ClassSpec(name, next_color(classes)))
+            report.classes_added.append(name)
+    if report.classes_added or not store.classes_path.is_file():
+        store.save_classes(classes)
+
+
+# -- difficult flags (VOC) ---------------------------------------------------------------
+def set_difficult(annotation: ImageAnnotation, flags: list[bool]) -> None:
+    """Keep VOC's ``difficult`` flags among the annotation's extra keys (one per box)."""
+    annotation.extra[DIFFICULT_KEY] = [bool(flag) for flag in flags]
+
+
+def get_difficult(annotation: ImageAnnotation) -> list[bool] | None:
+    """The annotation's ``difficult`` flags, while they still fit its boxes (an edit in the
+    Annotator that adds or removes boxes makes them stale, and then they are ignored)."""
+    flags = annotation.extra.get(DIFFICULT_KEY)
+    if flags is None or len(flags) != len(annotation):
+        return None
+    return [bool(flag) for flag in flags]
+
+
+# -- export and convert --------------------------------------------------------------------
+def export_dataset(
+    dataset: AnnotationStore | str | Path,
+    format: str | Format,
+    target: str | Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Write the annotated images of ``dataset`` to ``target`` in ``format``.
+
+    Exported: every image with an annotation file that is reviewed or has boxes; a reviewed
+    image without boxes is written as the format's negative. Images never annotated are
+    left out and counted in ``left_out_unreviewed``.
+    """
+    fmt = get_format(format)
+    store, target = AnnotationStore.of(dataset), Path(target)
+    classes = store.class_names()
+    index = ImageIndex(store.images)
+    report = ExportReport(format=fmt.name, target=target)
+    records: list[Record] = []
+    reading = _stage(on_progress, "reading")
+    for done, image in enumerate(store.images, start=1):
+        report_progress(reading, done, len(store.images))
+        try:
+            annotation = store.load(image)
+        except DetlabError as error:
+            report.problems.append(Problem(str(store.path_for(image)), "", f"{error}; left out"))
+            continue
+        if annotation is None or (not annotation.reviewed and len(annotation) == 0):
+            report.left_out_unreviewed += 1
+            continue
+        records.append(
+            Record(
+                stem=image.stem,
+                file_name=image.name,
+                image=image,
+                boxes=annotation.boxes,
+                labels=annotation.labels,
+                image_size=annotation.image_size or index.size(image),
+                difficult=get_difficult(annotation),
+                source=str(store.path_for(image)),
+            )
+        )
+    _write(fmt, records, classes, target, report, on_progress)
+    return report
+
+
+def convert(
+    source_format: str | Format,
+    source: str | Path,
+    target_format: str | Format,
+    target: str | Path,
+    *,
+    images: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Read ``source`` in one format and write it to ``target`` in another, no dataset needed.
+
+    ``images`` is the folder of the images when it is not under or beside the source; their
+    headers give the sizes YOLO needs to read and VOC, COCO and YOLO need to write.
+    """
+    reader, writer = get_format(source_format), get_format(target_format)
+    source, target = Path(source), Path(target)
+    written = {target.resolve(), writer.target_file(target).resolve()}
+    if reader is writer and source.resolve() in written:
+        raise FormatError(f"{target}: converting a {reader.name} source onto itself")
+    if images is not None:
+        index = ImageIndex.scan([Path(images)])
+    else:
+        index = ImageIndex.scan(*_image_folders(source))
+    read = reader.read(source, index.size_of, _stage(on_progress, "reading"))
+    for record in read.records:
+        if record.image_size is None:
+            record.image_size = index.size_of(record)
+    labels = (label for record in read.records for label in record.labels)
+    classes = list(dict.fromkeys([*read.classes, *labels]))
+    report = ExportReport(
+        format=writer.name, target=target, skipped=read.skipped, problems=list(read.problems)
+    )
+    records = complete_records(read.records, report.problems)
+    _write(writer, records, classes, target, report, on_progress)
+    return report
+
+
+def _image_folders(source: Path) -> tuple[list[Path], list[Path]]:
+    """Where a source's images may be: folders to search recursively, and one to look in.
+
+    Most likely first, as the first image found for a stem wins: a usual image folder inside
+    the source (``images/``, ``input/``, ``JPEGImages/``), then beside it (the tutorial's
+    ``input/`` next to ``target/``, VOC's ``JPEGImages/`` next to ``Annotations/``), then
+    the source folder itself. A source *file*'s own folder is only looked in, not searched,
+    so a COCO file in a home folder does not start a walk through the whole disk.
+    """
+    root = source if source.is_dir() else source.parent
+    named = [root / name for name in IMAGE_FOLDER_NAMES]
+    named += [root.parent / name for name in IMAGE_FOLDER_NAMES]
+    folders = [folder for folder in named if folder.is_dir() and folder.resolve() != root.resolve()]
+    if source.is_dir():
+        return [*folders, root], []
+    return folders, [root]
+
+
+def _write(
+    fmt: Format,
+    records: list[Record],
+    classes: list[str],
+    target: Path,
+    report: ExportReport,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Write the records a format can take, and count them in ``report``."""
+    if fmt.needs_image_size:
+        unknown = [record for record in records if record.image_size is None]
+        report.problems.extend(
+            Problem(
+                record.source or record.stem,
+                record.file_name or record.stem,
+                f"image size unknown (no image found): not written as {fmt.name}",
+            )
+            for record in unknown
+        )
+        records = [record for record in records if record.image_size is not None]
+    files, problems = fmt.write(records, classes, target, _stage(on_progress, "writing"))
+    report.files.extend(files)
+    report.problems.extend(problems)
+    report.images += len(records)
+    report.boxes += sum(len(record.labels) for record in records)
+    report.negatives += sum(len(record.labels) == 0 for record in records)
