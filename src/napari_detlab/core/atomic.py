@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_writer",
+    "remove_stale_temporaries",
     "safe_torch_load",
 ]
 
@@ -100,6 +102,45 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+# What atomic_writer leaves behind when its process is killed mid-write (kill -9, a power
+# cut): ".<name>.<8 random characters from mkstemp>.tmp". Nothing else matches.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# A live write takes seconds (a 220 MB checkpoint included); an hour-old one is dead.
+STALE_AFTER_S = 3600.0
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S
+) -> list[Path]:
+    """Delete the temp files of writes that never finished in ``folder``; return them.
+
+    Only files named as :func:`atomic_writer` names them and untouched for ``older_than_s``
+    seconds are removed, so a write in progress (this process or another) is never cut off,
+    and a user's own files are never touched. A folder that does not exist, or a file that
+    cannot be removed (read-only folder), is skipped silently: this is housekeeping.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not _TEMPORARY.match(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

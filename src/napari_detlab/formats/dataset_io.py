@@ -100,6 +100,7 @@ def import_dataset(
     """
     fmt = get_format(format)
     source, store = Path(source), AnnotationStore.of(dataset)
+    store.tidy()
     index = ImageIndex(store.images)
     if not index.by_stem:
         raise FormatError(f"{store.root}: no images to import annotations for")

@@ -143,6 +143,7 @@ class Annotator:
         A dataset without a class list gets the default class, so a box can be drawn at once.
         """
         self.flush()
+        store.tidy()
         self.store, self.index, self.image_size = store, -1, None
         self.saved = ImageAnnotation()
         self.history.clear()

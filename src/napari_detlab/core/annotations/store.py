@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_detlab.core.atomic import atomic_torch_save, atomic_write_json, safe_torch_load
+from napari_detlab.core.atomic import (
+    atomic_torch_save,
+    atomic_write_json,
+    remove_stale_temporaries,
+    safe_torch_load,
+)
 from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, list_images
@@ -324,6 +329,12 @@ class AnnotationStore:
             suffix += 1
             run_dir = self.runs_dir / f"{stamp}-{suffix}"
         return run_dir
+
+    def tidy(self) -> list[Path]:
+        """Remove what writes killed mid-way (``kill -9``, a power cut) left in the annotations
+        folder: hidden temp files over an hour old. The annotations themselves are whole (each
+        write replaces its file atomically); returns what was removed."""
+        return remove_stale_temporaries(self.annotations_dir)
 
     # -- images -------------------------------------------------------------------------
     @property

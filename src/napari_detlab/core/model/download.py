@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from napari_detlab.core.atomic import atomic_writer
+from napari_detlab.core.atomic import atomic_writer, remove_stale_temporaries
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.weights_catalog import KnownWeights, known_weights
 
@@ -80,6 +80,7 @@ def download_weights(
         ``cancel`` was set. Nothing is written.
     """
     url = source or weights.url
+    remove_stale_temporaries(weights.path.parent)  # downloads cut off by a kill -9
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_detlab.core.atomic import atomic_torch_save, safe_torch_load
+from napari_detlab.core.atomic import atomic_torch_save, remove_stale_temporaries, safe_torch_load
 from napari_detlab.core.boxes import BoxRecord, as_boxes
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import (
@@ -380,6 +380,7 @@ def predict_folder(
         model.roi_heads.score_thresh = float(score_floor)
     source = str(Path(checkpoint).resolve())
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
     written: list[Path] = []
     failures: list[SkippedImage] = skipped if skipped is not None else []
     done = 0

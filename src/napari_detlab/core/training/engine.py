@@ -43,7 +43,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from napari_detlab.core.annotations.store import AnnotationStore
-from napari_detlab.core.atomic import atomic_write_json
+from napari_detlab.core.atomic import atomic_write_json, remove_stale_temporaries
 from napari_detlab.core.model.builder import build_model
 from napari_detlab.core.model.checkpoint import (
     config_from_checkpoint,
@@ -91,6 +91,7 @@ def _check_inputs(
     if not dataset_root.is_dir():
         raise TrainingInputError(f"{dataset_root}: dataset folder not found")
     store = AnnotationStore(dataset_root)
+    store.tidy()
     # One pass reads (and validates) every annotation file for both checks below.
     annotated = list(store.annotated())
     stems = [image.stem for image, annotation in annotated if annotation.trainable]
@@ -315,6 +316,7 @@ class _Run:
         if not self.context.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.run_dir)  # a checkpoint write a kill -9 cut off (resume)
         self.config.to_json(self.run_dir / "config.json")
         self.options.to_json(self.run_dir / "options.json")
         atomic_write_json(
