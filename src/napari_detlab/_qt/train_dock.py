@@ -334,7 +334,7 @@ class TrainDockWidget(QWidget):
         self.predict_panel.show_progress(0, len(paths))
         self.predict_panel.set_running(True)
         self._predict_worker = start_worker(
-            steps, description=f"Predicting {len(paths)} image(s)", total=len(paths),
+            steps, description=f"Predicting {len(paths)} image(s)",
             on_yield=self._on_prediction_progress, on_done=done, on_error=failed,
         )  # fmt: skip
         return True

@@ -210,6 +210,7 @@ class InteropMenuButton(QToolButton):
             steps,
             *args,
             description=job,
+            activity=True,  # a few seconds, and the user waits for it: show it in napari
             on_yield=self._show_progress,
             on_done=on_done,
             on_error=lambda _: self._set_busy(False),  # napari reports the error itself
