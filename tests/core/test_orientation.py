@@ -83,23 +83,29 @@ def _tagged_pillow(path: Path, array: np.ndarray, orientation: int, **kwargs: ob
 
 
 def test_grayscale_rgba_sixteen_bit_and_webp_photos_are_oriented(tmp_path: Path) -> None:
-    """Every kind of image keeps its dtype and channels and is turned like Pillow turns it."""
+    """Every kind of image keeps its dtype and channels and is turned to the known answer,
+    as Pillow turns it. (Pillow itself mis-turns grayscale TIFFs tagged 5-8: those are
+    checked against the known answer only.)"""
     rgb = stored_pixels()
     gray16 = (rgb[..., 0].astype(np.uint16) * 257) // 3
     rgba = np.dstack([rgb, np.full(STORED_SIZE, 200, np.uint8)])
-    files = [
-        _tagged_pillow(tmp_path / "gray.jpg", rgb[..., 0], 6, quality=100),
-        _tagged_pillow(tmp_path / "rgba.png", rgba, 8),
-        _tagged_pillow(tmp_path / "lossless.webp", rgb, 3, lossless=True),
-        _tagged_tiff(tmp_path / "gray16.tif", gray16, 5),
-        _tagged_tiff(tmp_path / "rgb.tiff", rgb, 7, photometric="rgb"),
+    as_pillow = [
+        (_tagged_pillow(tmp_path / "gray.jpg", rgb[..., 0], 6, quality=100), 6),
+        (_tagged_pillow(tmp_path / "rgba.png", rgba, 8), 8),
+        (_tagged_pillow(tmp_path / "lossless.webp", rgb, 3, lossless=True), 3),
+        (_tagged_tiff(tmp_path / "rgb.tiff", rgb, 7, photometric="rgb"), 7),
+        (_tagged_tiff(tmp_path / "gray16_mirrored.tif", gray16, 2), 2),
     ]
-    for path in files:
+    gray16_turned = _tagged_tiff(tmp_path / "gray16.tif", gray16, 5)
+    for path, orientation in [*as_pillow, (gray16_turned, 5)]:
         pixels = read_image(path)
-        np.testing.assert_array_equal(pixels, as_other_tools_show(path), err_msg=path.name)
-        assert image_size(path) == pixels.shape[:2] != STORED_SIZE
-    assert read_image(files[0]).ndim == 2 and read_image(files[3]).dtype == np.uint16
-    assert read_image(files[1]).shape == (40, 24, 4)
+        if path != gray16_turned:
+            np.testing.assert_array_equal(pixels, as_other_tools_show(path), err_msg=path.name)
+        assert image_size(path) == pixels.shape[:2] == SHOWN[orientation][0], path.name
+        assert block_box(pixels, pixels.max()) == SHOWN[orientation][1], path.name
+    np.testing.assert_array_equal(read_image(gray16_turned), gray16.T)  # 5: transposed
+    assert read_image(gray16_turned).dtype == np.uint16 and read_image(as_pillow[0][0]).ndim == 2
+    assert read_image(as_pillow[1][0]).shape == (40, 24, 4)
 
 
 def test_a_multi_page_tiff_gives_its_first_page_oriented(tmp_path: Path) -> None:
@@ -187,8 +193,32 @@ def test_exif_after_the_pixels_of_a_png_still_counts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(late), as_other_tools_show(late))
 
 
-def test_a_damaged_exif_block_reads_the_photo_as_stored(tmp_path: Path) -> None:
-    """A phone photo with a broken EXIF block still opens (a broken tag is no orientation)."""
+# A count past the end of the block; an orientation stored as a fraction (Pillow reads NaN).
+DAMAGED_EXIF = {
+    "truncated": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff",
+    "fraction": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x05\x00\x00\x00\x01"
+    b"\x00\x00\x00\x1a\x00\x00\x00\x00\x00\x00\x00\x06\x00\x00\x00\x00",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_EXIF)
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_a_damaged_exif_block_reads_the_photo_as_stored(tmp_path: Path, damage: str) -> None:
+    """A phone photo with a broken EXIF block still opens, as stored, as exif_transpose
+    leaves it."""
     path = tmp_path / "damaged.jpg"
-    Image.fromarray(stored_pixels()).save(path, exif=b"Exif\x00\x00MM\x00*\xff\xff", quality=100)
+    Image.fromarray(stored_pixels()).save(path, exif=DAMAGED_EXIF[damage], quality=100)
+    np.testing.assert_array_equal(read_image(path), as_other_tools_show(path))
+    assert image_size(path) == STORED_SIZE
+
+
+def test_an_exif_parser_failure_does_not_make_a_photo_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_photo(tmp_path / "photo.jpg", 6)
+
+    def broken(self: Image.Image) -> Image.Exif:
+        raise SyntaxError("not a TIFF file")
+
+    monkeypatch.setattr(Image.Image, "getexif", broken)
     assert read_image(path).shape[:2] == image_size(path) == STORED_SIZE
