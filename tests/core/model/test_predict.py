@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import oriented_photos as photos
 from napari_detlab.core.images import read_image, to_float_rgb
 from napari_detlab.core.model.builder import build_model
 from napari_detlab.core.model.checkpoint import save_checkpoint
@@ -23,15 +24,6 @@ from napari_detlab.core.model.predict import (
     predict_folder,
     predict_images,
     write_prediction,
-)
-from oriented_photos import (
-    BRIGHT,
-    CORNER,
-    OBJECT,
-    ORIENTATIONS,
-    SHOWN,
-    STORED_SIZE,
-    write_photo,
 )
 
 SIZES = [(70, 100), (120, 90), (64, 64)]  # (h, w): none is the model's 96 px input size
@@ -179,19 +171,19 @@ class BrightBlockFinder(nn.Module):
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         found = []
         for image in images:
-            rows, cols = torch.nonzero(image.mean(0) > (BRIGHT - 40) / 255, as_tuple=True)
+            rows, cols = torch.nonzero(image.mean(0) > (photos.BRIGHT - 40) / 255, as_tuple=True)
             box = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
             found.append({"boxes": torch.tensor([box], dtype=torch.float32),
                           "labels": torch.tensor([1]), "scores": torch.tensor([0.9])})  # fmt: skip
         return found
 
 
-@pytest.mark.parametrize("orientation", ORIENTATIONS)
+@pytest.mark.parametrize("orientation", photos.ORIENTATIONS)
 def test_prediction_sees_a_photo_as_shown(tmp_path, orientation):
-    photo = write_photo(tmp_path / "photo.jpg", orientation)
+    photo = photos.write_photo(tmp_path / "photo.jpg", orientation)
     config = preset("fast", ["head"])
     [(path, prediction)] = predict_images(BrightBlockFinder(), config, [photo])
-    shown_size, object_box, _ = SHOWN[orientation]
+    shown_size, object_box, _ = photos.SHOWN[orientation]
     assert path == photo and prediction.image_size == shown_size
     np.testing.assert_array_equal(prediction.boxes, [object_box])
     written = write_prediction(tmp_path / "predictions", "photo", prediction)
@@ -202,15 +194,10 @@ def test_prediction_sees_a_photo_as_shown(tmp_path, orientation):
 def test_a_version_1_prediction_is_moved_with_its_image(tmp_path):
     """Predicted by the previous version on the stored pixels: read with its image, the boxes
     land on the objects of the photo as shown; without the image they are left as written."""
-    photo = write_photo(tmp_path / "photo.jpg", 6)
-    path = write_prediction(
-        tmp_path / "predictions",
-        "photo",
-        Prediction([OBJECT, CORNER], ["head", "tag"], [0.9, 0.8], STORED_SIZE),
-    )
-    torch.save({**torch.load(path, weights_only=True), "version": 1}, path)
+    photo = photos.write_photo(tmp_path / "photo.jpg", 6)
+    path = photos.save_version_1(tmp_path / "predictions" / "photo.pt", scores=[0.9, 0.8])
     moved = load_prediction(path, photo)
-    np.testing.assert_array_equal(moved.boxes, SHOWN[6][1:])
-    assert moved.image_size == SHOWN[6][0] and moved.labels == ["head", "tag"]
+    np.testing.assert_array_equal(moved.boxes, photos.SHOWN[6][1:])
+    assert moved.image_size == photos.SHOWN[6][0] and moved.labels == ["head", "tag"]
     np.testing.assert_allclose(moved.scores, [0.9, 0.8])
-    np.testing.assert_array_equal(load_prediction(path).boxes, [OBJECT, CORNER])
+    np.testing.assert_array_equal(load_prediction(path).boxes, [photos.OBJECT, photos.CORNER])
