@@ -106,7 +106,10 @@ def read_dataset_folder(path: str | Path) -> list[LayerData]:
 
 # -- single annotation files ---------------------------------------------------------------
 def _load_boxes_file(path: Path) -> tuple[ImageAnnotation, np.ndarray | None]:
-    """The annotation in ``path`` and its scores (predictions), or ``AnnotationError``."""
+    """The annotation in ``path`` and its scores (predictions), or ``AnnotationError``.
+
+    A version-1 file (store or prediction) is moved onto its image as shown, when found.
+    """
     try:
         data = safe_torch_load(path)
     except UnsafeFileError:  # perhaps the tutorial's numpy-pickled target: its own allow list
@@ -114,7 +117,7 @@ def _load_boxes_file(path: Path) -> tuple[ImageAnnotation, np.ndarray | None]:
 
         boxes, labels = read_tutorial_target(path)
         return ImageAnnotation(boxes=boxes, labels=labels, reviewed=True), None
-    annotation = validate_annotation(data, source=str(path))
+    annotation = validate_annotation(data, source=str(path), image=_find_image(path))
     scores = data.get("scores") if isinstance(data, dict) else None
     if scores is not None:
         scores = np.asarray(scores.tolist() if hasattr(scores, "tolist") else scores, np.float64)

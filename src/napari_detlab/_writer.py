@@ -2,7 +2,7 @@
 
 ``File > Save Selected Layers…`` with one or more Shapes layers selected and a ``.pt`` name
 writes ``{"boxes": float32 [N, 4] xyxy, "labels": [...], "reviewed": True, "image_size":
-[h, w], "version": 1}``, the file
+[h, w], "version": 2}``, the file
 :class:`~napari_detlab.core.annotations.store.AnnotationStore` reads:
 saved as ``<dataset>/annotations/<stem>.pt`` it *is* that image's annotation.
 

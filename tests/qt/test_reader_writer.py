@@ -16,6 +16,7 @@ from napari_detlab._writer import write_shapes_layers
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.atomic import safe_torch_load
 from napari_detlab.core.boxes import napari_to_xyxy
+from oriented_photos import SHOWN, as_other_tools_show, save_version_1, write_photo
 
 PLUGIN = "napari-detlab"
 
@@ -108,6 +109,34 @@ def test_prediction_files_open_with_scores(tmp_path: Path) -> None:
         "predictions: dust",
     ]
     assert layers[1][1]["features"]["score"] == pytest.approx([0.2])
+
+
+@pytest.mark.parametrize("opened", ["dataset folder", "annotation file", "prediction file"])
+def test_a_phone_photo_opens_upright_with_old_boxes_on_its_object(
+    tmp_path: Path, opened: str
+) -> None:
+    """An orientation-6 photo opens as other tools show it, and files of the previous
+    version (boxes on the stored pixels) show their boxes on the same object."""
+    folder = tmp_path / "photos"
+    photo = write_photo(folder / "photo.jpg", 6)
+    save_version_1(folder / "annotations" / "photo.pt", reviewed=True)
+    save_version_1(folder / "predictions" / "photo.pt", scores=torch.tensor([0.9, 0.8]))
+    path = {
+        "dataset folder": folder,
+        "annotation file": folder / "annotations" / "photo.pt",
+        "prediction file": folder / "predictions" / "photo.pt",
+    }[opened]
+    (image, _, _), *shapes = get_reader(str(path))(str(path))
+    np.testing.assert_array_equal(image, as_other_tools_show(photo))
+    boxes = {
+        attributes["metadata"]["detlab_class"]: napari_to_xyxy(data)
+        for data, attributes, _ in shapes
+        if len(data)
+    }
+    np.testing.assert_array_equal(boxes["head"], [SHOWN[6][1]])
+    np.testing.assert_array_equal(boxes["tag"], [SHOWN[6][2]])
+    sizes = {tuple(attributes["metadata"]["detlab_image_size"]) for _, attributes, _ in shapes}
+    assert sizes == {SHOWN[6][0]}
 
 
 def test_files_that_are_not_annotations_are_declined(tmp_path: Path) -> None:

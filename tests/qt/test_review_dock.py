@@ -21,6 +21,7 @@ from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
 from napari_detlab.core.evaluation.review import ReviewThresholds, filter_predictions
 from napari_detlab.core.model.predict import Prediction, write_prediction
+from oriented_photos import SHOWN, save_version_1, write_photo
 
 # -- review, on hand-made predictions with a known answer -------------------------------------
 GT_BOXES = np.array([[10, 10, 40, 40], [60, 10, 90, 40], [10, 60, 40, 90]], np.float32)
@@ -175,6 +176,24 @@ def test_dataset_precision_recall_and_map_at_the_current_thresholds(review_setup
     assert 0 < review.dataset_review.metrics["map_50"] < 1
     assert review.image_map_label.text().startswith("mAP@.5 ")  # the one image is the dataset
     assert review.image_map_label.text() in review.dataset_label.text()
+
+
+def test_old_predictions_of_a_phone_photo_are_reviewed_on_its_objects(make_napari_viewer, tmp_path):
+    """An orientation-6 photo whose prediction and annotation the previous version wrote on
+    its stored pixels: the dock draws the predictions on the objects shown, and both match."""
+    folder = tmp_path / "photos"
+    write_photo(folder / "photo.jpg", 6)
+    save_version_1(folder / "annotations" / "photo.pt", reviewed=True)
+    save_version_1(folder / "predictions" / "photo.pt", scores=[0.9, 0.8])
+    viewer = make_napari_viewer()
+    annotator, review = AnnotatorWidget(viewer), ReviewWidget(viewer)
+    viewer.window.add_dock_widget(annotator, name="Annotator")
+    viewer.window.add_dock_widget(review, name="Review predictions")
+    annotator.open_folder(folder)
+    annotator.go_to(0)
+    review.score_slider.setValue(0.5)
+    assert review.kept.tolist() == [0, 1] and review.match.is_tp.tolist() == [True, True]
+    np.testing.assert_allclose(drawn_boxes(viewer.layers[REVIEW_OUTLINES_LAYER]), SHOWN[6][1:])
 
 
 def dock_of(widget) -> QDockWidget:

@@ -235,7 +235,8 @@ class ReviewWidget(QWidget):
             )
         else:
             try:
-                prediction = self._file_cache.get(path, load_prediction)
+                image = self.image_path  # a version-1 file is oriented like its image
+                prediction = self._file_cache.get(path, lambda p: load_prediction(p, image))
             except DetlabError as error:
                 show_error(str(error))
                 prediction = None

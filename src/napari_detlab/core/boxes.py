@@ -1,6 +1,7 @@
 """Box formats and the one conversion between the core's xyxy and napari's corners.
 
-Everywhere in the core a box is ``(x1, y1, x2, y2)`` in pixels of the original image, as a
+Everywhere in the core a box is ``(x1, y1, x2, y2)`` in pixels of the original image as it
+is shown (a photo's EXIF orientation applied, :mod:`~napari_detlab.core.orientation`), as a
 float array of shape ``(N, 4)``. napari's Shapes layer stores each rectangle as four vertices
 in ``(row, col)`` order, possibly with leading plane coordinates and possibly rotated or
 dragged into a non-rectangle: :func:`napari_to_xyxy` turns any such shape into its axis-aligned

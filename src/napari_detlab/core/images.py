@@ -1,26 +1,46 @@
 """Finding and decoding the images of a dataset folder.
 
 Users arrive with whatever their microscope or camera wrote: JPEG, PNG, TIFF (16-bit,
-multi-page), grayscale or RGBA. Reading returns the pixels as stored (the Annotator shows them
-within the limits of :func:`contrast_for`); :func:`to_float_rgb` is the one place that turns
-them into the 3-channel ``[0, 1]`` floats a torchvision detector expects.
+multi-page), grayscale or RGBA. Reading returns the pixels as the image is meant to be seen:
+a phone photo's EXIF orientation is applied (:mod:`~napari_detlab.core.orientation`), as every
+gallery, CVAT and OpenCV do, so boxes here and boxes there are in the same pixels. Everything
+that shows, trains on, predicts or measures an image goes through :func:`read_image` and
+:func:`image_size`. The Annotator shows the pixels within the limits of
+:func:`contrast_for`; :func:`to_float_rgb` is the one place that turns them into the
+3-channel ``[0, 1]`` floats a torchvision detector expects.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_detlab.core.boxes import BoxRecord
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.orientation import (
+    ORIENTATION_TAG,
+    orient_pixels,
+    orient_record,
+    orientation_value,
+    oriented_size,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ImageHeader",
     "ImageReadError",
     "contrast_for",
     "image_size",
     "list_images",
+    "orient_stored_boxes",
+    "read_header",
     "read_image",
     "to_float_rgb",
 ]
@@ -57,19 +77,19 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode one image: ``(H, W)`` grayscale or ``(H, W, C)`` colour, dtype as stored.
+    """Decode one image as it is meant to be seen: ``(H, W)`` grayscale or ``(H, W, C)``
+    colour, dtype as stored, its EXIF (or TIFF) orientation applied.
 
-    Multi-page TIFFs give their first page, and a trailing singleton channel is dropped so
-    grayscale is always 2-D.
+    The result equals ``np.asarray(ImageOps.exif_transpose(Image.open(path)))`` for the
+    images Pillow reads. Multi-page TIFFs give their first page, and a trailing singleton
+    channel is dropped so grayscale is always 2-D.
     """
     path = Path(path)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            array = tifffile.imread(path, key=0)
+        if _is_tiff(path):
+            array, orientation = _read_with_tifffile(path)
         else:
-            array = _read_with_pillow(path)
+            array, orientation = _read_with_pillow(path)
     except Exception as error:  # decoders raise many types; the user needs the file name
         raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
     array = np.asarray(array)
@@ -79,7 +99,19 @@ def read_image(path: str | Path) -> np.ndarray:
         array = array[..., 0]  # grayscale, possibly with alpha
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise ImageReadError(f"{path}: unsupported image shape {array.shape}")
-    return array
+    return orient_pixels(array, orientation)
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in (".tif", ".tiff")
+
+
+def _read_with_tifffile(path: Path) -> tuple[np.ndarray, int]:
+    """The first page and its Orientation tag (what Pillow's ``getexif`` reports for TIFFs)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return tif.asarray(key=0), orientation_value(tif.pages[0].tags.valueof(ORIENTATION_TAG))
 
 
 # Pillow modes whose pixels numpy cannot show as they are: converted to the nearest that can.
@@ -88,40 +120,151 @@ _PILLOW_CONVERSIONS = {"1": "L", "LA": "L", "La": "L", "P": "RGBA", "PA": "RGBA"
                        "RGBX": "RGB"}  # fmt: skip
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
-    """Decode with Pillow, turning palette, CMYK, bilevel and gray+alpha into plain arrays."""
+def _read_with_pillow(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with Pillow, turning palette, CMYK, bilevel and gray+alpha into plain arrays;
+    returns the stored pixels and the orientation to apply."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
+        orientation = _pillow_orientation(image)
         mode = image.mode
         if mode == "P" and "transparency" not in image.info:
             image = image.convert("RGB")
         elif mode in _PILLOW_CONVERSIONS:
             image = image.convert(_PILLOW_CONVERSIONS[mode])
-        return np.asarray(image)
+        return np.asarray(image), orientation
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` read from the header when possible, without decoding the pixels."""
+def _pillow_orientation(image: Image.Image) -> int:
+    """The orientation ``ImageOps.exif_transpose`` applies: EXIF, else XMP's, else 1.
+
+    A damaged EXIF block must not make a photo unreadable: it counts as no orientation.
+    """
+    try:
+        return orientation_value(image.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # Pillow's EXIF parser raises many types on damaged blocks
+        return 1
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says about its geometry.
+
+    Attributes
+    ----------
+    stored_size
+        ``(height, width)`` of the pixels as stored in the file.
+    orientation
+        The EXIF (or TIFF) orientation, 1-8; 1 when the file has none.
+    """
+
+    stored_size: tuple[int, int]
+    orientation: int = 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the image as shown: what :func:`read_image` returns."""
+        return oriented_size(self.stored_size, self.orientation)
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """The stored size and orientation of an image, from its header, without decoding it."""
     path = Path(path)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                shape = tif.pages[0].shape
-                axes = tif.pages[0].axes
-            if "Y" in axes and "X" in axes:
-                return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
-            return int(shape[0]), int(shape[1])
+        if _is_tiff(path):
+            return _tiff_header(path)
         from PIL import Image
 
         with Image.open(path) as image:
             width, height = image.size
-        return int(height), int(width)
+            if image.format == "PNG":
+                _spare_png_decode(image, path)
+            return ImageHeader((int(height), int(width)), _pillow_orientation(image))
     except Exception as error:
         raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def _tiff_header(path: Path) -> ImageHeader:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        shape, axes = page.shape, page.axes
+        orientation = orientation_value(page.tags.valueof(ORIENTATION_TAG))
+    if "Y" in axes and "X" in axes:
+        return ImageHeader((int(shape[axes.index("Y")]), int(shape[axes.index("X")])), orientation)
+    return ImageHeader((int(shape[0]), int(shape[1])), orientation)
+
+
+# PNG text chunks whose keyword Pillow reads an orientation from (EXIF as hex, XMP).
+_PNG_ORIENTATION_KEYWORDS = (b"Raw profile type exif", b"XML:com.adobe.xmp")
+
+
+def _spare_png_decode(image: Image.Image, path: Path) -> None:
+    """Let ``image.getexif()`` answer from the chunks before the pixels when that is complete.
+
+    A PNG may carry its EXIF after the pixel data, so Pillow decodes the whole image before
+    it answers ``getexif()`` unless an EXIF chunk came before the pixels. Sizing a folder of
+    PNGs must not decode them: when no chunk after the pixels can hold an orientation, an
+    empty EXIF entry tells Pillow there is none, which is what decoding would have found.
+    """
+    if "exif" in image.info or "Raw profile type exif" in image.info:
+        return
+    if not _png_orientation_after_pixels(path):
+        image.info["exif"] = b""
+
+
+def _png_orientation_after_pixels(path: Path) -> bool:
+    """Whether a chunk after the first pixel chunk (IDAT) may hold an orientation.
+
+    Reads only the chunks' 8-byte headers (and a text chunk's keyword), seeking over the
+    pixel data; a truncated file answers ``False``, as the header's size is still usable.
+    """
+    with open(path, "rb", buffering=0) as file:
+        file.seek(8)  # the signature
+        after_pixels = False
+        while len(head := file.read(8)) == 8:
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                after_pixels = True
+            elif after_pixels and kind == b"eXIf":
+                return True
+            elif after_pixels and kind in (b"tEXt", b"zTXt", b"iTXt"):
+                start = file.read(min(length, 80))  # a keyword has 1-79 bytes and a NUL
+                if start.split(b"\0", 1)[0] in _PNG_ORIENTATION_KEYWORDS:
+                    return True
+                length -= len(start)
+            file.seek(length + 4, 1)  # the (rest of the) data and its CRC
+    return False
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of the image as shown (its orientation applied), read from the
+    header without decoding the pixels: the shape :func:`read_image` returns."""
+    return read_header(path).size
+
+
+def orient_stored_boxes(record: BoxRecord, image: str | Path | None) -> None:
+    """Move boxes measured on ``image``'s stored pixels onto the image as shown, in place.
+
+    Files written before napari-detlab honoured the orientation (store and prediction files
+    of version 1) hold such boxes. Their ``image_size``, when they have one, is the stored
+    size the boxes were measured on; else the header's. Nothing happens without an image, for
+    an orientation of 1, or when the image cannot be read (it cannot be shown or trained on
+    either, and the boxes are kept as they are).
+    """
+    if image is None:
+        return
+    try:
+        header = read_header(image)
+    except ImageReadError:
+        return
+    if header.orientation != 1:
+        size = getattr(record, "image_size", None) or header.stored_size
+        orient_record(record, size, header.orientation)
 
 
 def to_float_rgb(array: np.ndarray) -> np.ndarray:

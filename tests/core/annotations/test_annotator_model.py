@@ -31,6 +31,7 @@ from napari_detlab.core.annotations.store import (
     ImageAnnotation,
 )
 from napari_detlab.core.images import read_image
+from oriented_photos import OBJECT, SHOWN, as_other_tools_show, save_version_1, write_photo
 
 HEIGHT, WIDTH = 40, 60
 
@@ -245,6 +246,27 @@ def test_browsing_never_rewrites_a_file_whose_boxes_are_in_another_order(folder:
     annotator.flush()
     data = on_disk(folder, "img1")
     assert sorted(data["labels"]) == ["a", "a", "b", "b"] and data["source"] == "another tool"
+
+
+def test_a_phone_photo_is_shown_upright_and_its_old_boxes_follow(tmp_path: Path) -> None:
+    """An orientation-6 photo shows as other tools show it; a box saved by the previous
+    version (stored pixels) is on its object; browsing keeps the old file, an edit writes
+    version 2 in the pixels shown."""
+    folder = tmp_path / "photos"
+    photo = write_photo(folder / "photo.jpg", 6)
+    old = save_version_1(AnnotationStore(folder).path_for(photo), (OBJECT,), ("head",))
+    before = old.read_bytes()
+    annotator, screen = open_annotator(folder)
+    shown_size, object_box, corner_box = SHOWN[6]
+    np.testing.assert_array_equal(screen.shown[-1].pixels, as_other_tools_show(photo))
+    np.testing.assert_array_equal(screen.boxes["head"], [object_box])
+    assert annotator.image_size == shown_size
+    assert annotator.flush() and old.read_bytes() == before  # nothing changed: not rewritten
+    screen.draw("head", corner_box)  # drawn where the user sees the grey block
+    assert annotator.flush()
+    data = on_disk(folder, "photo")
+    assert data["version"] == 2 and data["image_size"] == list(shown_size)
+    np.testing.assert_array_equal(data["boxes"].numpy(), [object_box, corner_box])
 
 
 def test_a_failed_write_is_reported_and_nothing_is_lost(folder: Path, monkeypatch) -> None:

@@ -56,7 +56,7 @@ def test_saved_file_is_the_documented_dict_and_loads_with_weights_only(
     assert data["labels"] == ["cell", "crystal"]
     assert data["reviewed"] is True
     assert data["image_size"] == [HEIGHT, WIDTH]
-    assert data["version"] == 1
+    assert data["version"] == 2  # boxes in the pixels shown (EXIF orientation applied)
     loaded = store.load("img1")
     assert loaded is not None and loaded.same_as(_annotation(boxes, ["cell", "crystal"]))
 

@@ -10,6 +10,7 @@ from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotatio
 from napari_detlab.core.evaluation.dataset_review import review_dataset, review_prediction_folder
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
 from napari_detlab.core.model.predict import Prediction, write_prediction
+from oriented_photos import save_version_1, write_photo
 
 
 def test_dataset_counts_are_the_sum_of_the_images_with_ground_truth():
@@ -100,3 +101,16 @@ def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_chang
     after = review_prediction_folder(folder, store, cache, thresholds)
     assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
     assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)
+
+
+def test_old_prediction_files_of_a_phone_photo_are_scored_on_the_photo_as_shown(tmp_path):
+    """A prediction and an annotation of the previous version (stored pixels) of an
+    orientation-8 photo both land on its objects: two true positives, not two misses."""
+    photo = write_photo(tmp_path / "photo.jpg", 8)
+    store = AnnotationStore(tmp_path)
+    save_version_1(store.path_for(photo), reviewed=True)
+    save_version_1(tmp_path / "predictions" / "photo.pt", scores=[0.9, 0.8])
+    figures = review_prediction_folder(
+        tmp_path / "predictions", store, FileCache(), ReviewThresholds(), current_stem="photo"
+    )
+    assert figures.dataset.per_image == {"photo": Counts(tp=2, fp=0, missed=0)}

@@ -22,6 +22,7 @@ from napari_detlab.core.evaluation.metrics import (
     metrics_to_json,
 )
 from napari_detlab.core.model.predict import Prediction, write_prediction
+from oriented_photos import save_version_1, write_photo
 
 CLASSES = ["cell", "crystal"]
 
@@ -271,3 +272,13 @@ def test_metrics_from_folders_scores_images_with_both_files(tmp_path):
     write_prediction(pred_dir, "b", Prediction([[5, 5, 30, 30]], ["dog"], [0.9]))
     with pytest.raises(ValueError, match=r"class mismatch.*'dog'"):
         coco_metrics_from_folders(pred_dir, tmp_path)
+
+
+def test_old_predictions_and_annotations_of_a_phone_photo_still_match(tmp_path):
+    """Both written by the previous version on the stored pixels of an orientation-6 photo:
+    each is moved onto the photo as shown, so they still score as found."""
+    photo = write_photo(tmp_path / "photo.jpg", 6)
+    save_version_1(AnnotationStore(tmp_path).path_for(photo), reviewed=True)
+    save_version_1(tmp_path / "predictions" / "photo.pt", scores=[0.9, 0.8])
+    metrics = coco_metrics_from_folders(tmp_path / "predictions", tmp_path)
+    assert metrics["map"] == pytest.approx(1.0)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
+import oriented_photos as photos
 from napari_detlab.core.images import read_image, to_float_rgb
 from napari_detlab.core.model.builder import build_model
 from napari_detlab.core.model.checkpoint import save_checkpoint
@@ -160,3 +162,42 @@ def test_prefetching_decoder_gives_the_same_batches(images, tmp_path):
             assert type(a) is type(b)
             if not isinstance(a, SkippedImage):
                 assert torch.equal(a[0], b[0]) and a[1] == b[1]
+
+
+class BrightBlockFinder(nn.Module):
+    """A "detector" that boxes the bright pixels of each image it is given, so its boxes say
+    which pixels the model saw."""
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        found = []
+        for image in images:
+            rows, cols = torch.nonzero(image.mean(0) > (photos.BRIGHT - 40) / 255, as_tuple=True)
+            box = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+            found.append({"boxes": torch.tensor([box], dtype=torch.float32),
+                          "labels": torch.tensor([1]), "scores": torch.tensor([0.9])})  # fmt: skip
+        return found
+
+
+@pytest.mark.parametrize("orientation", photos.ORIENTATIONS)
+def test_prediction_sees_a_photo_as_shown(tmp_path, orientation):
+    photo = photos.write_photo(tmp_path / "photo.jpg", orientation)
+    config = preset("fast", ["head"])
+    [(path, prediction)] = predict_images(BrightBlockFinder(), config, [photo])
+    shown_size, object_box, _ = photos.SHOWN[orientation]
+    assert path == photo and prediction.image_size == shown_size
+    np.testing.assert_array_equal(prediction.boxes, [object_box])
+    written = write_prediction(tmp_path / "predictions", "photo", prediction)
+    assert torch.load(written, weights_only=True)["version"] == 2
+    np.testing.assert_array_equal(load_prediction(written, photo).boxes, [object_box])
+
+
+def test_a_version_1_prediction_is_moved_with_its_image(tmp_path):
+    """Predicted by the previous version on the stored pixels: read with its image, the boxes
+    land on the objects of the photo as shown; without the image they are left as written."""
+    photo = photos.write_photo(tmp_path / "photo.jpg", 6)
+    path = photos.save_version_1(tmp_path / "predictions" / "photo.pt", scores=[0.9, 0.8])
+    moved = load_prediction(path, photo)
+    np.testing.assert_array_equal(moved.boxes, photos.SHOWN[6][1:])
+    assert moved.image_size == photos.SHOWN[6][0] and moved.labels == ["head", "tag"]
+    np.testing.assert_allclose(moved.scores, [0.9, 0.8])
+    np.testing.assert_array_equal(load_prediction(path).boxes, [photos.OBJECT, photos.CORNER])

@@ -12,10 +12,20 @@ from PIL import Image
 
 from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.images import to_float_rgb
 from napari_detlab.core.training.dataset import (
     DetectionDataset,
     collate,
     split_train_val,
+)
+from oriented_photos import (
+    BRIGHT,
+    GREY,
+    SHOWN,
+    as_other_tools_show,
+    mean_inside,
+    save_version_1,
+    write_photo,
 )
 
 
@@ -63,6 +73,24 @@ def test_unknown_class_names_file_and_class(mixed):
         DetectionDataset(mixed, ["boxes"], ["cell"])
     with pytest.raises(ValueError, match="no annotation file"):
         DetectionDataset(mixed, ["untouched"], ["cell", "crystal"])
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_phone_photo_trains_as_shown_with_its_old_boxes_on_their_objects(tmp_path, orientation):
+    """The model's input is the photo as other tools show it, and an annotation of the
+    previous version (stored pixels) reaches it moved onto the same objects."""
+    photo = write_photo(tmp_path / "photo.jpg", orientation)
+    save_version_1(AnnotationStore(tmp_path).path_for(photo), reviewed=True)
+    dataset = DetectionDataset(tmp_path, None, ["head", "tag"])
+    image, target, stem = dataset[0]
+    shown_size, object_box, corner_box = SHOWN[orientation]
+    pixels = image.permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(pixels, to_float_rgb(as_other_tools_show(photo)))
+    assert target["boxes"].tolist() == [list(object_box), list(corner_box)]
+    assert target["labels"].tolist() == [1, 2]
+    assert mean_inside(pixels, object_box) * 255 > BRIGHT - 10
+    assert abs(mean_inside(pixels, corner_box) * 255 - GREY) < 10
+    assert dataset.ground_truth()[stem].image_size == shown_size
 
 
 def test_sixteen_bit_grayscale_becomes_three_channels_in_unit_range(tmp_path):

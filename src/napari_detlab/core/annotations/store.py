@@ -6,7 +6,7 @@ Layout of a dataset folder (the names are this module's constants; nothing else 
         img001.jpg ...
         annotations/         ANNOTATIONS_DIRNAME
             img001.pt        {"boxes": float32 [N, 4] xyxy, "labels": [str] * N,
-                              "reviewed": bool, "image_size": [height, width], "version": 1}
+                              "reviewed": bool, "image_size": [height, width], "version": 2}
             classes.json     {"classes": [{"name": ..., "color": "#rrggbb"}, ...]}
         predictions/         PREDICTIONS_DIRNAME: <stem>.pt per image, written by the model
         runs/                RUNS_DIRNAME: <date>-<time>[-n]/ per training run started here
@@ -15,6 +15,12 @@ An image without a file has never been looked at; an image whose file has no box
 ``reviewed=True`` is a confirmed negative example. Files load with
 ``torch.load(weights_only=True)`` and are validated, so a bad file is reported with its name
 and what is wrong instead of crashing training hours later.
+
+Boxes and ``image_size`` are in pixels of the image as shown, its EXIF orientation applied
+(:func:`~napari_detlab.core.images.read_image`): version 2. Files of version 1 were written
+before the orientation was honoured, in the stored pixels; for a photo whose orientation is
+not 1 they are validated against their own size and moved onto the shown image on load, and
+written as version 2 at the next save. Nothing else changes for them.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from napari_detlab.core.atomic import (
 )
 from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
-from napari_detlab.core.images import IMAGE_SUFFIXES, list_images
+from napari_detlab.core.images import IMAGE_SUFFIXES, list_images, orient_stored_boxes
 
 __all__ = [
     "ANNOTATIONS_DIRNAME",
@@ -54,6 +60,7 @@ __all__ = [
     "sanitize_boxes",
     "stem_of",
     "validate_annotation",
+    "written_on_stored_pixels",
 ]
 
 ANNOTATIONS_DIRNAME = "annotations"
@@ -62,7 +69,9 @@ RUNS_DIRNAME = "runs"
 CLASSES_FILENAME = "classes.json"
 # The class a new dataset starts with, so that a box can be drawn before any class is named.
 DEFAULT_CLASS = "object"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Files of this version hold boxes in the image's stored pixels, its orientation not applied.
+STORED_PIXELS_VERSION = 1
 # How far (pixels) a box may overshoot the image and still be clipped rather than refused.
 CLIP_TOLERANCE = 1.0
 DEFAULT_COLORS = (
@@ -207,13 +216,21 @@ def _check_extents(boxes: np.ndarray, source: str) -> None:
             )
 
 
-def validate_annotation(data: object, source: str = "annotation") -> ImageAnnotation:
+def validate_annotation(
+    data: object, source: str = "annotation", *, image: str | Path | None = None
+) -> ImageAnnotation:
     """Check a loaded dict against the store's rules and return it as an :class:`ImageAnnotation`.
 
     Boxes that stick out of the image by at most :data:`CLIP_TOLERANCE` pixels are clipped
     (drawing tools and float rounding overshoot); anything else wrong raises
     :class:`AnnotationError` naming ``source``, the box and the problem. A dict without a
     ``"reviewed"`` key (the tutorial's targets) counts as reviewed: someone wrote it.
+
+    ``image`` is the image file the dict belongs to. A dict of
+    :data:`STORED_PIXELS_VERSION` is checked against the stored size it was written for and
+    then moved onto ``image`` as shown (:func:`~napari_detlab.core.images.orient_stored_boxes`).
+    A dict without a version is another tool's (the tutorial's targets) and, like every
+    format's boxes, already in the shown image's pixels.
     """
     if not isinstance(data, dict):
         raise AnnotationError(
@@ -254,13 +271,23 @@ def validate_annotation(data: object, source: str = "annotation") -> ImageAnnota
     reviewed = data.get("reviewed", True)
     if not isinstance(reviewed, (bool, np.bool_, int)):
         raise AnnotationError(f"{source}: 'reviewed' must be true or false, got {reviewed!r}")
-    return ImageAnnotation(
+    annotation = ImageAnnotation(
         boxes=boxes.astype(np.float32),
         labels=labels,
         reviewed=bool(reviewed),
         image_size=image_size,
         extra={key: value for key, value in data.items() if key not in _STORE_KEYS},
     )
+    if written_on_stored_pixels(data):
+        orient_stored_boxes(annotation, image)
+    return annotation
+
+
+def written_on_stored_pixels(data: object) -> bool:
+    """Whether a loaded annotation dict predates orientation (version 1): its boxes are on
+    the image's stored pixels. Prediction files' version 1 means the same."""
+    version = data.get("version") if isinstance(data, dict) else None
+    return type(version) is int and version == STORED_PIXELS_VERSION
 
 
 def sanitize_boxes(
@@ -301,6 +328,7 @@ class AnnotationStore:
             raise FileNotFoundError(f"{self.root}: not a folder")
         self.annotations_dir = self.root / ANNOTATIONS_DIRNAME
         self._images: list[Path] | None = None
+        self._by_stem: dict[str, Path] | None = None
 
     @classmethod
     def of(cls, store_or_root: AnnotationStore | str | Path) -> AnnotationStore:
@@ -346,7 +374,23 @@ class AnnotationStore:
 
     def refresh(self) -> None:
         """Forget the cached image list after files were added or removed."""
-        self._images = None
+        self._images = self._by_stem = None
+
+    def image_of(self, image: str | Path) -> Path | None:
+        """The dataset's image file for an image path, file name or stem; ``None`` if absent.
+
+        An absolute path to an existing file is that file; otherwise the first image of the
+        stem in natural order, the one whose annotation file the stem names.
+        """
+        path = Path(image)
+        if path.is_absolute() and path.is_file():
+            return path
+        if self._by_stem is None:
+            by_stem: dict[str, Path] = {}
+            for found in self.images:
+                by_stem.setdefault(found.stem, found)
+            self._by_stem = by_stem
+        return self._by_stem.get(stem_of(image))
 
     def duplicate_stems(self) -> list[str]:
         """Stems shared by two images (``a.jpg`` and ``a.png``): they would share one file."""
@@ -376,6 +420,9 @@ class AnnotationStore:
         AnnotationError
             The file cannot be read (not a ``.pt`` file, truncated, or refused because it
             needs code to run) or breaks the rules; the message names the file and why.
+
+        A file of version 1 comes back in the shown image's pixels (see the module's notes);
+        the file itself is only rewritten by the next :meth:`save`.
         """
         path = self.path_for(image)
         if not path.is_file():
@@ -384,7 +431,11 @@ class AnnotationStore:
             data = safe_torch_load(path)
         except DetlabError as error:  # unsafe or unreadable: the message names the file
             raise AnnotationError(str(error)) from error
-        return validate_annotation(data, source=str(path))
+        # Only a version-1 file needs its image: the folder is not listed for the others.
+        legacy = written_on_stored_pixels(data)
+        return validate_annotation(
+            data, source=str(path), image=self.image_of(image) if legacy else None
+        )
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
         """Validate, clip sub-pixel overshoot and write atomically; returns the file written.

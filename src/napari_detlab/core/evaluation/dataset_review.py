@@ -136,10 +136,14 @@ def review_prediction_folder(
     """
     predictions: dict[str, Prediction] = {}
     truths: dict[str, ImageAnnotation] = {}
+
+    def read_prediction(path: Path) -> Prediction:  # a version-1 file is oriented like its image
+        return load_prediction(path, store.image_of(path.stem))
+
     for path in sorted(Path(predictions_dir).glob("*.pt")):
         try:
             truth = cache.get(store.path_for(path.stem), lambda p: store.load(p.stem))
-            prediction = None if truth is None else cache.get(path, load_prediction)
+            prediction = None if truth is None else cache.get(path, read_prediction)
         except DetlabError:
             continue
         if prediction is not None:

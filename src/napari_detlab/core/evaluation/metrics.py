@@ -300,7 +300,7 @@ def load_folder_pairs(
     if not ground_truth:
         raise EvaluationError(f"{store.root}: no annotated images to evaluate against")
     predictions = {
-        path.stem: load_prediction(path)
+        path.stem: load_prediction(path, store.image_of(path.stem))
         for path in sorted(pred_dir.glob("*.pt"))
         if path.stem in ground_truth
     }

@@ -9,7 +9,14 @@ Prediction files: ``<pred_dir>/<stem>.pt``::
 
     {"boxes": float32 [N, 4] xyxy pixels of the original image, "labels": [class name] * N,
      "scores": float32 [N], "image_size": [h, w], "score_floor": float,
-     "model_nms_thresh": float, "checkpoint": str, "version": 1}
+     "model_nms_thresh": float, "checkpoint": str, "version": 2}
+
+The model sees the image as shown, its EXIF orientation applied
+(:func:`~napari_detlab.core.images.read_image`), so boxes and ``image_size`` are in those
+pixels: version 2. Files of version 1 were predicted on the stored pixels; read with their
+image (:func:`load_prediction`), they are moved onto the shown image, as the store does with
+its own version-1 files, so an old prediction still lands on its object and accepting it in
+Review does not put a misplaced box into the annotations.
 
 On a GPU, images are decoded one batch ahead in a background thread while the model runs,
 so a folder of JPEGs costs model time, not model time plus decode time. On a CPU the model
@@ -37,6 +44,7 @@ from napari_detlab.core.images import (
     IMAGE_SUFFIXES,
     ImageReadError,
     list_images,
+    orient_stored_boxes,
     read_image,
     to_float_rgb,
 )
@@ -56,7 +64,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-PREDICTION_VERSION = 1
+PREDICTION_VERSION = 2
+# Files of this version were predicted on the stored pixels, the orientation not applied.
+STORED_PIXELS_VERSION = 1
 
 
 class PredictionError(DetlabError, ValueError):
@@ -135,7 +145,7 @@ def write_prediction(
     return path
 
 
-def _validate(data: object, source: str) -> Prediction:
+def _validate(data: object, source: str, image: str | Path | None = None) -> Prediction:
     if not isinstance(data, dict):
         raise PredictionError(f"{source}: expected a dict with boxes, labels and scores")
     missing = [key for key in ("boxes", "labels", "scores") if key not in data]
@@ -159,7 +169,7 @@ def _validate(data: object, source: str) -> Prediction:
     if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
         raise PredictionError(f"{source}: a box has x2 < x1 or y2 < y1")
     size = data.get("image_size")
-    return Prediction(
+    prediction = Prediction(
         boxes=boxes,
         labels=list(labels),
         scores=scores.reshape(-1),
@@ -168,11 +178,19 @@ def _validate(data: object, source: str) -> Prediction:
         model_nms_thresh=data.get("model_nms_thresh"),
         checkpoint=str(data.get("checkpoint") or ""),
     )
+    version = data.get("version")
+    if type(version) is int and version == STORED_PIXELS_VERSION:
+        orient_stored_boxes(prediction, image)
+    return prediction
 
 
-def load_prediction(path: str | Path) -> Prediction:
-    """Read and validate a prediction file (``weights_only``; a bad file raises naming it)."""
-    return _validate(safe_torch_load(path), str(path))
+def load_prediction(path: str | Path, image: str | Path | None = None) -> Prediction:
+    """Read and validate a prediction file (``weights_only``; a bad file raises naming it).
+
+    ``image`` is the image it predicts; a version-1 file's boxes are moved onto that image
+    as shown (see the module's notes). Without it they are returned as written.
+    """
+    return _validate(safe_torch_load(path), str(path), image)
 
 
 # -- running the model ------------------------------------------------------------------------
