@@ -14,7 +14,14 @@ Layout of a dataset folder (the names are this module's constants; nothing else 
 An image without a file has never been looked at; an image whose file has no boxes and
 ``reviewed=True`` is a confirmed negative example. Files load with
 ``torch.load(weights_only=True)`` and are validated, so a bad file is reported with its name
-and what is wrong instead of crashing training hours later.
+and what is wrong instead of crashing training hours later. A box must lie in its image:
+when the file records no ``image_size`` (another tool wrote it), the boxes are checked
+against the image's real size, read from its header, by the same rule.
+
+One image, one stem, one file: images whose names differ only in their extension
+(``a.jpg`` and ``a.png``) would share ``annotations/a.pt``, so the store reads, writes and
+deletes that file for neither of them (:class:`AmbiguousImageError`, naming both images),
+and every verb and dock meets them as it meets any annotation file it cannot use.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from napari_detlab.core.atomic import (
 )
 from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
-from napari_detlab.core.images import IMAGE_SUFFIXES, list_images
+from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, image_size, list_images
 
 __all__ = [
     "ANNOTATIONS_DIRNAME",
@@ -44,6 +51,7 @@ __all__ = [
     "DEFAULT_COLORS",
     "PREDICTIONS_DIRNAME",
     "RUNS_DIRNAME",
+    "AmbiguousImageError",
     "AnnotationError",
     "AnnotationStore",
     "ClassInUseError",
@@ -97,6 +105,32 @@ class AnnotationError(DetlabError, ValueError):
 
 class ClassInUseError(AnnotationError):
     """Removing a class that boxes still use, without saying what to do with them."""
+
+
+class AmbiguousImageError(AnnotationError):
+    """Two or more images with one stem (``a.jpg``, ``a.png``): their one annotation file
+    would belong to both, so the store neither reads nor writes it for either.
+
+    Attributes
+    ----------
+    annotation_file
+        The file they would share (``annotations/a.pt``).
+    images
+        The images, in the dataset's order.
+    reason
+        The message without the file's path: what a report line that names its own file says.
+    """
+
+    def __init__(self, annotation_file: Path, images: Sequence[Path]) -> None:
+        self.annotation_file = Path(annotation_file)
+        self.images = list(images)
+        names = [image.name for image in self.images]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+        self.reason = (
+            f"images {listed} differ only in their extension and would share "
+            f"{self.annotation_file.name}; rename one of them"
+        )
+        super().__init__(f"{self.annotation_file}: {self.reason}")
 
 
 @dataclass
@@ -207,13 +241,27 @@ def _check_extents(boxes: np.ndarray, source: str) -> None:
             )
 
 
-def validate_annotation(data: object, source: str = "annotation") -> ImageAnnotation:
+def validate_annotation(
+    data: object, source: str = "annotation", real_size: tuple[int, int] | None = None
+) -> ImageAnnotation:
     """Check a loaded dict against the store's rules and return it as an :class:`ImageAnnotation`.
 
     Boxes that stick out of the image by at most :data:`CLIP_TOLERANCE` pixels are clipped
     (drawing tools and float rounding overshoot); anything else wrong raises
     :class:`AnnotationError` naming ``source``, the box and the problem. A dict without a
     ``"reviewed"`` key (the tutorial's targets) counts as reviewed: someone wrote it.
+
+    Parameters
+    ----------
+    data
+        The loaded dict.
+    source
+        What the messages name (the file's path).
+    real_size
+        ``(height, width)`` of the image itself, read from its header, for a dict that
+        records no ``"image_size"``: its boxes are held to that size by the same rule (a
+        file another tool wrote with a box at x = 500 in a 160 px wide image is refused, not
+        exported), and the annotation's ``image_size`` is that size.
     """
     if not isinstance(data, dict):
         raise AnnotationError(
@@ -235,9 +283,12 @@ def validate_annotation(data: object, source: str = "annotation") -> ImageAnnota
             f"{source}: box {bad} has a non-finite coordinate {boxes[bad].tolist()}"
         )
     _check_extents(boxes, source)
-    image_size = None
+    image_size, measured = real_size, ""
     if data.get("image_size") is not None:
         image_size = _as_image_size(data["image_size"], source)
+    elif real_size is not None:
+        measured = " (size read from the image: the file records none)"
+    if image_size is not None:
         height, width = image_size
         outside = (
             (boxes[:, 0] < -CLIP_TOLERANCE) | (boxes[:, 1] < -CLIP_TOLERANCE)
@@ -246,7 +297,8 @@ def validate_annotation(data: object, source: str = "annotation") -> ImageAnnota
         if outside.any():
             bad = int(np.flatnonzero(outside)[0])
             raise AnnotationError(
-                f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} image"
+                f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} "
+                f"image{measured}"
             )
         boxes = clip_xyxy(boxes, width, height)
         # A box lying wholly in the overshoot margin clips to nothing: still an error.
@@ -301,6 +353,8 @@ class AnnotationStore:
             raise FileNotFoundError(f"{self.root}: not a folder")
         self.annotations_dir = self.root / ANNOTATIONS_DIRNAME
         self._images: list[Path] | None = None
+        # The images of each stem, and the image list it was made from.
+        self._by_stem: tuple[list[Path], dict[str, list[Path]]] | None = None
 
     @classmethod
     def of(cls, store_or_root: AnnotationStore | str | Path) -> AnnotationStore:
@@ -350,10 +404,51 @@ class AnnotationStore:
 
     def duplicate_stems(self) -> list[str]:
         """Stems shared by two images (``a.jpg`` and ``a.png``): they would share one file."""
-        seen: dict[str, int] = {}
-        for path in self.images:
-            seen[path.stem] = seen.get(path.stem, 0) + 1
-        return sorted(stem for stem, count in seen.items() if count > 1)
+        return sorted(stem for stem, images in self._images_by_stem().items() if len(images) > 1)
+
+    def images_named(self, image: str | Path) -> list[Path]:
+        """The dataset's images whose annotation file is ``image``'s, in the dataset's order.
+
+        One for an image of the dataset, none for a name it does not hold, several when
+        images differ only in their extension (then :meth:`check_one_image` refuses them).
+        """
+        return list(self._images_by_stem().get(stem_of(image), []))
+
+    def check_one_image(self, image: str | Path) -> None:
+        """Refuse an annotation file that would belong to several images.
+
+        Raises
+        ------
+        AmbiguousImageError
+            ``image``'s stem names two or more of the dataset's images (``a.jpg`` and
+            ``a.png``); the message names them and the file.
+        """
+        images = self.images_named(image)
+        if len(images) > 1:
+            raise AmbiguousImageError(self.path_for(image), images)
+
+    def _images_by_stem(self) -> dict[str, list[Path]]:
+        # The folder as listed for :attr:`images`; a store that has not listed it yet (a
+        # script saving while it writes the images) looks without caching a list that the
+        # next image would make stale.
+        images = self._images if self._images is not None else list_images(self.root)
+        if self._by_stem is None or self._by_stem[0] is not images:
+            by_stem: dict[str, list[Path]] = {}
+            for path in images:
+                by_stem.setdefault(stem_of(path), []).append(path)
+            self._by_stem = (images, by_stem)
+        return self._by_stem[1]
+
+    def _real_size(self, image: str | Path) -> tuple[int, int] | None:
+        """``(height, width)`` from the header of ``image``'s file; ``None`` when the dataset
+        holds no such image or its header cannot be read (the Annotator reports that)."""
+        images = self.images_named(image)
+        if len(images) != 1:
+            return None
+        try:
+            return image_size(images[0])
+        except ImageReadError:
+            return None
 
     # -- annotations --------------------------------------------------------------------
     def path_for(self, image: str | Path) -> Path:
@@ -371,35 +466,61 @@ class AnnotationStore:
     def load(self, image: str | Path) -> ImageAnnotation | None:
         """The image's annotation, or ``None`` if it was never annotated.
 
+        A file that records no ``image_size`` is held to the image's real size, read from
+        its header, and the annotation returned carries that size.
+
         Raises
         ------
         AnnotationError
             The file cannot be read (not a ``.pt`` file, truncated, or refused because it
             needs code to run) or breaks the rules; the message names the file and why.
+        AmbiguousImageError
+            The file exists and would belong to two images (``a.jpg`` and ``a.png``).
         """
         path = self.path_for(image)
         if not path.is_file():
             return None
+        self.check_one_image(image)
         try:
             data = safe_torch_load(path)
         except DetlabError as error:  # unsafe or unreadable: the message names the file
             raise AnnotationError(str(error)) from error
-        return validate_annotation(data, source=str(path))
+        real_size = None
+        if isinstance(data, dict) and data.get("image_size") is None:
+            real_size = self._real_size(image)
+        return validate_annotation(data, source=str(path), real_size=real_size)
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
         """Validate, clip sub-pixel overshoot and write atomically; returns the file written.
 
         Raises :class:`AnnotationError` (and writes nothing) when the annotation breaks the
-        rules, so a bad box never replaces a good file.
+        rules, so a bad box never replaces a good file: an annotation without an
+        ``image_size`` is checked against the image's real size, and one for an image whose
+        stem another image shares is refused (:class:`AmbiguousImageError`).
         """
         path = self.path_for(image)
-        checked = validate_annotation(annotation.to_dict(), source=str(path))
+        self.check_one_image(image)
+        real_size = None
+        if annotation.image_size is None:
+            real_size = self._real_size(image)
+        checked = validate_annotation(annotation.to_dict(), source=str(path), real_size=real_size)
+        if real_size is not None:
+            checked.image_size = None  # checked against the header; written as it was given
         atomic_torch_save(path, checked.to_dict())
         return path
 
     def delete(self, image: str | Path) -> None:
-        """Forget an image's annotation: it counts as never looked at again."""
-        self.path_for(image).unlink(missing_ok=True)
+        """Forget an image's annotation: it counts as never looked at again.
+
+        Raises
+        ------
+        AmbiguousImageError
+            The file would belong to two images: it is left alone.
+        """
+        path = self.path_for(image)
+        if path.exists():
+            self.check_one_image(image)
+        path.unlink(missing_ok=True)
 
     def quarantine(self, image: str | Path) -> Path:
         """Set the image's unloadable file aside as ``<stem>.pt.unreadable``; returns where.
@@ -422,14 +543,20 @@ class AnnotationStore:
         """Each image that has an annotation file, with the annotation, in image order.
 
         A bad file raises :class:`AnnotationError` unless ``on_error`` is given: then it is
-        called with the image and the error, and the image is skipped.
+        called with the image and the error, and the image is skipped. A file two images
+        would share is reported once, with the first of them, and both are skipped.
         """
+        reported: set[str] = set()
         for image in self.images:
             try:
                 annotation = self.load(image)
             except AnnotationError as error:
                 if on_error is None:
                     raise
+                if isinstance(error, AmbiguousImageError):
+                    if stem_of(image) in reported:
+                        continue
+                    reported.add(stem_of(image))
                 on_error(image, error)
                 continue
             if annotation is not None:
