@@ -17,11 +17,14 @@ from failing_disk import disk_full_after, leftovers
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.formats import (
     ExportReport,
+    Failed,
     FormatError,
     Problem,
     TargetWriteError,
     convert,
+    drain,
     export_dataset,
+    export_steps,
     import_dataset,
 )
 
@@ -280,3 +283,10 @@ def test_reports_say_one_image_one_box_one_problem() -> None:
     ]
     many = ExportReport(format="coco", target=Path("o"), images=2, boxes=0, negatives=2)
     assert many.summary().splitlines() == ["wrote 2 images (0 boxes, 2 negatives) as coco to o"]
+
+
+def test_the_menus_export_of_nothing_fails_with_the_same_line_and_no_file(tmp_path: Path) -> None:
+    store = _dataset(tmp_path / "ds", count=0, names=("a.png",))
+    _, outcome = drain(export_steps(store, "coco", tmp_path / "out.json"))
+    assert isinstance(outcome, Failed) and "nothing annotated to export" in str(outcome)
+    assert not (tmp_path / "out.json").exists()
