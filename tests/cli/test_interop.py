@@ -45,7 +45,7 @@ def test_export_then_import_gives_the_same_annotations(
     target = tmp_path / f"out_{fmt}"
     assert main(["export", str(dataset), fmt, str(target)]) == 0
     out = capsys.readouterr().out
-    assert "wrote 2 images (2 boxes, 1 negatives)" in out and "left out 1" in out
+    assert "wrote 2 images (2 boxes, 1 negative)" in out and "left out 1" in out
 
     copy = _fresh_copy(dataset, tmp_path / "copy")
     assert main(["import", fmt, str(target), str(copy), "--quiet"]) == 0
@@ -116,7 +116,7 @@ def test_partly_bad_input_imports_the_rest_and_warns_with_file_and_line(
         (["import", "klingon", "{json}", "{dataset}"], "unknown format 'klingon'"),
         (["import", "coco", "{json}", "{missing}"], "no such dataset folder"),
         (["import", "coco", "{broken}", "{dataset}"], "line 1, column"),
-        (["import", "coco", "{unmatched}", "{dataset}"], "none of the 1 annotated images"),
+        (["import", "coco", "{unmatched}", "{dataset}"], "the one annotated image, other.png"),
         (["export", "{missing}", "coco", "{out}"], "no such dataset folder"),
         (["convert", "yolo", "{dataset}", "coco", "{out}"], "nothing converted"),
         (["convert", "coco", "{json}", "coco", "{json}"], "onto itself"),

@@ -117,7 +117,7 @@ def test_import_runs_in_the_background_and_reopens_at_the_image_for_a_new_class(
     assert AnnotationStore(folder).load("img0").labels == ["nucleus", "nucleus"]
     # Edits written first; then, as the class list grew, the folder reopened at the image.
     assert docks.calls == [("flush",), ("open", folder), ("show", folder / "img1.png")]
-    assert any("imported 1 images (2 boxes" in text for text in notifications)
+    assert any("imported 1 image (2 boxes" in text for text in notifications)
 
 
 def test_import_asks_before_replacing_different_boxes(
@@ -145,7 +145,7 @@ def test_import_asks_before_replacing_different_boxes(
     # No new class: the image on screen is announced as changed, for the Annotator to redraw.
     changed = [call for call in docks.calls if call[0] != "flush"]
     assert changed == [("changed", folder / "img0.png")] * 2
-    assert any("imported 1 images (1 boxes" in text for text in notifications)
+    assert any("imported 1 image (1 box" in text for text in notifications)
 
 
 def test_export_from_the_menu_writes_the_format(
@@ -161,9 +161,7 @@ def test_export_from_the_menu_writes_the_format(
     assert (target / "img1.xml").is_file()
     assert "<xmin>4</xmin>" in (target / "img1.xml").read_text()
     assert docks.calls == [("flush",)]
-    assert any(
-        f"wrote 1 images (1 boxes, 0 negatives) as voc to {target}" in t for t in notifications
-    )
+    assert any(f"wrote 1 image (1 box, 0 negatives) as voc to {target}" in t for t in notifications)
 
 
 def test_a_failed_import_is_an_error_notification_and_the_menu_comes_back(

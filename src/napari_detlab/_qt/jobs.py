@@ -20,7 +20,10 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from napari_detlab.core.errors import DetlabError
 
 if TYPE_CHECKING:
     from napari.qt.threading import WorkerBase
@@ -126,6 +129,28 @@ def _carried(error: Exception) -> Exception:
     return error
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A job's :class:`~napari_detlab.core.errors.DetlabError`, carried as its result."""
+
+    error: DetlabError
+
+
+def _refusals_returned(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` returning a DetlabError (bad input: a message for the user) instead of
+    raising it, so superqt does not re-raise it on the GUI thread as a crash report; any
+    other exception (a bug) still is."""
+
+    @functools.wraps(function)
+    def run(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except DetlabError as error:
+            return _Refused(error)
+
+    return run
+
+
 class LatestJobs:
     """Start jobs by kind; only the latest job of each kind reports back.
 
@@ -133,6 +158,8 @@ class LatestJobs:
     ----------
     on_error
         Called on the GUI thread with ``(kind, error)`` when the latest job of a kind fails.
+        A :class:`~napari_detlab.core.errors.DetlabError` (a bad file, a refused dataset)
+        goes there alone; any other error is also napari's crash report, as a bug should be.
     """
 
     def __init__(self, on_error: Callable[[str, Exception], None]) -> None:
@@ -150,10 +177,14 @@ class LatestJobs:
         from napari.qt.threading import create_worker
 
         generation = self._generation[kind] = self._generation.get(kind, 0) + 1
-        worker = create_worker(function, *args, _start_thread=False)
+        worker = create_worker(_refusals_returned(function), *args, _start_thread=False)
 
         def finished(result: object) -> None:
-            if generation == self._generation[kind]:
+            if generation != self._generation[kind]:
+                return
+            if isinstance(result, _Refused):
+                self._on_error(kind, result.error)
+            else:
                 on_done(result)
 
         def failed(error: Exception) -> None:

@@ -343,13 +343,12 @@ class ReviewWidget(QWidget):
         self.image_map_label.setText(
             "–" if figures.image is None else map_text(figures.image.metrics)
         )
+        note = figures.left_out_note()
         if figures.dataset is None:
-            self.dataset_label.setText("No annotated image has predictions yet")
-            return
-        counts = figures.dataset.counts.summary()
-        self.dataset_label.setText(
-            f"{figures.images} images: {counts}<br>{map_text(figures.dataset.metrics)}"
-        )
+            lines = ["No annotated image has predictions yet", note]
+        else:
+            lines = [figures.headline(), map_text(figures.dataset.metrics), note]
+        self.dataset_label.setText("<br>".join(line for line in lines if line))
 
     def _metrics_failed(self, _kind: str, error: Exception) -> None:
         self.dataset_label.setText(f"Cannot evaluate: {error}")

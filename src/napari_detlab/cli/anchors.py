@@ -77,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_text(report: AnchorReport, source: str) -> None:
     from napari_detlab.core.anchors.figures import format_percent as pct
+    from napari_detlab.core.wording import counted
+
+    def boxes(count: int, kind: str = "box") -> str:
+        return counted(count, kind, f"{kind}es")
 
     out, figures = sys.stdout, report.figures
-    print(f"{figures.boxes} boxes in {report.images} images ({source})", file=out)
+    print(f"{boxes(figures.boxes)} in {counted(report.images, 'image')} ({source})", file=out)
     print(
         f"recall@{report.fg_thresh}: {pct(figures.recall)}   "
         f"[{report.bg_thresh}, {report.fg_thresh}): {pct(figures.share_between)}   "
@@ -94,11 +98,11 @@ def _print_text(report: AnchorReport, source: str) -> None:
         file=out,
     )
     for name, group in report.per_class.items():
-        print(f"  class {name}: {group.boxes} boxes, recall {pct(group.recall)}", file=out)
+        print(f"  class {name}: {boxes(group.boxes)}, recall {pct(group.recall)}", file=out)
     for name, group in report.per_size.items():
-        print(f"  {name}: {group.boxes} boxes, recall {pct(group.recall)}", file=out)
+        print(f"  {name}: {boxes(group.boxes)}, recall {pct(group.recall)}", file=out)
     if report.uncaught:
-        print(f"{report.uncaught_total} uncaught boxes; worst:", file=out)
+        print(f"{boxes(report.uncaught_total, 'uncaught box')}; worst:", file=out)
         for row in report.uncaught[:10]:
             print(
                 f"  {row.image} box {row.box_index} ({row.label}): best IoU "

@@ -42,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
         load_folder_pairs,
         metrics_to_json,
     )
+    from napari_detlab.core.wording import counted
 
     predictions, ground_truth, classes = load_folder_pairs(args.pred_dir, args.dataset)
     metrics = coco_metrics(predictions, ground_truth, classes)
     if args.json:
         print(metrics_to_json(metrics, images=len(ground_truth)))
     else:
-        print(f"{len(ground_truth)} image(s) scored, classes: {', '.join(classes)}")
+        print(f"{counted(len(ground_truth), 'image')} scored, classes: {', '.join(classes)}")
         print(format_metrics_table(metrics))
     return 0

@@ -9,7 +9,10 @@ Examples::
 
 FORMAT is ``coco``, ``voc``, ``yolo`` or ``tutorial``. A progress bar goes to stderr, the
 summary to stdout, and each line a format could not read to stderr with its file and line.
-Bad input (no such folder, not JSON, nothing matching) prints one line and exits with code 2.
+Bad input (no such folder, not JSON, nothing matching, nothing annotated to export) and a
+file that cannot be written (a full disk, a read-only folder) print one line and exit with
+code 2; files written before a failed one are whole. An export leaves out (and warns about)
+images that cannot be decoded or whose boxes do not fit them, and exits 0 with the rest.
 """
 
 from __future__ import annotations
@@ -203,8 +206,17 @@ def _print_problems(verb: str, problems: list[Problem]) -> None:
 
 
 def _nothing_imported(report: ImportReport) -> str:
+    from napari_detlab.core.wording import counted
+
     if report.problems:
-        return f"nothing imported: {report.problems[0]} ({len(report.problems)} problems)"
+        return (
+            f"nothing imported: {report.problems[0]} ({counted(len(report.problems), 'problem')})"
+        )
+    if len(report.unmatched) == 1:
+        return (
+            f"nothing imported: the one annotated image, {report.unmatched[0]}, is not in "
+            f"{report.dataset}"
+        )
     if report.unmatched:
         return (
             f"nothing imported: none of the {len(report.unmatched)} annotated images "

@@ -39,16 +39,64 @@ __all__ = [
     "ReadResult",
     "Record",
     "SizeLookup",
+    "TargetWriteError",
     "complete_records",
     "parallel_map",
+    "write_file",
 ]
 
 ProgressCallback = Callable[[int, int, str], None]
-"""``on_progress(done, total, stage)``; ``stage`` is ``"reading"`` or ``"writing"``."""
+"""``on_progress(done, total, stage)``; ``stage`` is ``"reading"``, ``"decoding"`` (an
+export checking its images) or ``"writing"``."""
 
 
 class FormatError(DetlabError, ValueError):
     """A source or target that cannot be used at all; the message names the file and place."""
+
+
+class TargetWriteError(DetlabError, OSError):
+    """A file an import or an export could not write (a full disk, a read-only folder).
+
+    It stops the job: every later file would fail the same way. The message is one line that
+    names the file; the files written before it are whole (each write is atomic), and the
+    file itself is as it was. Built as ``TargetWriteError(errno, reason, path)``, like an
+    ``OSError``, which it also is.
+    """
+
+    @classmethod
+    def of(cls, path: Path, error: OSError) -> TargetWriteError:
+        """The error of writing ``path`` that failed with ``error``."""
+        return cls(error.errno, error.strerror or str(error) or type(error).__name__, str(path))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.filename}: cannot be written ({self.strerror}); stopped there, the files "
+            "written before it are complete"
+        )
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """Write one file of an export atomically; returns ``path``.
+
+    Raises
+    ------
+    TargetWriteError
+        The write failed (full disk, read-only folder, a file where a folder should be);
+        ``path`` is untouched and no temporary file is left.
+    """
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as error:
+        raise TargetWriteError.of(path, error) from error
+    return path
+
+
+def _make_folder(folder: Path) -> None:
+    """Create an export's target folder, or raise :class:`TargetWriteError` naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TargetWriteError.of(folder, error) from error
 
 
 @dataclass(frozen=True)
@@ -250,12 +298,11 @@ class FilePerImageFormat(Format):
             raise FormatError(
                 f"{target}: {self.title} is a folder of {self.suffix} files, not a file"
             )
-        target.mkdir(parents=True, exist_ok=True)
+        _make_folder(target)
 
         def write_one(record: Record) -> Path:
             path = target / f"{record.stem}{self.suffix}"
-            atomic_write_bytes(path, self.encode(record, classes, target))
-            return path
+            return write_file(path, self.encode(record, classes, target))
 
         extras = self.write_extras(classes, target)
         return [*extras, *parallel_map(write_one, records, on_progress)], []
@@ -355,13 +402,21 @@ def parallel_map(
     Every file is written through :mod:`napari_detlab.core.atomic`, whose ``fsync`` makes one
     small file cost ~10 ms on a busy disk; overlapping those waits on
     :data:`WRITE_THREADS` threads is what lets thousands of images convert in seconds while
-    each file stays atomic and durable. The first exception is raised after the pool stops.
+    each file stays atomic and durable. The first exception (in the order of ``items``)
+    stops the work: items not started yet are dropped, those under way finish (each file
+    whole), and then it is raised.
     """
     results: list[object] = []
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        for done, result in enumerate(pool.map(function, items), start=1):
-            results.append(result)
-            report_progress(on_progress, done, len(items))
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            for done, future in enumerate(futures, start=1):
+                results.append(future.result())
+                report_progress(on_progress, done, len(items))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return results
 
 

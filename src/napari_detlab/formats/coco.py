@@ -30,7 +30,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from napari_detlab import __version__
-from napari_detlab.core.atomic import atomic_write_json
 from napari_detlab.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from napari_detlab.formats.base import (
     Format,
@@ -40,6 +39,7 @@ from napari_detlab.formats.base import (
     Record,
     SizeLookup,
     report_progress,
+    write_file,
 )
 
 __all__ = ["COCO", "CocoFormat", "to_coco_dict"]
@@ -164,7 +164,7 @@ class CocoFormat(Format):
         on_progress: Callable[[int, int], None] | None = None,
     ) -> tuple[list[Path], list[Problem]]:
         path = self.target_file(target)
-        atomic_write_json(path, to_coco_dict(records, classes))
+        write_file(path, (json.dumps(to_coco_dict(records, classes), indent=2) + "\n").encode())
         report_progress(on_progress, len(records), len(records))
         return [path], []
 

@@ -5,15 +5,23 @@ menu:
 
 - :func:`import_dataset` reads a format into a dataset's annotation store, matching each
   annotated image to the dataset's image by file name, then by stem. Images already annotated
-  differently are kept unless ``overwrite=True``; boxes reaching outside their image are
-  clipped and counted; new classes are appended to the dataset's class list in the format's
-  order.
+  differently are kept unless ``overwrite=True``; boxes reaching outside their image (its real
+  size, read from its header) are clipped and counted, and boxes wholly outside it are
+  dropped and named; new classes are appended to the dataset's class list in the format's
+  order. An image whose stem another image shares (``a.jpg``, ``a.png``) gets nothing: the
+  store keeps one file per stem, so the boxes could land on the wrong image.
 - :func:`export_dataset` writes the store's annotated images (reviewed, or with boxes) in a
   format; images never annotated are left out (and counted), so no format mistakes them for
-  negatives.
+  negatives. Each image is decoded first: one that cannot be, or whose boxes do not fit it,
+  is left out and named. A dataset with nothing annotated is refused, not written empty.
 - :func:`convert` goes from one format to another without a dataset; image sizes (which YOLO
   needs, and VOC and COCO write) come from the images found under the source folder, beside it
-  (``images/``, ``input/``, ``JPEGImages/``) or in ``images=``.
+  (``images/``, ``input/``, ``JPEGImages/``) or in ``images=``. Boxes are fitted to their
+  image as on import.
+
+A file that cannot be written (a full disk, a read-only folder) stops an import or export
+with :class:`~napari_detlab.formats.base.TargetWriteError` naming it; the files written
+before it are whole.
 
 Each returns a report (:class:`~napari_detlab.formats.reports.ImportReport` /
 :class:`~napari_detlab.formats.reports.ExportReport`) listing what was done and every problem
@@ -30,13 +38,18 @@ from pathlib import Path
 import numpy as np
 
 from napari_detlab.core.annotations.store import (
+    AmbiguousImageError,
+    AnnotationError,
     AnnotationStore,
     ClassSpec,
     ImageAnnotation,
     next_color,
     sanitize_boxes,
+    validate_annotation,
 )
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.images import ImageReadError, read_image
+from napari_detlab.core.wording import counted
 from napari_detlab.formats.base import (
     Format,
     FormatError,
@@ -44,6 +57,7 @@ from napari_detlab.formats.base import (
     Problem,
     ProgressCallback,
     Record,
+    TargetWriteError,
     complete_records,
     parallel_map,
     report_progress,
@@ -67,6 +81,7 @@ DIFFICULT_KEY = "difficult"
 # rectangle mode; here it would drop real one-pixel boxes that YOLO's six decimals or
 # float32 bring back as 0.999999 pixel.
 ANY_AREA = float(np.nextafter(0.0, 1.0))
+Report = ImportReport | ExportReport
 
 
 def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int, int], None] | None:
@@ -113,7 +128,7 @@ def import_dataset(
         problems=list(read.problems),
     )
     existing_classes = store.load_classes()
-    groups = _group_by_image(complete_records(read.records, report.problems), index, report)
+    groups = _group_by_image(complete_records(read.records, report.problems), index, store, report)
     to_save: list[tuple[Path, ImageAnnotation]] = []
     for image, records in groups.items():
         annotation = _annotation_for(image, records, index, report)
@@ -135,14 +150,24 @@ def import_dataset(
 
 
 def _group_by_image(
-    records: Iterable[Record], index: ImageIndex, report: ImportReport
+    records: Iterable[Record], index: ImageIndex, store: AnnotationStore, report: ImportReport
 ) -> dict[Path, list[Record]]:
-    """Records per dataset image (a file listed twice has its boxes merged)."""
+    """Records per dataset image (a file listed twice has its boxes merged).
+
+    A record whose image shares its stem with another image is not imported: the store
+    would write one file for both, whichever the record named.
+    """
     groups: dict[Path, list[Record]] = {}
     for record in records:
         image = record.image or index.find(record)
         if image is None:
             report.unmatched.append(record.file_name or record.stem)
+            continue
+        try:
+            store.check_one_image(image)
+        except AmbiguousImageError as error:
+            where = record.file_name or record.stem
+            report.problems.append(Problem(record.source, where, f"not imported: {error.reason}"))
             continue
         groups.setdefault(image, []).append(record)
     for image, group in groups.items():
@@ -160,12 +185,8 @@ def _group_by_image(
 def _annotation_for(
     image: Path, records: list[Record], index: ImageIndex, report: ImportReport
 ) -> ImageAnnotation | None:
-    """The records of one image as a store annotation, cleaned by the store's one rule.
-
-    :func:`~napari_detlab.core.annotations.store.sanitize_boxes` clips every box to the
-    image's real size and keeps it while it still has an area; a box clipped is counted in
-    ``report.clipped_boxes``, a box wholly outside is dropped and named in the problems.
-    """
+    """The records of one image as a store annotation, cleaned by :func:`_fit_to_image`
+    against the image's real size (read from its header)."""
     size = index.size(image)
     if size is None:
         report.problems.append(Problem(str(image), "", "the image cannot be read: not imported"))
@@ -180,13 +201,9 @@ def _annotation_for(
                     f"{image.name} is {size[1]}x{size[0]}; boxes kept in pixels",
                 )
             )
-    boxes = np.concatenate([record.boxes for record in records])
     labels = [label for record in records for label in record.labels]
     difficult = [flag for record in records for flag in record.difficult_flags()]
-    clipped, keep = sanitize_boxes(boxes, size, min_size=ANY_AREA)
-    report.clipped_boxes += int(((clipped != boxes).any(axis=1) & keep).sum())
-    if not keep.all():
-        _report_dropped(image, records, np.flatnonzero(~keep), size, report)
+    clipped, keep = _fit_to_image(records, size, image.name, report)
     annotation = ImageAnnotation(
         boxes=clipped[keep],
         labels=[label for label, k in zip(labels, keep, strict=True) if k],
@@ -199,25 +216,31 @@ def _annotation_for(
     return annotation
 
 
-def _report_dropped(
-    image: Path,
-    records: list[Record],
-    dropped: np.ndarray,
-    size: tuple[int, int],
-    report: ImportReport,
-) -> None:
-    """One problem per box dropped, naming its file, its image and its place in the file."""
+def _fit_to_image(
+    records: list[Record], size: tuple[int, int], image_name: str, report: Report
+) -> tuple[np.ndarray, np.ndarray]:
+    """The records' boxes clipped to an image of ``size``, and which of them to keep.
+
+    The import's rule, :func:`~napari_detlab.core.annotations.store.sanitize_boxes`: a box
+    reaching past the border is clipped and kept while it still has an area (people draw
+    past the border: the tutorial's own heads overshoot by up to 18 px), counted in
+    ``report.clipped_boxes``; a box wholly outside is dropped and named in the problems.
+    """
+    boxes = np.concatenate([record.boxes for record in records])
+    clipped, keep = sanitize_boxes(boxes, size, min_size=ANY_AREA)
+    report.clipped_boxes += int(((clipped != boxes).any(axis=1) & keep).sum())
     owners = [(record, number) for record in records for number in range(len(record.boxes))]
-    for position in dropped:
+    for position in np.flatnonzero(~keep):
         record, number = owners[position]
         report.problems.append(
             Problem(
                 record.source,
                 record.file_name or record.stem,
                 f"box {number} {record.boxes[number].tolist()} lies wholly outside the "
-                f"{size[1]}x{size[0]} image {image.name}: dropped",
+                f"{size[1]}x{size[0]} image {image_name}: dropped",
             )
         )
+    return clipped, keep
 
 
 def _needs_saving(
@@ -244,13 +267,19 @@ def _needs_saving(
     return True
 
 
-def _save(store: AnnotationStore, image: Path, annotation: ImageAnnotation) -> Exception | None:
-    """Write one annotation (on a writer thread); the store's refusal or the disk's error is
-    returned, not raised, so one bad image is reported and the others are still written."""
+def _save(store: AnnotationStore, image: Path, annotation: ImageAnnotation) -> DetlabError | None:
+    """Write one annotation (on a writer thread).
+
+    The store's refusal is returned, not raised, so one bad image is reported and the
+    others are still written. A failed write (full disk, read-only folder) raises
+    :class:`TargetWriteError` naming the file: every later write would fail too.
+    """
     try:
         store.save(image, annotation)
-    except (DetlabError, OSError) as error:
+    except DetlabError as error:
         return error
+    except OSError as error:
+        raise TargetWriteError.of(store.path_for(image), error) from error
     return None
 
 
@@ -269,7 +298,10 @@ def _add_classes(
             classes.append(ClassSpec(name, next_color(classes)))
             report.classes_added.append(name)
     if report.classes_added or not store.classes_path.is_file():
-        store.save_classes(classes)
+        try:
+            store.save_classes(classes)
+        except OSError as error:
+            raise TargetWriteError.of(store.classes_path, error) from error
 
 
 # -- difficult flags (VOC) ---------------------------------------------------------------
@@ -299,25 +331,100 @@ def export_dataset(
 
     Exported: every image with an annotation file that is reviewed or has boxes; a reviewed
     image without boxes is written as the format's negative. Images never annotated are
-    left out and counted in ``left_out_unreviewed``.
+    left out and counted in ``left_out_unreviewed``. Every exported image is decoded first
+    (in the ``"decoding"`` stage): one that cannot be decoded, or whose boxes do not fit its
+    real size by the store's rule, is left out and named in the problems, so no format
+    gets an image as if it were fine or a box outside its image.
+
+    Raises
+    ------
+    FormatError
+        Nothing annotated to export (or every annotated image was left out); nothing is
+        written.
+    TargetWriteError
+        A file could not be written; those written before it are whole.
     """
     fmt = get_format(format)
     store, target = AnnotationStore.of(dataset), Path(target)
     classes = store.class_names()
-    index = ImageIndex(store.images)
     report = ExportReport(format=fmt.name, target=target)
-    records: list[Record] = []
-    reading = _stage(on_progress, "reading")
-    for done, image in enumerate(store.images, start=1):
-        report_progress(reading, done, len(store.images))
+    annotated = _annotated_images(store, report, _stage(on_progress, "reading"))
+    records = _decoded_records(store, annotated, report, _stage(on_progress, "decoding"))
+    if not records:
+        raise FormatError(_nothing_to_export(store, report))
+    _write(fmt, records, classes, target, report, on_progress)
+    return report
+
+
+def _annotated_images(
+    store: AnnotationStore, report: ExportReport, on_progress: Callable[[int, int], None] | None
+) -> list[tuple[Path, ImageAnnotation]]:
+    """The images to export with their annotations; bad files are named in the problems
+    (a file two images would share, once)."""
+    chosen: list[tuple[Path, ImageAnnotation]] = []
+    seen: set[Problem] = set()
+    images = store.images
+    for done, image in enumerate(images, start=1):
+        report_progress(on_progress, done, len(images))
         try:
             annotation = store.load(image)
         except DetlabError as error:
-            report.problems.append(Problem(str(store.path_for(image)), "", f"{error}; left out"))
+            problem = Problem(str(store.path_for(image)), "", f"{error}; left out")
+            if problem not in seen:
+                seen.add(problem)
+                report.problems.append(problem)
             continue
-        if annotation is None or (not annotation.reviewed and len(annotation) == 0):
+        if annotation is None or not annotation.trainable:
             report.left_out_unreviewed += 1
             continue
+        chosen.append((image, annotation))
+    return chosen
+
+
+def _decoded_size(image: Path) -> tuple[int, int] | ImageReadError:
+    """``(height, width)`` of the decoded pixels, or why they cannot be decoded."""
+    try:
+        pixels = read_image(image)
+    except ImageReadError as error:
+        return error
+    return int(pixels.shape[0]), int(pixels.shape[1])
+
+
+def _decoded_records(
+    store: AnnotationStore,
+    annotated: list[tuple[Path, ImageAnnotation]],
+    report: ExportReport,
+    on_progress: Callable[[int, int], None] | None,
+) -> list[Record]:
+    """The annotated images whose pixels decode and hold their boxes, as records.
+
+    Decoding runs on the writer threads (the decoders release the GIL). A box is held to the
+    decoded size by the store's rule: clipped within its tolerance, else the image is left
+    out, so a file that says another size than the image has cannot smuggle a box out.
+    """
+    sizes = parallel_map(_decoded_size, [image for image, _ in annotated], on_progress)
+    records: list[Record] = []
+    for (image, annotation), size in zip(annotated, sizes, strict=True):
+        source = str(store.path_for(image))
+        if isinstance(size, ImageReadError):
+            reason = str(size).removeprefix(f"{image}: ")
+            report.problems.append(Problem(str(image), "", f"{reason}; left out"))
+            continue
+        if annotation.image_size != size:
+            try:
+                annotation = validate_annotation(
+                    {**annotation.to_dict(), "image_size": list(size)}, source=source
+                )
+            except AnnotationError as error:
+                reason = str(error).removeprefix(f"{source}: ")
+                if annotation.image_size is not None:
+                    (said_h, said_w), (height, width) = annotation.image_size, size
+                    reason = (
+                        f"{image.name} is {width}x{height}, not {said_w}x{said_h} as the file "
+                        f"says, and {reason}"
+                    )
+                report.problems.append(Problem(source, "", f"{reason}; left out"))
+                continue
         records.append(
             Record(
                 stem=image.stem,
@@ -325,13 +432,25 @@ def export_dataset(
                 image=image,
                 boxes=annotation.boxes,
                 labels=annotation.labels,
-                image_size=annotation.image_size or index.size(image),
+                image_size=size,
                 difficult=get_difficult(annotation),
-                source=str(store.path_for(image)),
+                source=source,
             )
         )
-    _write(fmt, records, classes, target, report, on_progress)
-    return report
+    return records
+
+
+def _nothing_to_export(store: AnnotationStore, report: ExportReport) -> str:
+    """The one line that refuses an export which would write no image."""
+    if report.problems:
+        return (
+            f"{store.root}: nothing annotated to export: every annotated image was left out "
+            f"({counted(len(report.problems), 'problem')}; the first: {report.problems[0]})"
+        )
+    return (
+        f"{store.root}: nothing annotated to export; draw boxes (or mark images reviewed) in "
+        "the Annotator, or import annotations, first"
+    )
 
 
 def convert(
@@ -367,8 +486,23 @@ def convert(
         format=writer.name, target=target, skipped=read.skipped, problems=list(read.problems)
     )
     records = complete_records(read.records, report.problems)
+    for record in records:
+        if record.image_size is not None and len(record.boxes):
+            _fit_record(record, report)
     _write(writer, records, classes, target, report, on_progress)
     return report
+
+
+def _fit_record(record: Record, report: ExportReport) -> None:
+    """Fit ``record``'s boxes to its image size by the import's rule (:func:`_fit_to_image`),
+    so that convert never writes a box outside its image either."""
+    assert record.image_size is not None
+    clipped, keep = _fit_to_image([record], record.image_size, record.output_name, report)
+    if not keep.all():
+        record.labels = [label for label, k in zip(record.labels, keep, strict=True) if k]
+        if record.difficult is not None:
+            record.difficult = [f for f, k in zip(record.difficult, keep, strict=True) if k]
+    record.boxes = clipped[keep]
 
 
 def _image_folders(source: Path) -> tuple[list[Path], list[Path]]:

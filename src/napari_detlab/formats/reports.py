@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napari_detlab.core.wording import counted
 from napari_detlab.formats.base import Problem
 
 __all__ = ["ExportReport", "ImportReport"]
@@ -29,18 +30,26 @@ class _Report(ABC):
     images: int = 0
     boxes: int = 0
     negatives: int = 0
+    clipped_boxes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
 
     def summary(self, *, with_problems: bool = True) -> str:
         """One paragraph a person reads afterwards; problems one per line unless told not to."""
-        counts = f"{self.images} images ({self.boxes} boxes, {self.negatives} negatives)"
+        counts = (
+            f"{counted(self.images, 'image')} ({counted(self.boxes, 'box', 'boxes')}, "
+            f"{counted(self.negatives, 'negative')})"
+        )
         lines = [self._headline(counts), *self._details()]
-        lines.extend(f"skipped {count} {reason}" for reason, count in self.skipped.items())
-        if self.problems and not with_problems:
-            lines.append(f"{len(self.problems)} problems")
-        elif self.problems:
-            lines.append(f"{len(self.problems)} problems:")
+        if self.clipped_boxes:
+            lines.append(
+                f"{counted(self.clipped_boxes, 'box', 'boxes')} reaching outside the image "
+                "clipped to its border"
+            )
+        lines.extend(f"skipped {reason}: {count}" for reason, count in self.skipped.items())
+        if self.problems:
+            lines.append(counted(len(self.problems), "problem") + (":" if with_problems else ""))
+        if self.problems and with_problems:
             lines.extend(f"  {problem}" for problem in self.problems)
         return "\n".join(lines)
 
@@ -62,7 +71,6 @@ class ImportReport(_Report):
     kept_existing: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     classes_added: list[str] = field(default_factory=list)
-    clipped_boxes: int = 0
 
     def _headline(self, counts: str) -> str:
         return f"imported {counts} from {self.format} {self.source} into {self.dataset}"
@@ -70,21 +78,22 @@ class ImportReport(_Report):
     def _details(self) -> list[str]:
         lines = []
         if self.unchanged:
-            lines.append(f"{self.unchanged} images already had exactly these boxes")
+            lines.append(f"{counted(self.unchanged, 'image')} already had exactly these boxes")
         if self.classes_added:
             lines.append(f"new classes: {', '.join(self.classes_added)}")
         if self.kept_existing:
+            kept = len(self.kept_existing)
             lines.append(
-                f"{len(self.kept_existing)} images already annotated differently were kept "
-                f"(overwrite to replace them): {_first(self.kept_existing)}"
+                f"{counted(kept, 'image')} already annotated differently "
+                f"{'was' if kept == 1 else 'were'} kept (overwrite to replace them): "
+                f"{_first(self.kept_existing)}"
             )
         if self.unmatched:
+            unmatched = len(self.unmatched)
             lines.append(
-                f"{len(self.unmatched)} annotated images are not in the dataset: "
-                f"{_first(self.unmatched)}"
+                f"{counted(unmatched, 'annotated image')} {'is' if unmatched == 1 else 'are'} "
+                f"not in the dataset: {_first(self.unmatched)}"
             )
-        if self.clipped_boxes:
-            lines.append(f"{self.clipped_boxes} boxes reached outside their image and were clipped")
         return lines
 
 
@@ -101,7 +110,7 @@ class ExportReport(_Report):
 
     def _details(self) -> list[str]:
         if self.left_out_unreviewed:
-            return [f"left out {self.left_out_unreviewed} images never annotated"]
+            return [f"left out {counted(self.left_out_unreviewed, 'image')} never annotated"]
         return []
 
 

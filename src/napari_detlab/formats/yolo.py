@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.atomic import atomic_write_bytes
 from napari_detlab.core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from napari_detlab.formats.base import (
     FilePerImageFormat,
@@ -29,6 +28,7 @@ from napari_detlab.formats.base import (
     ReadResult,
     Record,
     SizeLookup,
+    write_file,
 )
 
 __all__ = ["YOLO", "YoloFormat", "read_class_list"]
@@ -99,9 +99,8 @@ class YoloFormat(FilePerImageFormat):
         return _to_lines(record, classes).encode("utf-8")
 
     def write_extras(self, classes: Sequence[str], target: Path) -> list[Path]:
-        class_file = target / "classes.txt"
-        atomic_write_bytes(class_file, "".join(f"{name}\n" for name in classes).encode("utf-8"))
-        return [class_file]
+        names = "".join(f"{name}\n" for name in classes).encode("utf-8")
+        return [write_file(target / "classes.txt", names)]
 
 
 def _to_lines(record: Record, classes: Sequence[str]) -> str:

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import QFileDialog, QMenu, QMessageBox, QToolButton, QWidget
 
 from napari_detlab._qt.jobs import start_worker
 from napari_detlab._qt.session import DetlabSession
+from napari_detlab.core.wording import counted
 from napari_detlab.formats.background import Failed, Step, export_steps, import_steps
 from napari_detlab.formats.base import Format
 from napari_detlab.formats.registry import FORMATS
@@ -135,7 +136,8 @@ class InteropMenuButton(QToolButton):
             not overwrite
             and outcome.kept_existing
             and self._confirm(
-                f"{len(outcome.kept_existing)} images already have different boxes "
+                f"{counted(len(outcome.kept_existing), 'image')} already "
+                f"{'has' if len(outcome.kept_existing) == 1 else 'have'} different boxes "
                 f"(e.g. {outcome.kept_existing[0]}). Replace them with the imported ones?"
             )
         ):

@@ -28,6 +28,7 @@ from napari_detlab.core.anchors.suggest import (
     suggest_anchors,
 )
 from napari_detlab.core.model.config import ModelConfig
+from napari_detlab.core.wording import counted
 
 __all__ = ["AnchorReport", "anchor_report"]
 
@@ -115,7 +116,8 @@ class AnchorReport:
             f"{name} {format_percent(s.recall)}" for name, s in self.per_size.items() if s.boxes
         )
         text = (
-            f"{f.boxes} boxes in {self.images} images: recall@{fg:g} {format_percent(f.recall)}, "
+            f"{counted(f.boxes, 'box', 'boxes')} in {counted(self.images, 'image')}: "
+            f"recall@{fg:g} {format_percent(f.recall)}, "
             f"[{bg:g}, {fg:g}) {format_percent(f.share_between)}, < {bg:g} "
             f"{format_percent(f.share_below)}, {f.no_positive} with no positive anchor\n"
             f"per class: {per_class}\nper size: {per_size}\n"

@@ -6,7 +6,9 @@ its annotation file holds, the class list, the undo history and the image prefet
 rules of annotating: an image nobody touched gets no file, an emptied image that was never
 marked reviewed loses its file, a broken image is reported once and skipped, a broken
 annotation file is set aside rather than overwritten, a class layer the user deleted keeps
-its saved boxes. It needs no Qt and no napari (as napari-animation's ``Animation`` under its
+its saved boxes, an image whose stem another image shares (``a.jpg``, ``a.png``) is never
+saved (the store refuses, and the user is told both names) while the others work as
+usual. It needs no Qt and no napari (as napari-animation's ``Animation`` under its
 ``AnimationWidget``): a script or a test drives it with a plain :class:`Drawing`.
 
 The view tells the model what the user did (:meth:`Annotator.flush` after an edit,
@@ -28,6 +30,7 @@ from napari_detlab.core.annotations.history import AnnotationHistory
 from napari_detlab.core.annotations.prefetch import ImagePrefetcher
 from napari_detlab.core.annotations.store import (
     DEFAULT_CLASS,
+    AmbiguousImageError,
     AnnotationError,
     AnnotationStore,
     ClassSpec,
@@ -163,7 +166,8 @@ class Annotator:
             self._tell(
                 "warning",
                 f"{store.root}: images {', '.join(duplicates[:5])} exist with two extensions and "
-                "would share one annotation file; rename one of each pair",
+                "would share one annotation file; their boxes cannot be saved until you rename "
+                "one of each pair",
             )
         if not store.images:
             self._tell("warning", f"{store.root}: no images found (JPEG, PNG, TIFF, BMP, WebP)")
@@ -444,10 +448,18 @@ class Annotator:
         return True
 
     def _load_or_quarantine(self, path: Path) -> ImageAnnotation | None:
-        """The image's annotation; a file that fails to load is set aside, never overwritten."""
+        """The image's annotation; a file that fails to load is set aside, never overwritten.
+
+        A file two images would share (``a.jpg``, ``a.png``) is not broken: it stays where it
+        is for the user to sort out, and the image is shown without boxes (saving them is
+        refused by the store, with the same message).
+        """
         assert self.store is not None
         try:
             return self.store.load(path)
+        except AmbiguousImageError as error:
+            self._tell("error", f"{error}. {path.name} is shown without boxes")
+            return None
         except DetlabError as error:
             aside = self.store.quarantine(path)
             self._tell(

@@ -14,13 +14,20 @@ Layout of a dataset folder (the names are this module's constants; nothing else 
 An image without a file has never been looked at; an image whose file has no boxes and
 ``reviewed=True`` is a confirmed negative example. Files load with
 ``torch.load(weights_only=True)`` and are validated, so a bad file is reported with its name
-and what is wrong instead of crashing training hours later.
+and what is wrong instead of crashing training hours later. A box must lie in its image:
+when the file records no ``image_size`` (another tool wrote it), the boxes are checked
+against the image's real size, read from its header, by the same rule.
 
 Boxes and ``image_size`` are in pixels of the image as shown, its EXIF orientation applied
 (:func:`~napari_detlab.core.images.read_image`): version 2. Files of version 1 were written
 before the orientation was honoured, in the stored pixels; for a photo whose orientation is
 not 1 they are validated against their own size and moved onto the shown image on load, and
 written as version 2 at the next save. Nothing else changes for them.
+
+One image, one stem, one file: images whose names differ only in their extension
+(``a.jpg`` and ``a.png``) would share ``annotations/a.pt``, so the store reads, writes and
+deletes that file for neither of them (:class:`AmbiguousImageError`, naming both images),
+and every verb and dock meets them as it meets any annotation file it cannot use.
 """
 
 from __future__ import annotations
@@ -42,7 +49,14 @@ from napari_detlab.core.atomic import (
 )
 from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
-from napari_detlab.core.images import IMAGE_SUFFIXES, list_images, orient_stored_boxes
+from napari_detlab.core.images import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    image_size,
+    list_images,
+    orient_stored_boxes,
+    read_header,
+)
 
 __all__ = [
     "ANNOTATIONS_DIRNAME",
@@ -50,6 +64,7 @@ __all__ = [
     "DEFAULT_COLORS",
     "PREDICTIONS_DIRNAME",
     "RUNS_DIRNAME",
+    "AmbiguousImageError",
     "AnnotationError",
     "AnnotationStore",
     "ClassInUseError",
@@ -106,6 +121,32 @@ class AnnotationError(DetlabError, ValueError):
 
 class ClassInUseError(AnnotationError):
     """Removing a class that boxes still use, without saying what to do with them."""
+
+
+class AmbiguousImageError(AnnotationError):
+    """Two or more images with one stem (``a.jpg``, ``a.png``): their one annotation file
+    would belong to both, so the store neither reads nor writes it for either.
+
+    Attributes
+    ----------
+    annotation_file
+        The file they would share (``annotations/a.pt``).
+    images
+        The images, in the dataset's order.
+    reason
+        The message without the file's path: what a report line that names its own file says.
+    """
+
+    def __init__(self, annotation_file: Path, images: Sequence[Path]) -> None:
+        self.annotation_file = Path(annotation_file)
+        self.images = list(images)
+        names = [image.name for image in self.images]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+        self.reason = (
+            f"images {listed} differ only in their extension and would share "
+            f"{self.annotation_file.name}; rename one of them"
+        )
+        super().__init__(f"{self.annotation_file}: {self.reason}")
 
 
 @dataclass
@@ -217,7 +258,11 @@ def _check_extents(boxes: np.ndarray, source: str) -> None:
 
 
 def validate_annotation(
-    data: object, source: str = "annotation", *, image: str | Path | None = None
+    data: object,
+    source: str = "annotation",
+    real_size: tuple[int, int] | None = None,
+    *,
+    image: str | Path | None = None,
 ) -> ImageAnnotation:
     """Check a loaded dict against the store's rules and return it as an :class:`ImageAnnotation`.
 
@@ -226,11 +271,23 @@ def validate_annotation(
     :class:`AnnotationError` naming ``source``, the box and the problem. A dict without a
     ``"reviewed"`` key (the tutorial's targets) counts as reviewed: someone wrote it.
 
-    ``image`` is the image file the dict belongs to. A dict of
-    :data:`STORED_PIXELS_VERSION` is checked against the stored size it was written for and
-    then moved onto ``image`` as shown (:func:`~napari_detlab.core.images.orient_stored_boxes`).
-    A dict without a version is another tool's (the tutorial's targets) and, like every
-    format's boxes, already in the shown image's pixels.
+    Parameters
+    ----------
+    data
+        The loaded dict.
+    source
+        What the messages name (the file's path).
+    real_size
+        ``(height, width)`` of the image itself, read from its header, for a dict that
+        records no ``"image_size"``: its boxes are held to that size by the same rule (a
+        file another tool wrote with a box at x = 500 in a 160 px wide image is refused, not
+        exported), and the annotation's ``image_size`` is that size.
+    image
+        The image file the dict belongs to. A dict of :data:`STORED_PIXELS_VERSION` is
+        checked against the stored size it was written for and then moved onto ``image`` as
+        shown (:func:`~napari_detlab.core.images.orient_stored_boxes`). A dict without a
+        version is another tool's (the tutorial's targets) and, like every format's boxes,
+        already in the shown image's pixels.
     """
     if not isinstance(data, dict):
         raise AnnotationError(
@@ -252,9 +309,12 @@ def validate_annotation(
             f"{source}: box {bad} has a non-finite coordinate {boxes[bad].tolist()}"
         )
     _check_extents(boxes, source)
-    image_size = None
+    image_size, measured = real_size, ""
     if data.get("image_size") is not None:
         image_size = _as_image_size(data["image_size"], source)
+    elif real_size is not None:
+        measured = " (size read from the image: the file records none)"
+    if image_size is not None:
         height, width = image_size
         outside = (
             (boxes[:, 0] < -CLIP_TOLERANCE) | (boxes[:, 1] < -CLIP_TOLERANCE)
@@ -263,7 +323,8 @@ def validate_annotation(
         if outside.any():
             bad = int(np.flatnonzero(outside)[0])
             raise AnnotationError(
-                f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} image"
+                f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} "
+                f"image{measured}"
             )
         boxes = clip_xyxy(boxes, width, height)
         # A box lying wholly in the overshoot margin clips to nothing: still an error.
@@ -328,7 +389,8 @@ class AnnotationStore:
             raise FileNotFoundError(f"{self.root}: not a folder")
         self.annotations_dir = self.root / ANNOTATIONS_DIRNAME
         self._images: list[Path] | None = None
-        self._by_stem: dict[str, Path] | None = None
+        # The images of each stem, and the image list it was made from.
+        self._by_stem: tuple[list[Path], dict[str, list[Path]]] | None = None
 
     @classmethod
     def of(cls, store_or_root: AnnotationStore | str | Path) -> AnnotationStore:
@@ -374,7 +436,44 @@ class AnnotationStore:
 
     def refresh(self) -> None:
         """Forget the cached image list after files were added or removed."""
-        self._images = self._by_stem = None
+        self._images = None
+
+    def duplicate_stems(self) -> list[str]:
+        """Stems shared by two images (``a.jpg`` and ``a.png``): they would share one file."""
+        return sorted(stem for stem, images in self._images_by_stem().items() if len(images) > 1)
+
+    def images_named(self, image: str | Path) -> list[Path]:
+        """The dataset's images whose annotation file is ``image``'s, in the dataset's order.
+
+        One for an image of the dataset, none for a name it does not hold, several when
+        images differ only in their extension (then :meth:`check_one_image` refuses them).
+        """
+        return list(self._images_by_stem().get(stem_of(image), []))
+
+    def check_one_image(self, image: str | Path) -> None:
+        """Refuse an annotation file that would belong to several images.
+
+        Raises
+        ------
+        AmbiguousImageError
+            ``image``'s stem names two or more of the dataset's images (``a.jpg`` and
+            ``a.png``); the message names them and the file.
+        """
+        images = self.images_named(image)
+        if len(images) > 1:
+            raise AmbiguousImageError(self.path_for(image), images)
+
+    def _images_by_stem(self) -> dict[str, list[Path]]:
+        # The folder as listed for :attr:`images`; a store that has not listed it yet (a
+        # script saving while it writes the images) looks without caching a list that the
+        # next image would make stale.
+        images = self._images if self._images is not None else list_images(self.root)
+        if self._by_stem is None or self._by_stem[0] is not images:
+            by_stem: dict[str, list[Path]] = {}
+            for path in images:
+                by_stem.setdefault(stem_of(path), []).append(path)
+            self._by_stem = (images, by_stem)
+        return self._by_stem[1]
 
     def image_of(self, image: str | Path) -> Path | None:
         """The dataset's image file for an image path, file name or stem; ``None`` if absent.
@@ -385,19 +484,20 @@ class AnnotationStore:
         path = Path(image)
         if path.is_absolute() and path.is_file():
             return path
-        if self._by_stem is None:
-            by_stem: dict[str, Path] = {}
-            for found in self.images:
-                by_stem.setdefault(found.stem, found)
-            self._by_stem = by_stem
-        return self._by_stem.get(stem_of(image))
+        images = self.images_named(image)
+        return images[0] if images else None
 
-    def duplicate_stems(self) -> list[str]:
-        """Stems shared by two images (``a.jpg`` and ``a.png``): they would share one file."""
-        seen: dict[str, int] = {}
-        for path in self.images:
-            seen[path.stem] = seen.get(path.stem, 0) + 1
-        return sorted(stem for stem, count in seen.items() if count > 1)
+    def _real_size(self, image: str | Path, *, stored: bool = False) -> tuple[int, int] | None:
+        """``(height, width)`` from the header of ``image``'s file, as shown (or as ``stored``,
+        for a file of version 1); ``None`` when the dataset holds no such image or its header
+        cannot be read (the Annotator reports that)."""
+        images = self.images_named(image)
+        if len(images) != 1:
+            return None
+        try:
+            return read_header(images[0]).stored_size if stored else image_size(images[0])
+        except ImageReadError:
+            return None
 
     # -- annotations --------------------------------------------------------------------
     def path_for(self, image: str | Path) -> Path:
@@ -415,11 +515,16 @@ class AnnotationStore:
     def load(self, image: str | Path) -> ImageAnnotation | None:
         """The image's annotation, or ``None`` if it was never annotated.
 
+        A file that records no ``image_size`` is held to the image's real size, read from
+        its header, and the annotation returned carries that size.
+
         Raises
         ------
         AnnotationError
             The file cannot be read (not a ``.pt`` file, truncated, or refused because it
             needs code to run) or breaks the rules; the message names the file and why.
+        AmbiguousImageError
+            The file exists and would belong to two images (``a.jpg`` and ``a.png``).
 
         A file of version 1 comes back in the shown image's pixels (see the module's notes);
         the file itself is only rewritten by the next :meth:`save`.
@@ -427,30 +532,52 @@ class AnnotationStore:
         path = self.path_for(image)
         if not path.is_file():
             return None
+        self.check_one_image(image)
         try:
             data = safe_torch_load(path)
         except DetlabError as error:  # unsafe or unreadable: the message names the file
             raise AnnotationError(str(error)) from error
         # Only a version-1 file needs its image: the folder is not listed for the others.
         legacy = written_on_stored_pixels(data)
+        real_size = None
+        if isinstance(data, dict) and data.get("image_size") is None:
+            real_size = self._real_size(image, stored=legacy)
         return validate_annotation(
-            data, source=str(path), image=self.image_of(image) if legacy else None
-        )
+            data, source=str(path), real_size=real_size,
+            image=self.image_of(image) if legacy else None,
+        )  # fmt: skip
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
         """Validate, clip sub-pixel overshoot and write atomically; returns the file written.
 
         Raises :class:`AnnotationError` (and writes nothing) when the annotation breaks the
-        rules, so a bad box never replaces a good file.
+        rules, so a bad box never replaces a good file: an annotation without an
+        ``image_size`` is checked against the image's real size, and one for an image whose
+        stem another image shares is refused (:class:`AmbiguousImageError`).
         """
         path = self.path_for(image)
-        checked = validate_annotation(annotation.to_dict(), source=str(path))
+        self.check_one_image(image)
+        real_size = None
+        if annotation.image_size is None:
+            real_size = self._real_size(image)
+        checked = validate_annotation(annotation.to_dict(), source=str(path), real_size=real_size)
+        if real_size is not None:
+            checked.image_size = None  # checked against the header; written as it was given
         atomic_torch_save(path, checked.to_dict())
         return path
 
     def delete(self, image: str | Path) -> None:
-        """Forget an image's annotation: it counts as never looked at again."""
-        self.path_for(image).unlink(missing_ok=True)
+        """Forget an image's annotation: it counts as never looked at again.
+
+        Raises
+        ------
+        AmbiguousImageError
+            The file would belong to two images: it is left alone.
+        """
+        path = self.path_for(image)
+        if path.exists():
+            self.check_one_image(image)
+        path.unlink(missing_ok=True)
 
     def quarantine(self, image: str | Path) -> Path:
         """Set the image's unloadable file aside as ``<stem>.pt.unreadable``; returns where.
@@ -473,14 +600,20 @@ class AnnotationStore:
         """Each image that has an annotation file, with the annotation, in image order.
 
         A bad file raises :class:`AnnotationError` unless ``on_error`` is given: then it is
-        called with the image and the error, and the image is skipped.
+        called with the image and the error, and the image is skipped. A file two images
+        would share is reported once, with the first of them, and both are skipped.
         """
+        reported: set[str] = set()
         for image in self.images:
             try:
                 annotation = self.load(image)
             except AnnotationError as error:
                 if on_error is None:
                     raise
+                if isinstance(error, AmbiguousImageError):
+                    if stem_of(image) in reported:
+                        continue
+                    reported.add(stem_of(image))
                 on_error(image, error)
                 continue
             if annotation is not None:

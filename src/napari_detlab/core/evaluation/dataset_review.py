@@ -16,12 +16,17 @@ from typing import Any
 import numpy as np
 
 from napari_detlab.core.annotations.file_cache import FileCache
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import (
+    AmbiguousImageError,
+    AnnotationStore,
+    ImageAnnotation,
+)
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.image_review import ImagePredictions, review_image
 from napari_detlab.core.evaluation.metrics import coco_metrics
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
 from napari_detlab.core.model.predict import Prediction, load_prediction
+from napari_detlab.core.wording import counted
 
 __all__ = [
     "COCO_MAX_DETECTIONS",
@@ -112,11 +117,30 @@ class FolderReview:
         Their figures together; None when there are none.
     image
         The figures of the image on screen alone, when it is one of them.
+    shared
+        Images left out because they share a stem and so one annotation file, one entry
+        per stem (``"a.jpg and a.png"``): the store reads that file for neither.
     """
 
     images: int = 0
     dataset: DatasetReview | None = None
     image: DatasetReview | None = None
+    shared: list[str] = field(default_factory=list)
+
+    def left_out_note(self) -> str:
+        """What the figures leave out and why, for the line under them; empty if nothing."""
+        if not self.shared:
+            return ""
+        return (
+            f"left out: {'; '.join(self.shared)} (one annotation file for two images: rename "
+            "one of them)"
+        )
+
+    def headline(self) -> str:
+        """``"12 images: 10 TP · ..."``: the dataset's counts; ``""`` without figures."""
+        if self.dataset is None:
+            return ""
+        return f"{counted(self.images, 'image')}: {self.dataset.counts.summary()}"
 
 
 def review_prediction_folder(
@@ -131,25 +155,34 @@ def review_prediction_folder(
 
     Files are read through ``cache``, so only the ones rewritten since the last call are
     read again. A file that cannot be read is left out (the panel reports it when its image
-    is opened): one bad file must not hide the figures of the others. Runs in a worker
-    thread: COCO evaluation of a few hundred images takes about a second.
+    is opened): one bad file must not hide the figures of the others. So is the file of a
+    stem two images share (``a.jpg``, ``a.png``), which the store reads for neither; those
+    are listed in :attr:`FolderReview.shared`. Runs in a worker thread: COCO evaluation of a
+    few hundred images takes about a second.
     """
     predictions: dict[str, Prediction] = {}
     truths: dict[str, ImageAnnotation] = {}
+    shared: list[str] = []
 
     def read_prediction(path: Path) -> Prediction:  # a version-1 file is oriented like its image
         return load_prediction(path, store.image_of(path.stem))
 
     for path in sorted(Path(predictions_dir).glob("*.pt")):
+        truth_path = store.path_for(path.stem)
         try:
-            truth = cache.get(store.path_for(path.stem), lambda p: store.load(p.stem))
+            if truth_path.is_file():  # asked here: the cache may hold a refused file as None
+                store.check_one_image(path.stem)
+            truth = cache.get(truth_path, lambda p: store.load(p.stem))
             prediction = None if truth is None else cache.get(path, read_prediction)
+        except AmbiguousImageError as error:
+            shared.append(" and ".join(image.name for image in error.images))
+            continue
         except DetlabError:
             continue
         if prediction is not None:
             predictions[path.stem], truths[path.stem] = prediction, truth
     if not predictions:
-        return FolderReview()
+        return FolderReview(shared=shared)
     # Category ids only need to be consistent within this call: the labels in use are
     # enough (the store's class list would re-read every annotation file).
     classes = list(
@@ -163,7 +196,7 @@ def review_prediction_folder(
             {current_stem: predictions[current_stem]}, truths, classes, thresholds
         )
     return FolderReview(
-        len(predictions), review_dataset(predictions, truths, classes, thresholds), image
+        len(predictions), review_dataset(predictions, truths, classes, thresholds), image, shared
     )
 
 
