@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QSignalBlocker
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from napari_detlab._qt.jobs import show_progress, start_worker
 from napari_detlab.core.errors import DetlabError
@@ -75,7 +75,8 @@ class StartChoice(QWidget):
         ``"coco"``).
     line
         "Next run's starting point: ...", in the words of
-        :func:`~napari_detlab.core.model.weights_catalog.describe_start`.
+        :func:`~napari_detlab.core.model.weights_catalog.describe_start`; the form places
+        it (across the form's whole width, where a wrapped line keeps its height).
     download_button, cancel_button
         Download the file the choice lacks; stop that download (nothing is kept).
     worker
@@ -97,15 +98,11 @@ class StartChoice(QWidget):
         self.cancel_button.setEnabled(False)
         self.line = QLabel()
         self.line.setWordWrap(True)
-        row = QHBoxLayout()
+        row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(self.download_button)
         row.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.line)
         self.combo.currentIndexChanged.connect(self._show_line)
         self.download_button.clicked.connect(self.download)
         self.cancel_button.clicked.connect(self.cancel_download)

@@ -112,6 +112,7 @@ class TrainForm(QGroupBox):
         form.addRow("Dataset", self.dataset_row)
         form.addRow("Model", self.config_combo)
         form.addRow("Start from", self.start_choice)
+        form.addRow(self.start_choice.line)  # the whole width: a wrapped line keeps its height
         validation = QHBoxLayout()
         validation.addWidget(self.val_spin)
         validation.addWidget(self.stratify_check)
