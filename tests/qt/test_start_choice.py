@@ -13,8 +13,11 @@ import pytest
 from qtpy.QtCore import Qt, QTimer
 
 import napari_detlab.core.model.weights_catalog as weights_catalog
+from napari_detlab._qt.session import session_for
 from napari_detlab._qt.train_dock import TrainDockWidget
+from napari_detlab._qt.widgets.train_form import ANCHOR_VIEWER_CHOICE
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
+from napari_detlab.core.model.config import preset
 from napari_detlab.core.model.weights_catalog import KnownWeights
 from weights_server import WeightsServer, hashed_name, unused_port, weights_payload
 
@@ -187,6 +190,13 @@ def test_the_dock_trains_what_the_form_chooses(dock, tmp_path, notifications):
     form.config_combo.setCurrentText("accurate")  # ResNet-50 FPN: a COCO detector exists
     assert form.start_choice.start() == "none"  # the choice is kept where it still applies
     assert _titles(form.start_choice.combo)[-1].startswith("COCO detector: not here")
+    form.start_choice.combo.setCurrentIndex(form.start_choice.combo.findData("coco"))
+    assert widget.model_config(["cell"]).pretrained == "coco"
+    # The AnchorViewer hands over a ResNet-18 config: no COCO detector, the best present.
+    session_for(widget.viewer).set_config(preset("fast", ["cell"]))
+    assert form.config_combo.currentText() == ANCHOR_VIEWER_CHOICE
+    assert form.start_choice.start() == "best" and form.start_choice.combo.count() == 3
+    assert widget.model_config(["cell"]).backbone == "resnet18"
 
     form.val_spin.setValue(0.3)
     form.stratify_check.setChecked(True)
