@@ -45,9 +45,14 @@ def test_train_prints_progress_and_writes_the_run(workspace, tmp_path, capsys):
         "train", str(dataset), "--output", str(tmp_path / "run"), "--config", str(config),
         "--max-iterations", "2", "--batch-size", "2", "--print-every", "1", "--num-workers", "0",
     ])  # fmt: skip
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0, out
-    assert "training on cpu: 5 train / 1 val images, 3 iterations per epoch" in out
+    # 3 of these 6 names hash below the default 0.2 (the old shuffle held out 1).
+    assert "training on cpu: 3 train / 3 val images, 2 iterations per epoch" in out
+    assert err.startswith(
+        "detlab train: starting point: from scratch: no pretrained weights for resnet18 on this "
+        "machine (detlab weights download resnet18-imagenet)\n"
+    )
     assert "epoch 1/20 iter 1/2 loss " in out and "epoch 1/20 iter 2/2 loss " in out
     assert "epoch 1/20 done: train loss" in out and "mAP@.5" in out
     assert out.strip().splitlines()[-1].startswith("completed: stopped after max_iterations=2")
@@ -61,10 +66,13 @@ def test_json_events_are_one_object_per_line(workspace, tmp_path, capsys):
     _, dataset, config = workspace
     code = main([
         "train", str(dataset), "--output", str(tmp_path / "run"), "--config", str(config),
-        "--max-iterations", "1", "--eval-every", "0", "--json-events",
+        "--max-iterations", "1", "--eval-every", "0", "--json-events", "--stratify-split",
     ])  # fmt: skip
-    lines = capsys.readouterr().out.strip().splitlines()
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
     assert code == 0
+    assert "detlab train: starting point: from scratch" in err  # stderr: stdout is for programs
+    assert json.loads((tmp_path / "run" / "options.json").read_text())["stratify_split"] is True
     events = [json.loads(line) for line in lines]
     assert [e["type"] for e in events] == [
         "RunStarted",

@@ -28,7 +28,7 @@ from napari_detlab.core.errors import DetlabError
 if TYPE_CHECKING:
     from napari.qt.threading import WorkerBase
 
-__all__ = ["LatestJobs", "start_worker"]
+__all__ = ["LatestJobs", "show_progress", "start_worker"]
 
 
 def start_worker(
@@ -81,6 +81,24 @@ def start_worker(
         worker.errored.connect(lambda error: on_error(_carried(error)))
     worker.start()
     return worker
+
+
+def show_progress(worker: WorkerBase, done: int, total: int, description: str) -> None:
+    """Set the bar napari's activity dock shows for ``worker`` to ``done`` of ``total`` steps
+    (0: a busy indicator), and its text to ``description``.
+
+    For work whose size is known only once it runs (a download learns it from the server);
+    ``worker`` is one :func:`start_worker` started with ``activity=True`` and ``total=0``, so
+    that napari does not also count its yields.
+    """
+    bar = getattr(worker, "pbar", None)  # napari's progress object for the worker
+    if bar is None:
+        return
+    if bar.total != total:
+        bar.total = total
+    if done != bar.n:
+        bar.update(done - bar.n)
+    bar.set_description(description)
 
 
 def _named(function: Callable[..., Any], description: str) -> Callable[..., Any]:

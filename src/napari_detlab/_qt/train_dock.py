@@ -18,6 +18,11 @@ if the person agrees, napari quits the worker, which sets the same event: the ru
 same clean way. Failures (bad data, a non-finite loss, out of memory) arrive as napari
 notifications naming the run folder, which is kept.
 
+The form's "Start from" row chooses where the weights start and says what the next run
+starts from; its Download button fetches the weights the choice lacks (see
+:mod:`~napari_detlab._qt.widgets.start_choice`). A choice whose file is missing is refused at
+Start, before a run folder is made.
+
 Predictions go to ``predictions/`` beside the images; the session's ``predictions_changed``
 tells the Review panel (docked here if it is not yet) to show them as layers.
 """
@@ -43,6 +48,7 @@ from napari_detlab.core.annotations.store import AnnotationStore, predictions_di
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.config import ModelConfig, resolve_model_config
 from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder
+from napari_detlab.core.model.weights import required_weights_file
 from napari_detlab.core.relay import relay
 from napari_detlab.core.training.events import Event, RunFinished
 from napari_detlab.core.training.launch import stop_child, train_in_subprocess, train_in_thread
@@ -62,6 +68,9 @@ PredictStep = tuple[int, int, Path]  # images done, images in all, the last one
 # How soon napari's quit (the window closing) reaches a run that has no event to yield.
 _POLL_S = 0.25
 _SHOW = {"info": show_info, "error": show_error}
+# The classes of the config the "Start from" line describes: where weights start does not
+# depend on them, and reading the dataset's would read every annotation file.
+_ANY_CLASSES = ["object"]
 
 
 class TrainDockWidget(QWidget):
@@ -110,7 +119,7 @@ class TrainDockWidget(QWidget):
         self._cancel_prediction: threading.Event | None = None
         self._child: subprocess.Popen[str] | None = None  # the training process, once it runs
 
-        self.train_form = TrainForm()
+        self.train_form = TrainForm(lambda start: self.model_config(_ANY_CLASSES, start))
         self.train_form.start_button.clicked.connect(self.start_training)
         self.train_form.cancel_button.clicked.connect(self.cancel_training)
         self.predict_panel = PredictPanel(checkpoint_start=lambda: str(self.dataset or ""))
@@ -130,6 +139,7 @@ class TrainDockWidget(QWidget):
             config_changed=self._on_config_changed,
             checkpoint_changed=self._on_checkpoint_changed,
         )
+        self.train_form.start_choice.refresh()
 
     # -- session ----------------------------------------------------------------------------
     def _on_dataset_changed(self, store: AnnotationStore | None) -> None:
@@ -147,8 +157,9 @@ class TrainDockWidget(QWidget):
         return self.train_form.dataset_row.path()
 
     # -- training ---------------------------------------------------------------------------
-    def model_config(self, classes: list[str]) -> ModelConfig:
-        """The config Start would train: the chosen preset or the AnchorViewer's, these classes."""
+    def model_config(self, classes: list[str], start: str | None = None) -> ModelConfig:
+        """The config Start would train: the chosen preset or the AnchorViewer's, these
+        classes, its weights starting from ``start`` (default: the form's choice)."""
         choice = self.train_form.config_combo.currentText()
         from_anchor_viewer = choice == ANCHOR_VIEWER_CHOICE and self.session.config is not None
         return resolve_model_config(
@@ -156,6 +167,7 @@ class TrainDockWidget(QWidget):
             config=self.session.config if from_anchor_viewer else None,
             preset_name=None if from_anchor_viewer else choice,
             keep_config_classes=False,
+            start=start or self.train_form.start_choice.start(),
             overrides=self.config_overrides,
         )
 
@@ -187,9 +199,11 @@ class TrainDockWidget(QWidget):
             )
             return False
         self.session.request_flush()  # train on what is on screen, not what was saved before
+        self.train_form.start_choice.refresh()  # weights may have landed from a terminal
         try:
             store = self._store(dataset)
             config = self.model_config(store.class_names())
+            required_weights_file(config)  # a missing file is refused now, not in the run
             options = self.train_options()
         except (DetlabError, OSError) as error:
             show_error(f"Cannot train: {error}")
@@ -370,5 +384,6 @@ class TrainDockWidget(QWidget):
         for cancel in (self._cancel_training, self._cancel_prediction):
             if cancel is not None:
                 cancel.set()
+        self.train_form.start_choice.cancel_download()
         if self._child is not None:
             stop_child(self._child)  # now, not at the run's next look at its cancel event

@@ -9,8 +9,12 @@ Examples::
 The model config comes from ``--config`` (a ModelConfig JSON; empty ``classes`` take the
 dataset's), else from the ``--resume`` checkpoint, else from ``--preset`` (default: the
 device's); training options from ``--options`` (a TrainOptions JSON) and the flags, flags
-winning. Progress is one line every ``--print-every`` iterations and one per epoch, or every
-event as a JSON line with ``--json-events``. The first Ctrl+C (or SIGTERM) stops cleanly after
+winning. When the run starts, one line on stderr says what its weights start from (a
+pretrained file, from scratch, or the checkpoint it resumes). Progress is one line every
+``--print-every`` iterations and one per epoch, or every event as a JSON line with
+``--json-events``. Validation images are chosen by a hash of their names
+(``--val-fraction``, ``--stratify-split``), so they stay the same as the folder grows;
+``--split-file`` fixes them. The first Ctrl+C (or SIGTERM) stops cleanly after
 the current iteration and writes ``last.pt`` (exit 130); a second one aborts.
 """
 
@@ -35,7 +39,8 @@ __all__ = ["register", "run"]
 # Flags that map one-to-one onto TrainOptions fields (flag dest == field name).
 _OPTION_FLAGS = (
     "epochs", "batch_size", "lr", "optimizer", "device", "resume", "max_iterations",
-    "patience", "val_fraction", "split_file", "seed", "num_workers", "eval_every", "overwrite",
+    "patience", "val_fraction", "stratify_split", "split_file", "seed", "num_workers",
+    "eval_every", "overwrite",
 )  # fmt: skip
 
 
@@ -63,7 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", metavar="PATH", help="continue from a last.pt")
     train.add_argument("--max-iterations", type=int, metavar="N", help="stop after N steps")
     train.add_argument("--patience", type=int, metavar="N", help="early stopping patience")
-    train.add_argument("--val-fraction", type=float, metavar="F")
+    train.add_argument(
+        "--val-fraction", type=float, metavar="F", help="share of images that validate"
+    )
+    train.add_argument(
+        "--stratify-split", action="store_true", default=None,
+        help="every class with two images or more validates (and every class trains)",
+    )  # fmt: skip
     train.add_argument("--split-file", metavar="PATH", help="fixed validation images")
     train.add_argument("--seed", type=int, metavar="N")
     train.add_argument("--num-workers", type=int, metavar="N", help="DataLoader processes")
@@ -99,6 +110,15 @@ def _train_options(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions.from_dict({**options.to_dict(), **changes})
 
 
+def _start_line(config: ModelConfig, options: TrainOptions) -> str:
+    """What the run's weights start from: a checkpoint it resumes, or the config's start."""
+    from napari_detlab.core.model.weights_catalog import describe_start
+
+    if options.resume:
+        return f"the checkpoint it resumes, {options.resume}"
+    return describe_start(config)
+
+
 @contextmanager
 def _cancel_on_signals(cancel: threading.Event):
     """First SIGINT/SIGTERM sets ``cancel`` (clean stop); a second SIGINT aborts."""
@@ -128,15 +148,21 @@ def _short(name: str) -> str:
 
 
 class _Printer:
-    """Turns events into the terminal lines a person reads (or JSON lines for programs)."""
+    """Turns events into the terminal lines a person reads (or JSON lines for programs).
 
-    def __init__(self, json_events: bool, every: int) -> None:
-        self.json_events, self.every = json_events, max(1, every)
+    When the run starts, ``start`` (what the model starts from) goes to stderr in both
+    modes: stdout may be a program's, and a refused run prints only its one error line.
+    """
+
+    def __init__(self, json_events: bool, every: int, start: str = "") -> None:
+        self.json_events, self.every, self.start = json_events, max(1, every), start
         self.epochs = 0
 
     def __call__(self, event: Any) -> None:
         from napari_detlab.core.training.events import event_to_json
 
+        if self.start and type(event).__name__ == "RunStarted":
+            print(f"detlab train: starting point: {self.start}", file=sys.stderr, flush=True)
         if self.json_events:
             print(event_to_json(event), flush=True)
             return
@@ -190,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
     config = _model_config(args)
     options = _train_options(args)
     cancel = threading.Event()
-    printer = _Printer(args.json_events, args.print_every)
+    start = _start_line(config, options) if main_rank else ""
+    printer = _Printer(args.json_events, args.print_every, start)
     with _cancel_on_signals(cancel):
         finished = train(
             args.dataset, args.output, config, options, on_event=printer, cancel=cancel

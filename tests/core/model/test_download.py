@@ -1,89 +1,39 @@
 """Pretrained weights downloaded only when asked, from a local server: success, a wrong file,
-a server that is down, a cut connection and a cancel, none of which leaves a file behind."""
+a server that is down, a cut connection and a cancel, none of which leaves a file behind; and
+the starting points a model can be given, each saying whether its file is here."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import io
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from napari_detlab.core.model.config import preset, resolve_model_config
+from napari_detlab.core.model.config import ConfigError, preset, resolve_model_config
 from napari_detlab.core.model.download import (
     DownloadCancelledError,
     DownloadError,
     download_weights,
     find_weights,
 )
+from napari_detlab.core.model.weights import WeightsNotFoundError, required_weights_file
 from napari_detlab.core.model.weights_catalog import (
     KnownWeights,
     describe_start,
+    start_choice_title,
+    start_choices,
     weights_for,
+    weights_to_fetch,
     with_best_start,
+    with_start,
 )
-
-
-def _payload(size: int = 0) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({"conv1.weight": torch.zeros(4, 3, 1, 1), "pad": torch.zeros(size)}, buffer)
-    return buffer.getvalue()
-
-
-class _Server:
-    """A local HTTP server (127.0.0.1 only) serving ``files``; it can go slowly or cut off."""
-
-    def __init__(self, files: dict[str, bytes], *, chunk_delay_s: float = 0.0, cut: bool = False):
-        outer = self
-        self.files, self.chunk_delay_s, self.cut = files, chunk_delay_s, cut
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = outer.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                sent = body[: len(body) // 2] if outer.cut else body
-                for start in range(0, len(sent), 1 << 16):
-                    self.wfile.write(sent[start : start + (1 << 16)])
-                    time.sleep(outer.chunk_delay_s)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from weights_server import WeightsServer, hashed_name, unused_port, weights_payload
 
 
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "torch" / "hub" / "checkpoints"
-
-
-def _named(body: bytes, *, right_hash: bool = True) -> str:
-    digest = hashlib.sha256(body).hexdigest()[:8]
-    return f"tiny-{digest if right_hash else '00000000'}.pth"
 
 
 def _weights(url: str) -> KnownWeights:
@@ -95,10 +45,10 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_a_download_lands_where_torchvision_looks_with_progress(torch_home):
-    body = _payload(300_000)
-    name = _named(body)
+    body = weights_payload(300_000)
+    name = hashed_name(body)
     seen: list[tuple[int, int]] = []
-    with _Server({name: body}) as server:
+    with WeightsServer({name: body}) as server:
         weights = _weights(server.url(name))
         path = download_weights(weights, on_progress=lambda d, t: seen.append((d, t)))
     assert path == torch_home / name and path.read_bytes() == body
@@ -108,34 +58,34 @@ def test_a_download_lands_where_torchvision_looks_with_progress(torch_home):
 
 
 def test_bytes_that_do_not_match_the_hash_are_not_kept(torch_home):
-    body = _payload()
-    name = _named(body, right_hash=False)
-    with _Server({name: body}) as server, pytest.raises(DownloadError, match="SHA-256 starts"):
+    body = weights_payload()
+    name = hashed_name(body, right_hash=False)
+    with (
+        WeightsServer({name: body}) as server,
+        pytest.raises(DownloadError, match="SHA-256 starts"),
+    ):
         download_weights(_weights(server.url(name)))
     assert _leftovers(torch_home) == []
 
 
 def test_a_server_that_is_down_is_one_clear_error(torch_home):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    weights = _weights(f"http://127.0.0.1:{port}/tiny-12345678.pth")
+    weights = _weights(f"http://127.0.0.1:{unused_port()}/tiny-12345678.pth")
     with pytest.raises(DownloadError, match=r"cannot download .*copy tiny-12345678\.pth"):
         download_weights(weights)
     assert _leftovers(torch_home) == []
 
 
 def test_a_cut_connection_leaves_nothing(torch_home):
-    body = _payload(400_000)
-    name = _named(body)
-    with _Server({name: body}, cut=True) as server, pytest.raises(DownloadError):
+    body = weights_payload(400_000)
+    name = hashed_name(body)
+    with WeightsServer({name: body}, cut=True) as server, pytest.raises(DownloadError):
         download_weights(_weights(server.url(name)))
     assert _leftovers(torch_home) == []
 
 
 def test_cancelling_midway_leaves_no_partial_file_and_keeps_an_old_one(torch_home):
-    body = _payload(2_000_000)
-    name = _named(body)
+    body = weights_payload(2_000_000)
+    name = hashed_name(body)
     torch_home.mkdir(parents=True)
     (torch_home / name).write_bytes(b"what was there before")
     cancel = threading.Event()
@@ -145,7 +95,7 @@ def test_cancelling_midway_leaves_no_partial_file_and_keeps_an_old_one(torch_hom
         seen.append(done)
         cancel.set()  # the user presses Cancel after the first chunk
 
-    server = _Server({name: body}, chunk_delay_s=0.01)
+    server = WeightsServer({name: body}, chunk_delay_s=0.01)
     with server, pytest.raises(DownloadCancelledError):
         download_weights(_weights(server.url(name)), on_progress=progress, cancel=cancel)
     assert 0 < seen[-1] < len(body)
@@ -154,11 +104,13 @@ def test_cancelling_midway_leaves_no_partial_file_and_keeps_an_old_one(torch_hom
 
 
 def test_a_mirror_is_checked_against_the_official_name(torch_home):
-    body = _payload()
-    official = KnownWeights("tiny", "resnet18", "imagenet", f"https://example.org/{_named(body)}")
-    with _Server({"mirror/file.pth": body}) as server:
+    body = weights_payload()
+    official = KnownWeights(
+        "tiny", "resnet18", "imagenet", f"https://example.org/{hashed_name(body)}"
+    )
+    with WeightsServer({"mirror/file.pth": body}) as server:
         path = download_weights(official, source=server.url("mirror/file.pth"))
-    assert path.name == _named(body) and path.read_bytes() == body
+    assert path.name == hashed_name(body) and path.read_bytes() == body
 
 
 def test_unknown_names_list_the_known_ones():
@@ -184,3 +136,39 @@ def test_presets_start_from_the_best_weights_present_and_say_which(torch_home):
     assert with_best_start(accurate.replace(fpn=False)).pretrained == "none"  # no resnet50 file
     own = fast.replace(weights_path="/data/my.pth")
     assert with_best_start(own) == own and "my.pth" in describe_start(own)
+
+
+def test_each_start_can_be_chosen_and_says_whether_its_file_is_here(torch_home):
+    fast, accurate = preset("fast", ["cell"]), preset("accurate", ["cell"])
+    assert start_choices(fast) == ["best", "none", "imagenet"]  # no COCO detector for resnet18
+    assert start_choices(accurate) == ["best", "none", "imagenet", "coco"]
+    assert start_choice_title(fast, "best") == "best present (now: from scratch)"
+    assert start_choice_title(fast, "imagenet").startswith("ImageNet backbone: not here (")
+    assert start_choice_title(accurate, "coco").startswith("COCO detector: not here (")
+    assert weights_to_fetch(fast, "best").name == "resnet18-imagenet"  # what the line suggests
+    assert weights_to_fetch(fast, "none") is None
+    assert weights_to_fetch(accurate, "coco").name == "resnet50-fpn-coco"
+    with pytest.raises(ConfigError, match="no COCO detector for resnet18"):
+        with_start(fast, "coco")
+
+    chosen = resolve_model_config(["cell"], preset_name="fast", start="imagenet")
+    assert (chosen.pretrained, chosen.trainable_layers) == ("imagenet", 3)
+    assert "NOT on this machine" in describe_start(chosen)
+    with pytest.raises(WeightsNotFoundError, match="detlab weights download resnet18-imagenet"):
+        required_weights_file(chosen)  # refused before a run starts
+
+    resnet18 = weights_to_fetch(fast, "imagenet")
+    resnet18.path.parent.mkdir(parents=True)
+    resnet18.path.write_bytes(b"placed by hand, offline")
+    assert start_choice_title(fast, "imagenet") == "ImageNet backbone: here"
+    assert start_choice_title(fast, "best") == "best present (now: ImageNet backbone)"
+    assert weights_to_fetch(fast, "imagenet") is None and weights_to_fetch(fast, "best") is None
+    assert required_weights_file(chosen) == resnet18.path
+    scratch = resolve_model_config(["cell"], preset_name="fast", start="none")
+    assert (scratch.pretrained, scratch.trainable_layers) == ("none", 5)
+    assert (
+        describe_start(scratch)
+        == "from scratch, as chosen (ImageNet backbone for resnet18 is here)"
+    )
+    own = fast.replace(weights_path="/data/my.pth")
+    assert with_start(own, "imagenet").weights_path is None  # an explicit choice wins

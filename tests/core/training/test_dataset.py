@@ -16,6 +16,7 @@ from napari_detlab.core.images import to_float_rgb
 from napari_detlab.core.training.dataset import (
     DetectionDataset,
     collate,
+    split_by_name,
     split_train_val,
 )
 from oriented_photos import (
@@ -108,8 +109,8 @@ def test_split_is_seeded_disjoint_and_holds_out_at_least_one(tmp_path):
     store = AnnotationStore(tmp_path)
     train, val = split_train_val(store, 0.2, seed=3)
     assert (train, val) == split_train_val(store, 0.2, seed=3)
-    assert len(val) == 4 and not set(train) & set(val) and len(train) + len(val) == 20
-    assert split_train_val(store, 0.2, seed=4)[1] != val
+    assert val and not set(train) & set(val) and len(train) + len(val) == 20
+    assert split_train_val(store, 0.2, seed=4)[1] != val  # the seed salts the names' hashes
     assert split_train_val(store, 0.0)[1] == []
 
     small = tmp_path / "small"
@@ -121,6 +122,69 @@ def test_split_is_seeded_disjoint_and_holds_out_at_least_one(tmp_path):
     assert split_train_val(single) == (["img_0000"], [])
 
 
+def test_adding_images_never_moves_an_earlier_one(tmp_path):
+    """The old seeded shuffle moved 3 of 8 validation images into training when a 41st image
+    came; a hash of each name keeps every image on its side however the folder grows."""
+    names = [f"img_{i:04d}" for i in range(60)]
+    for seed in (0, 1):
+        sides = {}
+        for count in (40, 41, 60):
+            train, val = split_by_name(dict.fromkeys(names[:count], ()), 0.2, seed)
+            now = {**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val")}
+            assert all(now[name] == side for name, side in sides.items()), (seed, count)
+            sides = now
+        assert 0 < len(val) < 60
+
+    # The same through a folder: four more images annotated, the first twelve stay put.
+    write_synthetic_dataset(tmp_path, 12, size=(32, 32), max_objects=1)
+    train, val = split_train_val(tmp_path, 0.25)
+    write_synthetic_dataset(tmp_path, 16, size=(32, 32), max_objects=1)
+    grown_train, grown_val = split_train_val(tmp_path, 0.25)
+    assert set(train) <= set(grown_train) and set(val) <= set(grown_val)
+    assert len(grown_train) + len(grown_val) == 16
+
+
+def test_the_validation_share_is_about_the_fraction_on_many_images():
+    names = dict.fromkeys((f"photo {i}.jpg" for i in range(1000)), ())
+    for fraction in (0.1, 0.2, 0.5):
+        for seed in (0, 7):
+            _train, val = split_by_name(names, fraction, seed)
+            assert abs(len(val) / 1000 - fraction) < 0.03, (fraction, seed, len(val))
+
+
+def test_tiny_folders_hold_out_one_image_and_train_one_whatever_the_hash():
+    for seed in range(20):
+        assert [len(side) for side in split_by_name({"a": (), "b": ()}, 0.2, seed)] == [1, 1]
+        assert [len(side) for side in split_by_name({"a": (), "b": ()}, 0.9, seed)] == [1, 1]
+        three = split_by_name(dict.fromkeys("abc", ()), 0.05, seed)
+        assert [len(side) for side in three] == [2, 1]
+
+
+def test_a_stratified_split_validates_and_trains_every_class_with_two_images():
+    labels: dict[str, list[str]] = {f"common_{i}": ["cell"] for i in range(60)}
+    for name, count in (("spore", 2), ("crystal", 3), ("hypha", 4), ("cyst", 2), ("egg", 2)):
+        labels.update({f"{name}_{i}": [name, "cell"] for i in range(count)})
+    labels["lonely_0"] = ["amoeba"]  # one image: it must train, it cannot also validate
+    images_of = {
+        name: {stem for stem, names in labels.items() if name in names}
+        for name in ("spore", "crystal", "hypha", "cyst", "egg", "cell", "amoeba")
+    }
+
+    _train, plain_val = split_by_name(labels, 0.2, seed=0)
+    unscored = [n for n, stems in images_of.items() if len(stems) > 1 and not stems & {*plain_val}]
+    untrained = [n for n, stems in images_of.items() if stems <= {*plain_val}]
+    # Without stratifying, rare classes go unscored (and both cyst images only validate).
+    assert {"spore", "crystal", "hypha", "egg"} <= set(unscored) and untrained == ["cyst"]
+
+    train, val = split_by_name(labels, 0.2, seed=0, stratify=True)
+    for name, stems in images_of.items():
+        if len(stems) >= 2:
+            assert stems & set(val) and stems & set(train), name
+    assert "lonely_0" in train
+    # One image moved per class that needed it; the rest kept their hash's side.
+    assert len(set(val) ^ set(plain_val)) == len(unscored) + len(untrained)
+
+
 def test_split_fixed_by_a_file(tmp_path):
     write_synthetic_dataset(tmp_path, 5, size=(32, 32), max_objects=1)
     listing = tmp_path / "val.txt"
@@ -129,6 +193,10 @@ def test_split_fixed_by_a_file(tmp_path):
         ["img_0000", "img_0002", "img_0004"],
         ["img_0001", "img_0003"],
     )
+    # The file wins over the fraction, the seed and stratifying.
+    assert split_train_val(
+        tmp_path, 0.5, seed=9, split_file=listing, stratify=True
+    ) == split_train_val(tmp_path, split_file=listing)
     as_list = tmp_path / "val.json"
     as_list.write_text(json.dumps(["img_0004"]))
     assert split_train_val(tmp_path, split_file=as_list)[1] == ["img_0004"]

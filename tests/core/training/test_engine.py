@@ -40,7 +40,9 @@ def small_config(size: int, classes: list[str] = CLASSES):
 
 
 def quick_options(**changes) -> TrainOptions:
-    base = dict(epochs=1, batch_size=2, lr=0.01, warmup_iters=2, num_workers=0, val_fraction=0.34)
+    # The split goes by a hash of each name: at 0.15 (seed 0) img_0001 and img_0002 of the
+    # tiny dataset validate, the other four train (the old shuffle needed 0.34 for the same).
+    base = dict(epochs=1, batch_size=2, lr=0.01, warmup_iters=2, num_workers=0, val_fraction=0.15)
     return TrainOptions(**{**base, **changes})
 
 
@@ -102,7 +104,7 @@ def test_training_learns_from_scratch_on_cpu(tmp_path):
     dataset = write_synthetic_dataset(tmp_path / "data", 32, size=(128, 128), seed=0, max_objects=4)
     config = small_config(128)
     options = TrainOptions(
-        epochs=8, batch_size=4, lr=0.01, warmup_iters=10, val_fraction=0.25, eval_every=8,
+        epochs=8, batch_size=4, lr=0.01, warmup_iters=10, val_fraction=0.2, eval_every=8,
         num_workers=0, seed=0,
     )  # fmt: skip
     recorder = Recorder()
@@ -110,7 +112,7 @@ def test_training_learns_from_scratch_on_cpu(tmp_path):
 
     assert finished.status == "completed", finished.message
     val_stems = json.loads((tmp_path / "run" / "split.json").read_text())["val"]
-    assert len(val_stems) == 8
+    assert len(val_stems) == 8  # the names' hashes at 0.2 (seed 0): 24 train in 6 steps an epoch
     torch.manual_seed(0)
     untrained = val_metrics(build_model(config), config, dataset, val_stems)
     trained_model, stored_config = model_from_checkpoint(finished.best_checkpoint)

@@ -104,6 +104,27 @@ def test_a_cancelled_or_abandoned_run_stops_cleanly_with_last_pt(dataset, tmp_pa
     assert seen.iteration <= checkpoint["metrics"]["iteration"] <= seen.iteration + 2
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGINT for a child on Windows")
+def test_a_child_is_asked_to_stop_once_however_often_stop_is_called():
+    """A closing dock sets the run's cancel (its watcher stops the child) and stops the child
+    itself: a second SIGINT would be the CLI's "Ctrl+C again aborts", without last.pt."""
+    counting = (
+        "import signal, sys, time\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGINT, lambda *_: seen.append(1))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(1.5)\n"
+        "print(len(seen))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", counting], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    launch.stop_child(child)
+    time.sleep(0.3)  # the first SIGINT has been handled when the second would come
+    launch.stop_child(child)
+    out, _ = child.communicate(timeout=30)
+    assert out.strip() == "1"
+
+
 def test_refused_inputs_are_a_training_input_error_with_the_clis_line(tmp_path):
     dataset = write_synthetic_dataset(tmp_path / "data", 2, size=(32, 32))
     for path in (dataset / "annotations").glob("*.pt"):

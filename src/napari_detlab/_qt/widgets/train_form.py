@@ -1,14 +1,20 @@
 """The train dock's "Train" box: what to train with, Start / Cancel, and how the run goes.
 
-The form holds the person's choices (dataset, model, epochs, batch size, learning rate,
-device) and draws a :class:`~napari_detlab.core.training.progress.RunProgress`: progress bar
-with ETA, status line, loss and validation-mAP curves. Starting, cancelling and assembling
-the config and options are the dock's.
+The form holds the person's choices (dataset, model, where its weights start, epochs, batch
+size, learning rate, validation share, device) and draws a
+:class:`~napari_detlab.core.training.progress.RunProgress`: progress bar with ETA, status
+line, loss and validation-mAP curves. Starting, cancelling and assembling the config and
+options are the dock's; the "Start from" row (with its download) is a
+:class:`~napari_detlab._qt.widgets.start_choice.StartChoice`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -24,8 +30,13 @@ from qtpy.QtWidgets import (
 
 from napari_detlab._qt.widgets.curve_plot import CurvePlot
 from napari_detlab._qt.widgets.path_row import PathRow
+from napari_detlab._qt.widgets.start_choice import StartChoice
 from napari_detlab.core.model.config import PRESETS, default_preset_name
+from napari_detlab.core.training.options import TrainOptions
 from napari_detlab.core.training.progress import CurvePoint, RunProgress
+
+if TYPE_CHECKING:
+    from napari_detlab.core.model.config import ModelConfig
 
 __all__ = ["ANCHOR_VIEWER_CHOICE", "TrainForm"]
 
@@ -34,17 +45,43 @@ ANCHOR_VIEWER_CHOICE = "AnchorViewer's config"
 
 
 class TrainForm(QGroupBox):
-    """The training inputs, the Start and Cancel buttons, and the run's progress and curves."""
+    """The training inputs, the Start and Cancel buttons, and the run's progress and curves.
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    Parameters
+    ----------
+    config_for
+        The config the next run would train from a given start (see
+        :class:`~napari_detlab._qt.widgets.start_choice.StartChoice`); the dock's.
+    """
+
+    def __init__(
+        self, config_for: Callable[[str], ModelConfig], parent: QWidget | None = None
+    ) -> None:
         import torch
 
         super().__init__("Train", parent)
         cuda = torch.cuda.is_available()
+        defaults = TrainOptions()
         self.dataset_row = PathRow("the Annotator's folder", title="Dataset folder")
         self.config_combo = QComboBox()
         self.config_combo.addItems(list(PRESETS))
         self.config_combo.setCurrentText(default_preset_name())
+        self.start_choice = StartChoice(config_for)
+        self.val_spin = QDoubleSpinBox()
+        self.val_spin.setDecimals(2)
+        self.val_spin.setRange(0.0, 0.9)
+        self.val_spin.setSingleStep(0.05)
+        self.val_spin.setValue(defaults.val_fraction)
+        self.val_spin.setToolTip(
+            "Share of the annotated images held out to score the model. Each image's side "
+            "follows from its name, so it keeps its side as the folder grows"
+        )
+        self.stratify_check = QCheckBox("stratified by class")
+        self.stratify_check.setChecked(defaults.stratify_split)
+        self.stratify_check.setToolTip(
+            "Stratify by class: every class with two images or more has images in "
+            "validation, and every class has images in training"
+        )
         self.epochs_spin = _spin(1, 10000, 20)
         self.batch_spin = _spin(1, 256, 4 if cuda else 2)
         self.lr_spin = QDoubleSpinBox()
@@ -74,6 +111,12 @@ class TrainForm(QGroupBox):
         form = QFormLayout()
         form.addRow("Dataset", self.dataset_row)
         form.addRow("Model", self.config_combo)
+        form.addRow("Start from", self.start_choice)
+        form.addRow(self.start_choice.line)  # the whole width: a wrapped line keeps its height
+        validation = QHBoxLayout()
+        validation.addWidget(self.val_spin)
+        validation.addWidget(self.stratify_check)
+        form.addRow("Validation", validation)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Learning rate", self.lr_spin)
@@ -87,6 +130,7 @@ class TrainForm(QGroupBox):
         layout.addLayout(buttons)
         for widget in (self.progress, self.status_label, self.loss_plot, self.map_plot):
             layout.addWidget(widget)
+        self.config_combo.currentTextChanged.connect(self.start_choice.refresh)
 
     def option_values(self) -> dict[str, object]:
         """The training options chosen here, by ``TrainOptions`` field name."""
@@ -94,6 +138,8 @@ class TrainForm(QGroupBox):
             "epochs": self.epochs_spin.value(),
             "batch_size": self.batch_spin.value(),
             "lr": self.lr_spin.value(),
+            "val_fraction": self.val_spin.value(),
+            "stratify_split": self.stratify_check.isChecked(),
             "device": self.device_combo.currentText(),
         }
 
@@ -101,6 +147,8 @@ class TrainForm(QGroupBox):
         """Add the AnchorViewer's config to the model choices, and choose it."""
         if self.config_combo.findText(ANCHOR_VIEWER_CHOICE) < 0:
             self.config_combo.addItem(ANCHOR_VIEWER_CHOICE)
+        if self.config_combo.currentText() == ANCHOR_VIEWER_CHOICE:
+            self.start_choice.refresh()  # a new config from the AnchorViewer, same choice
         self.config_combo.setCurrentText(ANCHOR_VIEWER_CHOICE)
 
     def set_running(self, running: bool) -> None:

@@ -237,6 +237,7 @@ def resolve_model_config(
     resume: str | Path | None = None,
     preset_name: str | None = None,
     keep_config_classes: bool = True,
+    start: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> ModelConfig:
     """The validated config of a model for a dataset with ``classes``.
@@ -261,6 +262,11 @@ def resolve_model_config(
     keep_config_classes
         ``False`` replaces a given config's classes by ``classes``: a dock hands on a config
         made for the dataset on screen, whose class list may have changed since.
+    start
+        Where the weights start, whatever the config says: ``"best"`` (the best present),
+        ``"none"``, ``"imagenet"`` or ``"coco"`` (see
+        :func:`~napari_detlab.core.model.weights_catalog.with_start`); ``None`` keeps the
+        config's (a preset's: the best present).
     overrides
         Fields set last (scripted use and tests, e.g. ``{"min_size": 128}``).
 
@@ -284,6 +290,10 @@ def resolve_model_config(
         from napari_detlab.core.model.weights_catalog import with_best_start
 
         config = with_best_start(preset(preset_name, list(classes)))
+    if start is not None:
+        from napari_detlab.core.model.weights_catalog import with_start
+
+        config = with_start(config, start)
     if overrides:
         config = config.replace(**overrides)
     return config.validate()

@@ -22,9 +22,17 @@ from napari_detlab.core.atomic import atomic_writer, remove_stale_temporaries
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.weights_catalog import KnownWeights, known_weights
 
-__all__ = ["DownloadCancelledError", "DownloadError", "download_weights", "find_weights"]
+__all__ = [
+    "DownloadCancelledError",
+    "DownloadError",
+    "download_weights",
+    "find_weights",
+    "progress_in_mb",
+    "progress_text",
+]
 
-CHUNK_BYTES = 1 << 20
+MEGABYTE = 1 << 20
+CHUNK_BYTES = MEGABYTE
 TIMEOUT_S = 30.0
 
 ProgressCallback = Callable[[int, int], None]
@@ -107,6 +115,19 @@ def download_weights(
             f"to {weights.path}"
         ) from error
     return weights.path
+
+
+def progress_in_mb(done: int, total: int) -> tuple[int, int]:
+    """``(whole MB done, MB in all)`` of a download's ``(bytes done, bytes total)``, for a
+    progress bar that is full exactly when the last byte has arrived (total 0: unknown)."""
+    total_mb = -(-total // MEGABYTE)
+    return (total_mb if total and done >= total else done // MEGABYTE), total_mb
+
+
+def progress_text(weights: KnownWeights, done: int, total: int) -> str:
+    """``"Downloading resnet18-imagenet: 12.0 of 44.7 MB"`` (without the total if unknown)."""
+    of = f" of {total / MEGABYTE:.1f}" if total else ""
+    return f"Downloading {weights.name}: {done / MEGABYTE:.1f}{of} MB"
 
 
 def _check_hash(weights: KnownWeights, sha256: str, url: str) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "expected_weights_files",
     "load_pretrained",
     "load_weights_file",
+    "required_weights_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,19 @@ def load_pretrained(model: nn.Module, config: ModelConfig) -> WeightsReport | No
     WeightsNotFoundError
         The file is not on disk; the message names the expected path and the alternatives.
     """
+    path = required_weights_file(config)
+    return None if path is None else load_weights_file(model, path, config)
+
+
+def required_weights_file(config: ModelConfig) -> Path | None:
+    """The file the config's weights start from (``None``: from scratch), checked to be here
+    before a run starts.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        The file is not on disk; the message names the expected path and the alternatives.
+    """
     if config.weights_path:
         path = Path(config.weights_path).expanduser()
         if not path.is_file():
@@ -184,13 +198,13 @@ def load_pretrained(model: nn.Module, config: ModelConfig) -> WeightsReport | No
                 f"weights_path {path} does not exist; point it at a local .pth file or set "
                 'pretrained="none" and clear weights_path to train from scratch'
             )
-        return load_weights_file(model, path, config)
+        return path
     candidates = expected_weights_files(config)
     if not candidates:
         return None
     for path in candidates:
         if path.is_file():
-            return load_weights_file(model, path, config)
+            return path
     name = weights_for(config)[0].name
     raise WeightsNotFoundError(
         f"{config.pretrained} weights for {config.backbone} are not on this machine (nothing is "

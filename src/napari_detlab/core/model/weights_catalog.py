@@ -12,7 +12,9 @@ A model's *starting point* is its config's ``pretrained``: ``"none"`` (from scra
 ``"imagenet"`` (an ImageNet backbone) or ``"coco"`` (a whole COCO detector: ResNet-50 or
 MobileNetV3 with FPN). :func:`with_best_start` gives a preset the best one present, since a
 detector from a few dozen images needs pretrained weights, and :func:`describe_start` says
-which in one line.
+which in one line. The train dock lets the user choose (:func:`start_choices`,
+:func:`with_start`, :func:`start_choice_title`) and download what the choice lacks
+(:func:`weights_to_fetch`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,25 @@ from pathlib import Path
 
 import torch
 
-from napari_detlab.core.model.config import COCO_DETECTOR_BACKBONES, ModelConfig
+from napari_detlab.core.model.config import COCO_DETECTOR_BACKBONES, ConfigError, ModelConfig
 
 __all__ = [
+    "BEST_START",
     "START_TITLES",
     "KnownWeights",
     "describe_start",
     "known_weights",
+    "start_choice_title",
+    "start_choices",
     "weights_for",
+    "weights_to_fetch",
     "with_best_start",
+    "with_start",
 ]
 
 START_TITLES = {"none": "from scratch", "imagenet": "ImageNet backbone", "coco": "COCO detector"}
+# The choice that takes the best starting point present (what presets do by default).
+BEST_START = "best"
 # Backbone stages trained on top of pretrained weights (torchvision's detection default);
 # from scratch every stage must train.
 PRETRAINED_TRAINABLE_LAYERS = 3
@@ -138,6 +147,18 @@ def _starts_for(config: ModelConfig) -> list[str]:
     return (["coco"] if coco else []) + ["imagenet", "none"]
 
 
+def _pretrained_files(config: ModelConfig) -> dict[str, list[KnownWeights]]:
+    """``{start: its files, preferred first}`` for each pretrained start of the backbone,
+    best start first."""
+    return {
+        start: weights_for(config.replace(pretrained=start)) for start in _starts_for(config)[:-1]
+    }
+
+
+def _any_present(files: list[KnownWeights]) -> bool:
+    return any(w.present for w in files)
+
+
 def with_best_start(config: ModelConfig) -> ModelConfig:
     """``config`` starting from the best weights present on this machine.
 
@@ -147,12 +168,82 @@ def with_best_start(config: ModelConfig) -> ModelConfig:
     """
     if config.weights_path:
         return config
-    for start in _starts_for(config):
-        candidate = config.replace(pretrained=start)
-        if start == "none" or any(w.present for w in weights_for(candidate)):
-            layers = SCRATCH_TRAINABLE_LAYERS if start == "none" else PRETRAINED_TRAINABLE_LAYERS
-            return candidate.replace(trainable_layers=layers)
-    return config  # not reached: "none" is always possible
+    for start, files in _pretrained_files(config).items():
+        if _any_present(files):
+            return with_start(config, start)
+    return with_start(config, "none")
+
+
+def start_choices(config: ModelConfig) -> list[str]:
+    """What the user may start ``config``'s backbone from: :data:`BEST_START`, then
+    ``"none"``, ``"imagenet"`` and, where torchvision has a COCO detector, ``"coco"``."""
+    return [BEST_START, *reversed(_starts_for(config))]
+
+
+def with_start(config: ModelConfig, start: str) -> ModelConfig:
+    """``config`` starting from ``start`` (one of :func:`start_choices`).
+
+    :data:`BEST_START` is :func:`with_best_start`; any other choice is the user's and
+    replaces a ``weights_path``. Trainable backbone stages follow the start.
+
+    Raises
+    ------
+    ConfigError
+        ``start`` is none of the choices, or a COCO detector for a backbone without one.
+    """
+    if start == BEST_START:
+        return with_best_start(config)
+    if start not in START_TITLES:
+        raise ConfigError(
+            f"unknown starting point {start!r}; choose one of {BEST_START}, "
+            f"{', '.join(START_TITLES)}"
+        )
+    if start not in _starts_for(config):
+        raise ConfigError(
+            f"torchvision has no COCO detector for {config.backbone}"
+            f"{' with FPN' if config.fpn else ' without FPN'}; start from ImageNet instead"
+        )
+    layers = SCRATCH_TRAINABLE_LAYERS if start == "none" else PRETRAINED_TRAINABLE_LAYERS
+    return config.replace(pretrained=start, weights_path=None, trainable_layers=layers)
+
+
+def start_choice_title(config: ModelConfig, start: str) -> str:
+    """How the choice ``start`` for ``config`` reads, saying whether its file is here.
+
+    For example ``"best present (now: from scratch)"``, ``"ImageNet backbone: here"`` or
+    ``"COCO detector: not here (160 MB)"``.
+    """
+    if start == BEST_START:
+        chosen = with_best_start(config)
+        now = "your weights file" if chosen.weights_path else START_TITLES[chosen.pretrained]
+        return f"best present (now: {now})"
+    files = _pretrained_files(config).get(start)
+    if not files:
+        return START_TITLES[start]
+    if _any_present(files):
+        return f"{START_TITLES[start]}: here"
+    size = f" ({files[0].size_mb:.0f} MB)" if files[0].size_mb else ""
+    return f"{START_TITLES[start]}: not here{size}"
+
+
+def weights_to_fetch(config: ModelConfig, start: str) -> KnownWeights | None:
+    """The file a download should bring for the choice ``start`` (``None``: nothing to get).
+
+    An explicit start's preferred file while none of its files is here; for
+    :data:`BEST_START` that ends up from scratch, the file :func:`describe_start` suggests.
+    """
+    if start == BEST_START:
+        chosen = with_best_start(config)
+        return _suggested(chosen) if chosen.pretrained == "none" else None
+    files = _pretrained_files(config).get(start)
+    return files[0] if files and not _any_present(files) else None
+
+
+def _suggested(config: ModelConfig) -> KnownWeights | None:
+    """The pretrained file to get for a backbone that has none here: the ImageNet one
+    (smaller than a COCO detector, and it fits every backbone)."""
+    preferred = [files[0] for files in _pretrained_files(config).values() if files]
+    return preferred[-1] if preferred else None
 
 
 def describe_start(config: ModelConfig) -> str:
@@ -174,14 +265,13 @@ def describe_start(config: ModelConfig) -> str:
             f"{START_TITLES[config.pretrained]}, NOT on this machine: download it first "
             f"(detlab weights download {wanted})"
         )
-    better = [
-        w
-        for start in _starts_for(config)[:-1]
-        for w in weights_for(config.replace(pretrained=start))[:1]
-    ]
-    if not better:
+    here = [start for start, files in _pretrained_files(config).items() if _any_present(files)]
+    if here:
+        return f"from scratch, as chosen ({START_TITLES[here[0]]} for {config.backbone} is here)"
+    suggested = _suggested(config)
+    if suggested is None:
         return "from scratch"
     return (
         f"from scratch: no pretrained weights for {config.backbone} on this machine "
-        f"(detlab weights download {better[-1].name})"
+        f"(detlab weights download {suggested.name})"
     )

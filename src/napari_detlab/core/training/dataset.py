@@ -1,4 +1,4 @@
-"""The Annotator's folder as a torch dataset, and its reproducible train / validation split.
+"""The Annotator's folder as a torch dataset, and its stable train / validation split.
 
 Which images train
 ------------------
@@ -10,13 +10,19 @@ same as "nothing there".
 
 Annotations are read and checked once, when the dataset is built, so a box with an unknown
 class is reported with its file before training starts, not hours into it.
+
+Which images validate
+---------------------
+A hash of each image's name decides its side (:func:`split_by_name`), not a shuffle of the
+whole list: a shuffle moved a few validation images into training whenever one image was
+added, so two runs a day apart were scored on different images. A split file still wins.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ __all__ = [
     "DetectionDataset",
     "collate",
     "read_split_file",
+    "split_by_name",
     "split_train_val",
 ]
 
@@ -89,23 +96,31 @@ def split_train_val(
     val_fraction: float = 0.2,
     seed: int = 0,
     split_file: str | Path | None = None,
+    *,
+    stratify: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Split the trainable images into training and validation stems.
+
+    Each image's side follows from a hash of its name (:func:`split_by_name`), so an image
+    keeps its side as the folder grows and run N and run N+1 are scored on the same images.
 
     Parameters
     ----------
     store
         The dataset (an :class:`AnnotationStore` or its folder).
     val_fraction
-        Share of images held out for validation. With at least two trainable images at least
-        one is held out and at least one trains.
+        Share of images held out for validation, on average. With at least two trainable
+        images at least one is held out and at least one trains.
     seed
-        The same seed and the same images give the same split, run after run.
+        Salts the hash: another seed gives another split, as stable as the first.
     split_file
-        A fixed split (see :func:`read_split_file`); overrides ``val_fraction`` and ``seed``.
-        Without a ``"train"`` list every other trainable image trains. Names that are not
-        images of the dataset raise ``ValueError``; listed images that are not annotated yet
-        are skipped, as they would be without a split file.
+        A fixed split (see :func:`read_split_file`); overrides ``val_fraction``, ``seed`` and
+        ``stratify``. Without a ``"train"`` list every other trainable image trains. Names
+        that are not images of the dataset raise ``ValueError``; listed images that are not
+        annotated yet are skipped, as they would be without a split file.
+    stratify
+        Every class with at least two images gets images on both sides (see
+        :func:`split_by_name`).
 
     Returns
     -------
@@ -113,20 +128,93 @@ def split_train_val(
         Disjoint lists, each in the folder's natural order.
     """
     store = AnnotationStore.of(store)
-    stems = store.trainable_stems()
     if split_file is not None:
-        return _fixed_split(store, stems, split_file)
+        return _fixed_split(store, store.trainable_stems(), split_file)
+    labels = {image.stem: annotation.labels for image, annotation in store.trainable()}
+    return split_by_name(labels, val_fraction, seed, stratify=stratify)
+
+
+def split_by_name(
+    labels: Mapping[str, Collection[str]],
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    stratify: bool = False,
+) -> tuple[list[str], list[str]]:
+    """The stable split of images given as ``{stem: class names of its boxes}``.
+
+    An image validates when a hash of its stem (salted by ``seed``), read as a number in
+    [0, 1), is below ``val_fraction``: no image's side depends on the others, so adding
+    images never moves an earlier one, and about ``val_fraction`` of a large folder (and of
+    each of its classes) validates.
+
+    Small folders need two corrections, each the smallest move (an image whose hash is
+    lowest goes to validation, highest to training), and they are what stability costs:
+
+    - with at least two images and ``val_fraction > 0``, at least one validates and at
+      least one trains;
+    - with ``stratify``, a class whose only images all validate gets one back to training
+      (a class never trained on cannot be learnt), then every class with at least two images
+      and none in validation gets one there, unless that would take the last training image
+      of another class.
+
+    An image moved by a correction may go back to its hash's side when later images make
+    the correction unneeded; every other image stays where its hash put it.
+
+    Returns
+    -------
+    train_stems, val_stems
+        Disjoint lists, in the order of ``labels``.
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise TrainingInputError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if len(stems) < 2:
-        return list(stems), []
-    n_val = min(len(stems) - 1, max(1, round(val_fraction * len(stems))))
-    if val_fraction == 0.0:
-        n_val = 0
-    shuffled = list(stems)
-    random.Random(seed).shuffle(shuffled)
-    val = set(shuffled[:n_val])
+    stems = list(labels)
+    if len(stems) < 2 or val_fraction == 0.0:
+        return stems, []
+    key = {stem: _name_hash(stem, seed) for stem in stems}
+    val = {stem for stem in stems if key[stem] < val_fraction}
+    if stratify:
+        _stratify(val, labels, key)
+    if not val:
+        val.add(min(stems, key=key.__getitem__))
+    elif len(val) == len(stems):
+        val.discard(max(stems, key=key.__getitem__))
     return [s for s in stems if s not in val], [s for s in stems if s in val]
+
+
+def _name_hash(stem: str, seed: int) -> float:
+    """``stem`` salted by ``seed``, hashed to a number in [0, 1) (the same on every machine)."""
+    digest = hashlib.sha256(f"{seed}/{stem}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _stratify(
+    val: set[str], labels: Mapping[str, Collection[str]], key: Mapping[str, float]
+) -> None:
+    """Move the fewest images so that every class trains and, from two images on, validates."""
+    images_of: dict[str, list[str]] = {}
+    for stem, names in labels.items():
+        for name in set(names):
+            images_of.setdefault(name, []).append(stem)
+    rarest_first = sorted(images_of, key=lambda name: (len(images_of[name]), name))
+    for name in rarest_first:
+        if all(stem in val for stem in images_of[name]):
+            val.discard(max(images_of[name], key=key.__getitem__))
+
+    def others_still_train(stem: str) -> bool:
+        return all(
+            any(other != stem and other not in val for other in images_of[name])
+            for name in set(labels[stem])
+        )
+
+    for name in rarest_first:
+        images = images_of[name]
+        if len(images) < 2 or any(stem in val for stem in images):
+            continue
+        for stem in sorted(images, key=key.__getitem__):
+            if others_still_train(stem):
+                val.add(stem)
+                break
 
 
 def _fixed_split(

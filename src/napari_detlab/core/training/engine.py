@@ -224,8 +224,9 @@ class _Run:
 
         _seed_everything(options.seed + context.rank)
         self.train_stems, self.val_stems = split_train_val(
-            store, options.val_fraction, options.seed, options.split_file
-        )
+            store, options.val_fraction, options.seed, options.split_file,
+            stratify=options.stratify_split,
+        )  # fmt: skip
         if not self.train_stems:
             raise TrainingInputError("the split leaves no training images; lower val_fraction")
         self.train_set = DetectionDataset(

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,9 @@ Post = Callable[[Event], None]
 # After the SIGINT: time for the current iteration and last.pt, then the child is killed.
 STOP_TIMEOUT_S = 300.0
 _CLI = "import sys; from napari_detlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
+# The children already asked to stop (see stop_child).
+_STOPPED: weakref.WeakSet[subprocess.Popen[str]] = weakref.WeakSet()
+_STOPPED_LOCK = threading.Lock()
 
 
 class TrainingProcessError(DetlabError, RuntimeError):
@@ -79,10 +83,16 @@ def train_command(
 def stop_child(child: subprocess.Popen[str]) -> None:
     """Ask a training process for the engine's clean stop (SIGINT: ``last.pt`` is written).
 
-    Windows has no SIGINT for a child process: there it is terminated outright.
+    Only the first call signals: the CLI takes a second SIGINT for an impatient second
+    Ctrl+C and aborts without ``last.pt``, and a dock that closes both sets the run's cancel
+    event (whose watcher calls this) and calls this itself. Windows has no SIGINT for a
+    child process: there it is terminated outright.
     """
-    if child.poll() is None:
-        child.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
+    with _STOPPED_LOCK:
+        if child in _STOPPED or child.poll() is not None:
+            return
+        _STOPPED.add(child)
+    child.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
 
 
 def train_in_subprocess(

@@ -46,10 +46,11 @@ class TrainOptions(JsonDataclass):
         ``"auto"`` turns them on when training on CUDA; ``True``/``False`` force them.
     patience
         Stop after this many evaluations without a better validation mAP; ``None`` never.
-    val_fraction, split_file, seed
+    val_fraction, stratify_split, split_file, seed
         The train / validation split (see
-        :func:`~napari_detlab.core.training.dataset.split_train_val`) and the seed of everything
-        random.
+        :func:`~napari_detlab.core.training.dataset.split_train_val`: by a hash of each image's
+        name, salted by the seed; stratified, every class with two images or more validates;
+        a split file fixes it) and the seed of everything random.
     device
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     num_workers
@@ -82,6 +83,7 @@ class TrainOptions(JsonDataclass):
     channels_last: bool | str = "auto"
     patience: int | None = None
     val_fraction: float = 0.2
+    stratify_split: bool = False
     split_file: str | None = None
     seed: int = 0
     device: str = "auto"
