@@ -65,7 +65,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.location}" if self.location else self.file
-        return f"{where}: {self.message}"
+        # An error's own message often names the file already ("<file>: not a .pt file").
+        return f"{where}: {self.message.removeprefix(f'{self.file}: ')}"
 
 
 @dataclass
