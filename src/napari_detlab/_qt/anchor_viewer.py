@@ -233,7 +233,7 @@ class AnchorViewerWidget(QWidget):
         try:
             self.model.set_image(path)
         except DetlabError as error:
-            self.error_label.setText(f"{path.name}: {error}")
+            self.error_label.setText(str(error))  # it names the file
             return
         self._overlay_timer.start()
 

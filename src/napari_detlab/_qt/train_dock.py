@@ -331,9 +331,8 @@ class TrainDockWidget(QWidget):
             self.predicted = written
             self.predict_panel.show_progress(len(paths), len(paths))
             if skipped:
-                show_warning(
-                    f"{len(skipped)} image(s) could not be read, e.g. {skipped[0].path.name}: "
-                    f"{skipped[0].reason}"
+                show_warning(  # the reason starts with the file's path
+                    f"{len(skipped)} image(s) could not be read, e.g. {skipped[0].reason}"
                 )
             show_info(f"{len(written)} prediction file(s) written to {output_dir}")
             self.session.set_checkpoint(checkpoint)

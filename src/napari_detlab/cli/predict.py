@@ -4,9 +4,10 @@ Example::
 
     detlab predict runs/exp1/best.pt my_images/ --output my_images/predictions
 
-Progress goes to stderr, one line per batch; skipped (unreadable) images are listed at the
-end. Bad input (missing folder, no images, a file that is not a safe napari-detlab
-checkpoint) prints one line and exits with code 2.
+Progress goes to stderr, one line per image (``--quiet``: none); skipped (unreadable) images
+are listed at the end, one line each. Bad input (missing folder, no images, a file that is not
+a safe napari-detlab checkpoint, a score floor outside [0, 1]) and a prediction file that
+cannot be written (full disk, read-only folder) print one line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.score_floor is not None and not 0.0 <= args.score_floor <= 1.0:
+        raise CliError(f"--score-floor must be between 0 and 1, got {args.score_floor}")
     if not args.checkpoint.is_file():
         raise CliError(f"{args.checkpoint}: no such checkpoint file")
     images = collect_images(args.images)  # fail on a missing folder before loading the model
@@ -62,13 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"predict: {done}/{total} {path.name} ({rate:.2f} images/s)", file=sys.stderr)
 
     skipped: list[SkippedImage] = []
-    try:
-        written = predict_folder(
-            args.checkpoint, images, args.output, batch_size=args.batch_size, device=args.device,
-            on_progress=progress, skipped=skipped, score_floor=args.score_floor,
-        )  # fmt: skip
-    except (PermissionError, IsADirectoryError, NotADirectoryError) as error:
-        raise CliError(f"{error.filename or args.output}: {error.strerror}") from error
+    # A prediction file that cannot be written (full disk, read-only folder) raises a
+    # WriteError naming it: one line and exit code 2, the files written before it kept.
+    written = predict_folder(
+        args.checkpoint, images, args.output, batch_size=args.batch_size, device=args.device,
+        on_progress=progress, skipped=skipped, score_floor=args.score_floor,
+    )  # fmt: skip
     for item in skipped:
         print(f"detlab predict: warning: skipped {item.reason.splitlines()[0]}", file=sys.stderr)
     if not written:

@@ -16,6 +16,11 @@ pretrained file, from scratch, or the checkpoint it resumes). Progress is one li
 (``--val-fraction``, ``--stratify-split``), so they stay the same as the folder grows;
 ``--split-file`` fixes them. The first Ctrl+C (or SIGTERM) stops cleanly after
 the current iteration and writes ``last.pt`` (exit 130); a second one aborts.
+
+Exit codes: 0 trained, 1 the run failed (a non-finite loss, out of memory), 2 one line on
+stderr: inputs refused before anything is written (numbers out of range, annotated images
+that cannot be decoded, all named) or a file of the run that cannot be written (a full disk,
+a read-only folder), named, with the files written before it intact.
 """
 
 from __future__ import annotations
@@ -208,13 +213,16 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise CliError(f"{args.dataset}: dataset folder not found")
+    if args.print_every < 1:
+        raise CliError(f"--print-every must be at least 1, got {args.print_every}")
+    # Numbers no run can use (--epochs -1, --batch-size 0, --lr inf...) are refused first.
+    options = _train_options(args).validate()
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if main_rank:
         # Say which pretrained tensors were loaded (and skipped): "did my weights land?"
         logging.basicConfig(format="detlab train: %(message)s", level=logging.WARNING)
         logging.getLogger("napari_detlab.core.model.weights").setLevel(logging.INFO)
     config = _model_config(args)
-    options = _train_options(args)
     cancel = threading.Event()
     start = _start_line(config, options) if main_rank else ""
     printer = _Printer(args.json_events, args.print_every, start)

@@ -2,7 +2,9 @@
 
 A file is written next to its destination under a temporary name, flushed to disk and then
 moved over the old one with :func:`os.replace`, so a reader (or a user after a crash) sees
-either the old file or the new one, never half of one.
+either the old file or the new one, never half of one. A write that fails (a full disk, a
+read-only folder) raises :class:`WriteError`, which names the file the caller asked for, not
+the temporary one, and keeps the ``errno``.
 
 ``.pt`` files are pickles, and unpickling can run any code the file's author chose. Every
 ``.pt`` read in the project therefore goes through :func:`safe_torch_load`, which only
@@ -12,6 +14,7 @@ builds tensors, containers and the few extra types a caller explicitly allows.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -21,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import torch
 
@@ -30,12 +33,15 @@ from napari_detlab.core.errors import DetlabError
 __all__ = [
     "UnreadableFileError",
     "UnsafeFileError",
+    "WriteError",
     "atomic_torch_save",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_writer",
+    "make_folder",
     "remove_stale_temporaries",
     "safe_torch_load",
+    "writing",
 ]
 
 
@@ -45,6 +51,61 @@ class UnsafeFileError(DetlabError, ValueError):
 
 class UnreadableFileError(DetlabError, ValueError):
     """A file that is not what it claims to be (truncated, empty, another format)."""
+
+
+# What a person can do about the usual reasons a write fails.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space or choose another folder",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder",
+    errno.EROFS: "the folder is on a read-only file system; choose another folder",
+    errno.EACCES: "no permission to write there; choose another folder",
+    errno.EPERM: "no permission to write there; choose another folder",
+    errno.EFBIG: "the file is larger than this system allows; choose another folder",
+    errno.ENOTDIR: "part of that path is a file, not a folder; choose another folder",
+    errno.EEXIST: "a file is in the way of that folder; choose another folder",
+}
+
+
+class WriteError(DetlabError, OSError):
+    """A file or folder that could not be written: a full disk, a read-only folder, no
+    permission.
+
+    An ``OSError`` with the ``errno`` and ``strerror`` of the failure and, as ``filename``,
+    the file the user asked for (not the temporary file the write went through); ``str()`` is
+    one line naming it, why, and what to do (``advice``, which a caller may extend).
+    """
+
+    advice: str = ""
+
+    @classmethod
+    def naming(cls, error: OSError, path: str | os.PathLike[str]) -> WriteError:
+        """``error`` (its errno and reason) as a write of ``path`` that failed."""
+        if isinstance(error, WriteError):
+            return error
+        named = cls(error.errno, error.strerror or str(error) or type(error).__name__, str(path))
+        named.advice = _WRITE_ADVICE.get(error.errno or 0, "")
+        return named
+
+    def __str__(self) -> str:
+        advice = f"; {self.advice}" if self.advice else ""
+        return f"{self.filename}: cannot write ({self.strerror}){advice}"
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` in the block into a :class:`WriteError` naming ``path``."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError.naming(error, path) from error
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` (and its parents) if needed; a failure is a :class:`WriteError`."""
+    folder = Path(folder)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _current_umask() -> int:
@@ -74,6 +135,46 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _open_temporary(path: Path) -> tuple[int, str]:
+    """A new hidden temp file beside ``path``: its descriptor and name (tests replace this
+    to make writes fail as a full disk or a read-only folder would)."""
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+class _NamingWrites:
+    """A file handle whose failed writes raise :class:`WriteError` naming the destination.
+
+    Only the handle's own writes are converted: an ``OSError`` from elsewhere in the caller's
+    block (a dropped connection during a download) keeps its type.
+    """
+
+    def __init__(self, handle: BinaryIO, destination: Path) -> None:
+        self._handle, self._destination = handle, destination
+
+    def write(self, data: bytes) -> int:
+        with self._naming():
+            return self._handle.write(data)
+
+    def flush(self) -> None:
+        with self._naming():
+            self._handle.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+    @contextlib.contextmanager
+    def _naming(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            # Bytes that could not be written stay buffered, and closing the handle would try
+            # them again, raising the same error without the file's name: the file descriptor
+            # is closed now, which makes that close a no-op (the temp file is removed anyway).
+            with contextlib.suppress(AttributeError, OSError):
+                self._handle.raw.close()  # type: ignore[attr-defined]
+            raise WriteError.naming(error, self._destination) from error
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file handle whose content replaces ``path`` only if the block ends normally.
@@ -82,22 +183,32 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     disk and then moved over ``path`` with :func:`os.replace`; if the block raises (a
     cancelled download, a full disk, Ctrl+C) the temp file is removed and ``path`` is as it
     was. An existing file keeps its permissions.
+
+    Raises
+    ------
+    WriteError
+        The folder, the temp file or its data could not be written (``errno`` says why);
+        ``path`` is as it was and no temp file is left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     try:
         mode = path.stat().st_mode & 0o777
     except OSError:
         mode = _NEW_FILE_MODE
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(path):
+        fd, tmp_name = _open_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if hasattr(os, "chmod"):
-            os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
+            named = _NamingWrites(handle, path)
+            yield cast(BinaryIO, named)  # it writes, flushes and answers like the handle
+            named.flush()
+            with writing(path):
+                os.fsync(handle.fileno())
+        with writing(path):
+            if hasattr(os, "chmod"):
+                os.chmod(tmp_name, mode)
+            os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.atomic import atomic_write_bytes
+from napari_detlab.core.atomic import WriteError, atomic_write_bytes
 from napari_detlab.core.boxes import as_boxes
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, image_size
@@ -54,24 +54,27 @@ class FormatError(DetlabError, ValueError):
     """A source or target that cannot be used at all; the message names the file and place."""
 
 
-class TargetWriteError(DetlabError, OSError):
+class TargetWriteError(WriteError):
     """A file an import or an export could not write (a full disk, a read-only folder).
 
     It stops the job: every later file would fail the same way. The message is one line that
     names the file; the files written before it are whole (each write is atomic), and the
-    file itself is as it was. Built as ``TargetWriteError(errno, reason, path)``, like an
-    ``OSError``, which it also is.
+    file itself is as it was.
     """
 
     @classmethod
     def of(cls, path: Path, error: OSError) -> TargetWriteError:
-        """The error of writing ``path`` that failed with ``error``."""
-        return cls(error.errno, error.strerror or str(error) or type(error).__name__, str(path))
+        """The error of writing ``path`` that failed with ``error``; the atomic writer's
+        advice (a full disk, a file in the way of a folder) is kept."""
+        named = cls(error.errno, error.strerror or str(error) or type(error).__name__, str(path))
+        named.advice = getattr(error, "advice", "")
+        return named
 
     def __str__(self) -> str:
+        advice = f"; {self.advice}" if self.advice else ""
         return (
-            f"{self.filename}: cannot be written ({self.strerror}); stopped there, the files "
-            "written before it are complete"
+            f"{self.filename}: cannot be written ({self.strerror}){advice}; stopped there, the "
+            "files written before it are complete"
         )
 
 
@@ -113,7 +116,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.location}" if self.location else self.file
-        return f"{where}: {self.message}"
+        # An error's own message often names the file already ("<file>: not a .pt file").
+        return f"{where}: {self.message.removeprefix(f'{self.file}: ')}"
 
 
 @dataclass

@@ -276,10 +276,10 @@ def _save(store: AnnotationStore, image: Path, annotation: ImageAnnotation) -> D
     """
     try:
         store.save(image, annotation)
+    except OSError as error:  # first: a failed write (WriteError) is a DetlabError too
+        raise TargetWriteError.of(store.path_for(image), error) from error
     except DetlabError as error:
         return error
-    except OSError as error:
-        raise TargetWriteError.of(store.path_for(image), error) from error
     return None
 
 

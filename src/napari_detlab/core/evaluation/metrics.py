@@ -286,8 +286,8 @@ def load_folder_pairs(
 
     Ground truth is every image that would train (boxes, or reviewed as negative). Raises
     ``FileNotFoundError`` for a missing folder and :class:`EvaluationError` when nothing can be
-    compared
-    or a predicted class is not one of the dataset's.
+    compared, a predicted class is not one of the dataset's, or prediction files cannot be
+    read (all of them named: leaving one out would change the score).
     """
     from napari_detlab.core.model.predict import load_prediction
 
@@ -299,11 +299,18 @@ def load_folder_pairs(
     ground_truth = {image.stem: annotation for image, annotation in store.trainable()}
     if not ground_truth:
         raise EvaluationError(f"{store.root}: no annotated images to evaluate against")
-    predictions = {
-        path.stem: load_prediction(path, store.image_of(path.stem))
-        for path in sorted(pred_dir.glob("*.pt"))
-        if path.stem in ground_truth
-    }
+    predictions, unreadable = {}, []
+    for path in sorted(pred_dir.glob("*.pt")):
+        if path.stem in ground_truth:
+            try:
+                predictions[path.stem] = load_prediction(path, store.image_of(path.stem))
+            except DetlabError as error:  # its message starts with the file's path
+                unreadable.append(f"{path.name} ({str(error).removeprefix(f'{path}: ')})")
+    if unreadable:
+        raise EvaluationError(
+            f"{pred_dir}: {len(unreadable)} prediction file(s) cannot be read: "
+            f"{', '.join(unreadable)}; predict those images again"
+        )
     if not predictions:
         raise EvaluationError(
             f"{pred_dir}: no prediction file matches an annotated image of {store.root}"

@@ -37,7 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_detlab.core.atomic import atomic_torch_save, remove_stale_temporaries, safe_torch_load
+from napari_detlab.core.atomic import (
+    atomic_torch_save,
+    make_folder,
+    remove_stale_temporaries,
+    safe_torch_load,
+)
 from napari_detlab.core.boxes import BoxRecord, as_boxes
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import (
@@ -294,6 +299,7 @@ def predict_images(
     skipped
         A list that receives a :class:`SkippedImage` for each image that cannot be read; such
         images yield nothing and the run goes on (one broken file should not cost a folder).
+        The caller reports them; without a list each is logged as a warning instead.
     amp, channels_last
         On a GPU, run the forward pass in mixed precision (autocast) and the convolutions
         in channels-last memory order; boxes and scores come back as float32 either way.
@@ -315,9 +321,10 @@ def predict_images(
         good: list[tuple[Path, torch.Tensor, tuple[int, int]]] = []
         for path, item in zip(batch, decoded, strict=True):
             if isinstance(item, SkippedImage):
-                log.warning("skipping %s", item.reason)
                 if skipped is not None:
                     skipped.append(item)
+                else:
+                    log.warning("skipping %s", item.reason)
             else:
                 good.append((path, item[0], item[1]))
         if not good:
@@ -379,15 +386,26 @@ def predict_folder(
     skipped
         Receives the images that could not be read.
     score_floor
-        Lower (or raise) the model's score threshold for this run; default: the checkpoint's.
+        Lower (or raise) the model's score threshold for this run, between 0 and 1; default:
+        the checkpoint's.
 
     Returns
     -------
     list of Path
         The prediction files written, in image order.
+
+    Raises
+    ------
+    PredictionError
+        No images, a score floor outside [0, 1], an output path that is a file.
+    WriteError
+        A prediction file (or the folder) could not be written; the files written before it
+        are complete, and an older prediction of that image is intact.
     """
     from napari_detlab.core.model.checkpoint import model_from_checkpoint
 
+    if score_floor is not None and not 0.0 <= score_floor <= 1.0:
+        raise PredictionError(f"the score floor must be between 0 and 1, got {score_floor}")
     paths = collect_images(images)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -397,7 +415,7 @@ def predict_folder(
     if score_floor is not None:
         model.roi_heads.score_thresh = float(score_floor)
     source = str(Path(checkpoint).resolve())
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(output_dir)
     remove_stale_temporaries(output_dir)
     written: list[Path] = []
     failures: list[SkippedImage] = skipped if skipped is not None else []

@@ -6,7 +6,12 @@ is a large share of the epoch. :class:`CheckpointWriter` copies the state to CPU
 the moment of the call (so the file holds exactly that step) and hands the serialisation
 and the atomic write to one worker thread. Writes happen in call order; a new save first
 waits for the previous one, so at most one snapshot is held in memory. :meth:`wait` (called
-before a run reports its end) makes sure every file is on disk and re-raises a failed write.
+before a run reports its end) makes sure every file is on disk and re-raises a failed write;
+:meth:`raise_failure`, cheap enough for every iteration, re-raises one as soon as it happened,
+so a full disk ends the run at once rather than an epoch later. A failed write leaves no
+partial file (:func:`~napari_detlab.core.atomic.atomic_writer`), and its error, a
+:class:`~napari_detlab.core.atomic.WriteError` naming the file, is raised on the training
+thread, never printed from the writer's.
 """
 
 from __future__ import annotations
@@ -82,6 +87,12 @@ class CheckpointWriter:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def raise_failure(self) -> None:
+        """Re-raise the error of the last write if it has failed already; never blocks."""
+        pending = self._pending
+        if pending is not None and pending.done() and pending.exception() is not None:
+            self.wait()
 
     def close(self) -> None:
         """Finish the pending write and stop the thread."""

@@ -31,6 +31,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_detlab.core.atomic import make_folder, writing
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.relay import relay
 from napari_detlab.core.training.events import Event, RunFinished, event_from_dict
@@ -131,19 +132,24 @@ def train_in_subprocess(
     Raises
     ------
     TrainingInputError
-        The CLI refused the inputs (exit code 2), with its one-line message.
+        The CLI ended with exit code 2 and its one-line message: it refused the inputs, or a
+        file of the run could not be written (a full disk), named in the message.
+    WriteError
+        The run folder, its settings or ``train.log`` could not be written here.
     TrainingProcessError
         The child ended without a final event (a crash), with the end of its log.
     """
     cancel = threading.Event() if cancel is None else cancel
 
     def run(post: Post) -> RunFinished:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(run_dir)
         config_path, options_path = run_dir / "config.json", run_dir / "options.json"
         config.to_json(config_path)
         options.to_json(options_path)
         log_path = run_dir / "train.log"
-        with open(log_path, "w", encoding="utf-8") as log:  # the child keeps its own handle
+        with writing(log_path):
+            log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
+        with log:  # the child keeps its own handle
             child = subprocess.Popen(
                 train_command(dataset, run_dir, config_path, options_path),
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,

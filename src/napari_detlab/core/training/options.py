@@ -7,6 +7,7 @@ each run folder (``options.json``) and each checkpoint, so a run can be repeated
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from napari_detlab.core.errors import DetlabError
@@ -112,7 +113,22 @@ class TrainOptions(JsonDataclass):
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.base_lr > 0, f"lr must be positive, got {self.lr}"),
+            (
+                0 < self.base_lr < math.inf,
+                f"lr must be a positive number, got {self.lr}",
+            ),
+            (
+                0.0 <= self.momentum < 1.0,
+                f"momentum must be in [0, 1), got {self.momentum}",
+            ),
+            (
+                0.0 <= self.weight_decay < math.inf,
+                f"weight_decay must be >= 0, got {self.weight_decay}",
+            ),
+            (
+                self.grad_clip is None or 0.0 <= self.grad_clip <= math.inf,
+                f"grad_clip must be >= 0 (or null: no clipping), got {self.grad_clip}",
+            ),
             (
                 self.optimizer in OPTIMIZERS,
                 f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}",

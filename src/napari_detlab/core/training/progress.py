@@ -75,6 +75,7 @@ class RunProgress:
         self.eta_s = math.nan
         self.status = f"Starting… ({self.run_dir})"
         self.result: RunFinished | None = None
+        self.started = False  # the engine began (its RunStarted arrived)
 
     @property
     def eta(self) -> str | None:
@@ -84,6 +85,7 @@ class RunProgress:
     def update(self, event: Event) -> CurvePoint | None:
         """Take in one event; returns the curve point it adds, if any."""
         if isinstance(event, RunStarted):
+            self.started = True
             self.total_iterations = max(1, event.epochs * event.iterations_per_epoch)
             self.status = (
                 f"Training on {event.device}: {event.train_images} training and "
@@ -123,9 +125,11 @@ class RunProgress:
         return Notice("info", f"Training {result.status}{best}; checkpoints in {result.run_dir}")
 
     def fail(self, error: Exception) -> Notice:
-        """The run could not start (inputs refused) or stopped without its final event."""
+        """The run could not start (inputs refused) or stopped without its final event (a
+        file it could not write, a crash)."""
         self.status = f"Failed: {error}"
         where = f" (run folder kept: {self.run_dir})" if self.run_dir.exists() else ""
         if isinstance(error, DetlabError) and not isinstance(error, TrainingProcessError):
-            return Notice("error", f"Cannot train: {error}{where}")
+            lead = "Training stopped" if self.started else "Cannot train"
+            return Notice("error", f"{lead}: {error}{where}")
         return Notice("error", f"Training stopped: {type(error).__name__}: {error}{where}")
