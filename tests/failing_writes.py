@@ -6,13 +6,17 @@ file is made to fail instead (:func:`napari_detlab.core.atomic._open_temporary`)
 - :func:`disk_full` hands it a descriptor of ``/dev/full``, where every write fails with the
   kernel's own ``ENOSPC``; the real temp file beside the destination is created too, so a
   test sees whether the writer removes it;
-- :func:`read_only` fails where creating the temp file fails on a read-only file system.
+- :func:`read_only` fails where creating the temp file fails on a read-only file system;
+- :func:`disk_full_after` lets the first N writes through and fails the rest at ``fsync``,
+  where a disk that fills up mid-job reports it (the formats write on several threads).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,9 +51,38 @@ def fail_writes(
     monkeypatch.setattr(atomic, "_open_temporary", opener)
 
 
+def disk_full_after(monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+    """Let the first ``files`` atomic writes through, then fail every one with ``ENOSPC``.
+
+    The failure comes where a full disk reports it, at ``fsync`` after the data went to the
+    temporary file, so the real atomic writer is what has to leave no half file behind.
+    Thread-safe: the formats write on several threads.
+    """
+    real_fsync = os.fsync
+    lock = threading.Lock()
+    written = [0]
+
+    def fsync(fd: int) -> None:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # the folder's own fsync after a rename
+            return real_fsync(fd)
+        with lock:
+            full = written[0] >= files
+            written[0] += not full
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+
+
 def temp_files(folder: Path) -> list[Path]:
     """The temp files atomic writes left in ``folder`` (hidden ``.name.xxxxxxxx.tmp``)."""
     return sorted(p for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files of atomic writes anywhere under ``folder`` (there must be none)."""
+    return [path for path in folder.rglob(".*") if path.name.endswith(".tmp")]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from failing_disk import disk_full_after, leftovers
+from failing_writes import disk_full_after, leftovers
 from napari_detlab.cli.main import main
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.core.model.predict import Prediction, write_prediction

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from failing_disk import disk_full_after, leftovers
+from failing_writes import disk_full_after, leftovers
 from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
 from napari_detlab.formats import (
     ExportReport,
