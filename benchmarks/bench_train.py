@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     elif cuda:
         defaults = dict(size=512, batch_size=8, warmup=5, iterations=30, repeats=3)
     else:
-        defaults = dict(size=256, batch_size=2, warmup=3, iterations=12, repeats=2)
+        defaults = dict(size=256, batch_size=2, warmup=3, iterations=12, repeats=4)
     settings = {
         k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()
     }
@@ -170,9 +170,18 @@ def main(argv: list[str] | None = None) -> int:
         counts = batch_sizes(n_train, options.batch_size, options.max_iterations)
         per_epoch = math.ceil(n_train / options.batch_size)
         engine, bare = [], []
-        for _ in range(settings["repeats"]):
-            bare.append(bare_rate(dataset, config, options, settings["warmup"], device))
-            engine.append(engine_rate(dataset, config, options, settings["warmup"], counts))
+        for repeat in range(settings["repeats"]):
+            # Which side goes first alternates: neither always runs in the other's wake.
+            sides = [
+                lambda: bare.append(
+                    bare_rate(dataset, config, options, settings["warmup"], device)
+                ),
+                lambda: engine.append(
+                    engine_rate(dataset, config, options, settings["warmup"], counts)
+                ),
+            ]
+            for run in sides if repeat % 2 == 0 else sides[::-1]:
+                run()
 
     engine_ips, bare_ips = statistics.median(engine), statistics.median(bare)
     report = {

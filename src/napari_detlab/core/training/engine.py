@@ -80,7 +80,7 @@ from napari_detlab.core.training.events import (
     event_to_json,
 )
 from napari_detlab.core.training.options import TrainingInputError, TrainOptions
-from napari_detlab.core.training.schedule import build_optimizer, build_scheduler
+from napari_detlab.core.training.schedule import build_optimizer, build_scheduler, clip_gradients
 from napari_detlab.core.training.validate import evaluate_detector
 
 __all__ = ["train"]
@@ -633,7 +633,7 @@ class _Run:
         self.scaler.scale(sum(loss_dict[name] for name in names)).backward()
         if self.options.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
+            clip_gradients(self.model.parameters(), self.options.grad_clip, self.device.type)
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
