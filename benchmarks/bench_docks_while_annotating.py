@@ -43,7 +43,8 @@ def write_predicted_dataset(folder: Path, images: int, seed: int = 0) -> Path:
     """Annotated JPEGs, each with a prediction file: the state after ``detlab predict``."""
     import imageio.v3 as iio
 
-    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+    from napari_detlab.core.annotations.annotation import ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
     from napari_detlab.core.model.predict import Prediction, write_prediction
 
     folder.mkdir(parents=True)

@@ -47,7 +47,8 @@ SIZES = {"1MP": (1000, 1000), "4MP": (1500, 2666)}
 
 def write_dataset(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
     """``count`` photo-like JPEGs of ``size`` with ``BOXES_PER_IMAGE`` boxes each."""
-    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+    from napari_detlab.core.annotations.annotation import ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 
     folder.mkdir(parents=True, exist_ok=True)
     store = AnnotationStore(folder)
@@ -187,7 +188,7 @@ def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
         viewer.layers["boxes: cell"].mode = "add_rectangle"
 
     def next_image(_viewer=None) -> None:
-        from napari_detlab.core.annotations.store import ImageAnnotation
+        from napari_detlab.core.annotations.annotation import ImageAnnotation
         from napari_detlab.core.boxes import napari_to_xyxy
 
         boxes, labels = [], []

@@ -112,7 +112,8 @@ def write_review_dataset(folder: Path, seed: int = 0) -> Path:
     """One 1 MP image, its ground truth and 1,000 raw predictions; returns the image path."""
     import imageio.v3 as iio
 
-    from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+    from napari_detlab.core.annotations.annotation import ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore
     from napari_detlab.core.model.predict import Prediction, write_prediction
 
     rng = np.random.default_rng(seed)

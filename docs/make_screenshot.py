@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import napari
+import napari  # noqa: F401  (first: napari_detlab then keeps Triton out of the viewer)
 import numpy as np
 from PIL import Image
 from qtpy.QtWidgets import QApplication, QDockWidget
@@ -88,5 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    napari  # imported first: napari_detlab then keeps Triton out of the viewer
     sys.exit(main())

@@ -30,13 +30,15 @@ from napari_detlab._layers import (
     PREDICTION_LAYER_PREFIX,
     class_layer_name,
 )
+from napari_detlab.core.annotations.annotation import (
+    AnnotationError,
+    ImageAnnotation,
+    validate_annotation,
+)
 from napari_detlab.core.annotations.store import (
     ANNOTATIONS_DIRNAME,
     DEFAULT_COLORS,
-    AnnotationError,
     AnnotationStore,
-    ImageAnnotation,
-    validate_annotation,
 )
 from napari_detlab.core.atomic import UnsafeFileError, safe_torch_load
 from napari_detlab.core.boxes import xyxy_to_napari

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from napari_detlab._layers import class_of_layer_name
-from napari_detlab.core.annotations.store import (
-    DEFAULT_CLASS,
+from napari_detlab.core.annotations.annotation import (
     ImageAnnotation,
     sanitize_boxes,
     validate_annotation,
 )
+from napari_detlab.core.annotations.store import DEFAULT_CLASS
 from napari_detlab.core.atomic import atomic_torch_save
 from napari_detlab.core.boxes import napari_to_xyxy
 

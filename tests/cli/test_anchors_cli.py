@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from napari_detlab.cli.main import main
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.model.config import ModelConfig, preset
 
 # Under the fast preset a 256x256 image is not resized: the square 64 px anchor of level 2

@@ -14,7 +14,8 @@ import torch
 
 from failing_writes import disk_full_after, leftovers
 from napari_detlab.cli.main import main
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.model.predict import Prediction, write_prediction
 
 HEIGHT, WIDTH = 128, 160

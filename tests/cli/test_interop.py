@@ -12,7 +12,8 @@ import pytest
 
 from napari_detlab.cli.interop import TextProgressBar
 from napari_detlab.cli.main import main
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 
 
 @pytest.fixture

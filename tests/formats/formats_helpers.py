@@ -11,7 +11,8 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.formats import ExportReport, ImportReport, export_dataset, import_dataset
 
 # (height, width) of the test images: small, not square, one side odd.

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from pycocotools import coco as pycoco
 from pycocotools.cocoeval import COCOeval
 
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import FormatError, convert, export_dataset, import_dataset
 
 

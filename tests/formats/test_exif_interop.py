@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.images import image_size, read_image
 from napari_detlab.formats import export_dataset, import_dataset
 from oriented_photos import (

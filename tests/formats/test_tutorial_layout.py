@@ -16,7 +16,8 @@ import torch
 from formats_helpers import HEADS
 from PIL import Image
 
-from napari_detlab.core.annotations.store import AnnotationError, AnnotationStore
+from napari_detlab.core.annotations.annotation import AnnotationError
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import UnsafeFileError
 from napari_detlab.formats import import_dataset
 from napari_detlab.formats.tutorial import read_tutorial_target

@@ -22,7 +22,8 @@ from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab.core.anchors.coverage import ImageBoxes, measure_coverage
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.anchors.figures import ZONE_COLORS
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import napari_to_xyxy
 from napari_detlab.core.model.config import format_levels, preset
 

@@ -12,12 +12,8 @@ from qtpy.QtCore import Qt
 
 from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
 from napari_detlab._qt.session import session_for
-from napari_detlab.core.annotations.store import (
-    AnnotationStore,
-    ClassInUseError,
-    ClassSpec,
-    ImageAnnotation,
-)
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassInUseError, ClassSpec
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.images import read_image
 

@@ -19,7 +19,8 @@ from qtpy.QtWidgets import QApplication, QToolButton, QWidget
 from napari_detlab._layers import class_layer_name
 from napari_detlab._qt.session import DetlabSession, session_for
 from napari_detlab._qt.widgets.interop_menu import build_interop_menu
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 
 JOB_TIMEOUT_MS = 60_000
 

@@ -13,7 +13,8 @@ import torch
 
 from napari_detlab._reader import get_reader
 from napari_detlab._writer import write_shapes_layers
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.atomic import safe_torch_load
 from napari_detlab.core.boxes import napari_to_xyxy
 from oriented_photos import SHOWN, as_other_tools_show, save_version_1, write_photo

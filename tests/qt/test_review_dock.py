@@ -18,7 +18,8 @@ from napari_detlab._qt.napari_internals import vectors_thumbnail_limit
 from napari_detlab._qt.review import ReviewWidget
 from napari_detlab._qt.shader_reuse import reuses_mesh_shaders
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.evaluation.review import ReviewThresholds, filter_predictions
 from napari_detlab.core.model.predict import Prediction, write_prediction
 from oriented_photos import SHOWN, save_version_1, write_photo

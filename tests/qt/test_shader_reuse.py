@@ -17,7 +17,8 @@ from vispy.visuals.shaders.program import ModularProgram
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.napari_internals import viewer_canvas
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders, reuses_mesh_shaders
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.boxes import xyxy_to_napari
 
 

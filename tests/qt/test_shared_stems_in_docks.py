@@ -14,7 +14,8 @@ from napari_detlab._qt.anchor_viewer import AnchorViewerWidget
 from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.review import ReviewWidget
 from napari_detlab._qt.session import session_for
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.model.config import preset
 from napari_detlab.core.model.predict import Prediction, write_prediction

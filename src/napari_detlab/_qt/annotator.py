@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+    from napari_detlab.core.annotations.annotation import ImageAnnotation
+    from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 
 __all__ = ["AUTOSAVE_DELAY_MS", "AnnotatorWidget"]
 

@@ -17,14 +17,15 @@ import numpy as np
 
 from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
-from napari_detlab.core.annotations.store import AnnotationError
+from napari_detlab.core.annotations.annotation import AnnotationError
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Shapes
 
-    from napari_detlab.core.annotations.store import ClassSpec, ImageAnnotation
+    from napari_detlab.core.annotations.annotation import ImageAnnotation
+    from napari_detlab.core.annotations.store import ClassSpec
 
 __all__ = [
     "ClassLayers",

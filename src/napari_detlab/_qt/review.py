@@ -39,8 +39,9 @@ from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.dataset_review import (
     DatasetReview,

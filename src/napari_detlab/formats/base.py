@@ -128,7 +128,7 @@ class Record:
     the store and the model hold), while a record keeps the float64 the format was read in,
     so ``convert`` writes a tutorial's ``1.1`` into COCO as ``1.1``, not as float32's
     ``1.100000023841858``. A record becomes the family's
-    :class:`~napari_detlab.core.annotations.store.ImageAnnotation` on import.
+    :class:`~napari_detlab.core.annotations.annotation.ImageAnnotation` on import.
 
     Attributes
     ----------

@@ -37,15 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.annotations.store import (
-    AmbiguousImageError,
+from napari_detlab.core.annotations.annotation import (
     AnnotationError,
-    AnnotationStore,
-    ClassSpec,
     ImageAnnotation,
-    next_color,
     sanitize_boxes,
     validate_annotation,
+)
+from napari_detlab.core.annotations.store import (
+    AmbiguousImageError,
+    AnnotationStore,
+    ClassSpec,
+    next_color,
 )
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import ImageReadError, read_image
@@ -221,7 +223,7 @@ def _fit_to_image(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The records' boxes clipped to an image of ``size``, and which of them to keep.
 
-    The import's rule, :func:`~napari_detlab.core.annotations.store.sanitize_boxes`: a box
+    The import's rule, :func:`~napari_detlab.core.annotations.annotation.sanitize_boxes`: a box
     reaching past the border is clipped and kept while it still has an area (people draw
     past the border: the tutorial's own heads overshoot by up to 18 px), counted in
     ``report.clipped_boxes``; a box wholly outside is dropped and named in the problems.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.annotations.store import AnnotationError
+from napari_detlab.core.annotations.annotation import AnnotationError
 from napari_detlab.core.atomic import safe_torch_load
 from napari_detlab.core.boxes import as_boxes
 from napari_detlab.core.errors import DetlabError
@@ -112,7 +112,7 @@ def read_tutorial_target(path: str | Path) -> tuple[np.ndarray, list[str]]:
 
     Raises
     ------
-    napari_detlab.core.annotations.store.AnnotationError
+    napari_detlab.core.annotations.annotation.AnnotationError
         The file is unreadable, refused as unsafe, or not a ``{"boxes", "labels"}`` dict with
         one label per box; the message names the file. Coordinates are returned as found:
         :class:`TutorialFormat` reports the unusable ones, and the import clips to the image.

@@ -11,12 +11,8 @@ from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.anchors.report import anchor_report
 from napari_detlab.core.anchors.suggest import suggest_anchors
 from napari_detlab.core.anchors.tuning import AnchorFields, AnchorTuning
-from napari_detlab.core.annotations.store import (
-    DEFAULT_CLASS,
-    AnnotationStore,
-    ClassSpec,
-    ImageAnnotation,
-)
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import DEFAULT_CLASS, AnnotationStore, ClassSpec
 from napari_detlab.core.images import ImageReadError
 from napari_detlab.core.model.config import ConfigError, ModelConfig, preset
 

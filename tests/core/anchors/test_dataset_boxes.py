@@ -10,7 +10,8 @@ import pytest
 
 from napari_detlab.core.anchors.coverage import ImageBoxes
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes, read_image_boxes
-from napari_detlab.core.annotations.store import AnnotationError, AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import AnnotationError, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import BoxRecord
 from napari_detlab.core.images import ImageReadError
 

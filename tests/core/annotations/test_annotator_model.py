@@ -19,16 +19,15 @@ import pytest
 import torch
 
 from napari_detlab.core.annotations import store as store_module
+from napari_detlab.core.annotations.annotation import AnnotationError, ImageAnnotation
 from napari_detlab.core.annotations.annotator import Annotator, ShownImage
 from napari_detlab.core.annotations.prefetch import ImagePrefetcher
 from napari_detlab.core.annotations.store import (
     DEFAULT_CLASS,
     DEFAULT_COLORS,
-    AnnotationError,
     AnnotationStore,
     ClassInUseError,
     ClassSpec,
-    ImageAnnotation,
 )
 from napari_detlab.core.images import read_image
 from oriented_photos import OBJECT, SHOWN, as_other_tools_show, save_version_1, write_photo

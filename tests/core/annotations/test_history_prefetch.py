@@ -9,9 +9,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.history import AnnotationHistory
 from napari_detlab.core.annotations.prefetch import ImagePrefetcher
-from napari_detlab.core.annotations.store import ImageAnnotation
 from napari_detlab.core.images import ImageReadError, read_image
 
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from napari_detlab.core.annotations.store import AnnotationError, AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import AnnotationError, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.images import read_header, read_image
 from oriented_photos import (
     BRIGHT,

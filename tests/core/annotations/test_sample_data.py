@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.sample_data import (
     SAMPLE_CLASSES,
     Scene,
@@ -17,7 +18,7 @@ from napari_detlab.core.annotations.sample_data import (
     write_sample_dataset,
     write_synthetic_dataset,
 )
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.images import read_image
 
 # The Gaussian blur that softens object outlines reaches this far (3 sigma, sigma 0.7 px).

@@ -14,13 +14,15 @@ import torch
 from PIL import Image
 
 from napari_detlab.core import atomic
-from napari_detlab.core.annotations.store import (
+from napari_detlab.core.annotations.annotation import (
     AnnotationError,
+    ImageAnnotation,
+    sanitize_boxes,
+)
+from napari_detlab.core.annotations.store import (
     AnnotationStore,
     ClassInUseError,
     ClassSpec,
-    ImageAnnotation,
-    sanitize_boxes,
     stem_of,
 )
 from napari_detlab.core.atomic import UnsafeFileError, atomic_write_bytes, safe_torch_load

@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from napari_detlab.core.annotations.annotation import AnnotationError, ImageAnnotation
 from napari_detlab.core.annotations.annotator import Annotator
-from napari_detlab.core.annotations.store import (
-    AmbiguousImageError,
-    AnnotationError,
-    AnnotationStore,
-    ImageAnnotation,
-)
+from napari_detlab.core.annotations.store import AmbiguousImageError, AnnotationStore
 
 HEIGHT, WIDTH = 128, 160  # the 160x128 image
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.evaluation.dataset_review import review_dataset, review_prediction_folder
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
 from napari_detlab.core.model.predict import Prediction, write_prediction

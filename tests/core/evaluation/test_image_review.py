@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.evaluation import image_review
 from napari_detlab.core.evaluation.image_review import (
     ImagePredictions,

@@ -13,7 +13,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.evaluation.metrics import (
     METRIC_KEYS,
     coco_metrics,

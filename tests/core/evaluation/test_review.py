@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_detlab.core.annotations.store import ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.evaluation.review import (
     Counts,
     ReviewThresholds,

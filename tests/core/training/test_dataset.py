@@ -10,8 +10,9 @@ import tifffile
 import torch
 from PIL import Image
 
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.images import to_float_rgb
 from napari_detlab.core.training.dataset import (
     DetectionDataset,

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.model.config import ModelConfig
 from napari_detlab.core.training.dataset import DetectionDataset
 from napari_detlab.core.training.validate import evaluate_detector

@@ -32,7 +32,7 @@ from torchvision.ops import box_iou
 
 from napari_detlab.core.anchors.figures import CoverageFigures, UncaughtBox
 from napari_detlab.core.anchors.layout import AnchorLayout
-from napari_detlab.core.annotations.store import ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.boxes import BoxRecord, paired_iou_f32
 from napari_detlab.core.images import image_size as header_size
 from napari_detlab.core.model.config import ModelConfig

@@ -1,6 +1,7 @@
 """The annotation store and how a person's boxes get there.
 
-A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), the Annotator's
+A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), what one such
+file holds and how it is checked (:mod:`.annotation`), the Annotator's
 model (:mod:`.annotator`) with the undo history and image prefetch it uses, a thread-safe cache
 of file reads, and the built-in sample dataset.
 
@@ -8,7 +9,8 @@ A face: it re-exports the public names (``__all__``) of the modules below and de
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import annotator, file_cache, history, prefetch, sample_data, store
+from . import annotation, annotator, file_cache, history, prefetch, sample_data, store
+from .annotation import *
 from .annotator import *
 from .file_cache import *
 from .history import *
@@ -17,6 +19,7 @@ from .sample_data import *
 from .store import *
 
 __all__ = [
+    *annotation.__all__,
     *annotator.__all__,
     *file_cache.__all__,
     *history.__all__,

@@ -26,17 +26,19 @@ from typing import Literal, Protocol
 import numpy as np
 from psygnal import Signal
 
+from napari_detlab.core.annotations.annotation import (
+    AnnotationError,
+    ImageAnnotation,
+    sanitize_boxes,
+)
 from napari_detlab.core.annotations.history import AnnotationHistory
 from napari_detlab.core.annotations.prefetch import ImagePrefetcher
 from napari_detlab.core.annotations.store import (
     DEFAULT_CLASS,
     AmbiguousImageError,
-    AnnotationError,
     AnnotationStore,
     ClassSpec,
-    ImageAnnotation,
     next_color,
-    sanitize_boxes,
 )
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import ImageReadError

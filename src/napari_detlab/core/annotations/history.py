@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 
-from napari_detlab.core.annotations.store import ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 
 __all__ = ["AnnotationHistory"]
 

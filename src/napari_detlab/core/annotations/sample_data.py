@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec, ImageAnnotation
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from napari_detlab.core.atomic import atomic_write_bytes
 from napari_detlab.core.images import list_images
 

@@ -18,11 +18,8 @@ and what is wrong instead of crashing training hours later. A box must lie in it
 when the file records no ``image_size`` (another tool wrote it), the boxes are checked
 against the image's real size, read from its header, by the same rule.
 
-Boxes and ``image_size`` are in pixels of the image as shown, its EXIF orientation applied
-(:func:`~napari_detlab.core.images.read_image`): version 2. Files of version 1 were written
-before the orientation was honoured, in the stored pixels; for a photo whose orientation is
-not 1 they are validated against their own size and moved onto the shown image on load, and
-written as version 2 at the next save. Nothing else changes for them.
+What a file holds and the rules it must follow (EXIF orientation, version 1 files) are
+:mod:`~napari_detlab.core.annotations.annotation`'s.
 
 One image, one stem, one file: images whose names differ only in their extension
 (``a.jpg`` and ``a.png``) would share ``annotations/a.pt``, so the store reads, writes and
@@ -34,27 +31,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from napari_detlab.core.annotations.annotation import (
+    AnnotationError,
+    ImageAnnotation,
+    validate_annotation,
+    written_on_stored_pixels,
+)
 from napari_detlab.core.atomic import (
     atomic_torch_save,
     atomic_write_json,
     remove_stale_temporaries,
     safe_torch_load,
 )
-from napari_detlab.core.boxes import BoxRecord, as_boxes, clip_xyxy, nonempty_mask
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import (
     IMAGE_SUFFIXES,
     ImageReadError,
     image_size,
     list_images,
-    orient_stored_boxes,
     read_header,
 )
 
@@ -65,17 +65,12 @@ __all__ = [
     "PREDICTIONS_DIRNAME",
     "RUNS_DIRNAME",
     "AmbiguousImageError",
-    "AnnotationError",
     "AnnotationStore",
     "ClassInUseError",
     "ClassSpec",
-    "ImageAnnotation",
     "next_color",
     "predictions_dir_of",
-    "sanitize_boxes",
     "stem_of",
-    "validate_annotation",
-    "written_on_stored_pixels",
 ]
 
 ANNOTATIONS_DIRNAME = "annotations"
@@ -84,11 +79,6 @@ RUNS_DIRNAME = "runs"
 CLASSES_FILENAME = "classes.json"
 # The class a new dataset starts with, so that a box can be drawn before any class is named.
 DEFAULT_CLASS = "object"
-FORMAT_VERSION = 2
-# Files of this version hold boxes in the image's stored pixels, its orientation not applied.
-STORED_PIXELS_VERSION = 1
-# How far (pixels) a box may overshoot the image and still be clipped rather than refused.
-CLIP_TOLERANCE = 1.0
 DEFAULT_COLORS = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
     "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080",
@@ -110,13 +100,6 @@ def stem_of(image: str | Path) -> str:
     name = Path(image).name
     suffix = Path(name).suffix
     return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
-
-
-_STORE_KEYS = frozenset({"boxes", "labels", "reviewed", "image_size", "version"})
-
-
-class AnnotationError(DetlabError, ValueError):
-    """An annotation file or dict that breaks the store's rules; the message names both."""
 
 
 class ClassInUseError(AnnotationError):
@@ -147,223 +130,6 @@ class AmbiguousImageError(AnnotationError):
             f"{self.annotation_file.name}; rename one of them"
         )
         super().__init__(f"{self.annotation_file}: {self.reason}")
-
-
-@dataclass
-class ImageAnnotation(BoxRecord):
-    """The boxes a person drew on one image, in the core's xyxy pixel coordinates.
-
-    Attributes
-    ----------
-    boxes, labels
-        See :class:`~napari_detlab.core.boxes.BoxRecord`.
-    reviewed
-        The user has looked at the image; with no boxes it is a negative example.
-    image_size
-        ``(height, width)`` of the image when known; used to clip and validate boxes.
-    extra
-        Any other keys of the file (VOC's per-box ``difficult`` flags, keys written by newer
-        versions), kept so that a load and save round trip loses nothing. Values must be
-        what ``torch.load(weights_only=True)`` reads: tensors, numbers, strings, lists, dicts.
-    """
-
-    reviewed: bool = False
-    image_size: tuple[int, int] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        """The on-disk dict: tensors, strings, numbers and lists, which ``weights_only`` reads."""
-        data: dict[str, object] = {
-            **self.extra,
-            "boxes": torch.from_numpy(np.ascontiguousarray(self.boxes, dtype=np.float32)),
-            "labels": list(self.labels),
-            "reviewed": bool(self.reviewed),
-            "version": FORMAT_VERSION,
-        }
-        if self.image_size is not None:
-            data["image_size"] = [int(self.image_size[0]), int(self.image_size[1])]
-        return data
-
-    @property
-    def trainable(self) -> bool:
-        """Whether the image takes part in training: it has boxes, or was reviewed as empty.
-
-        An image that has a file but neither (its boxes were deleted and the flag cleared)
-        counts as never looked at.
-        """
-        return self.reviewed or len(self) > 0
-
-    def same_as(self, other: ImageAnnotation | None, *, ordered: bool = True) -> bool:
-        """Equal boxes, labels and flag: lets a write that changes nothing be skipped.
-
-        With ``ordered=False`` the same labelled boxes in another order count as equal: the
-        Annotator's layers give boxes grouped by class while a file may interleave them (the
-        sample dataset, other tools), and merely showing an image must not rewrite its file.
-        """
-        if (
-            other is None
-            or self.reviewed != other.reviewed
-            or self.boxes.shape != other.boxes.shape
-            or len(self) != len(other)
-        ):
-            return False
-        if ordered:
-            return self.labels == other.labels and bool(np.array_equal(self.boxes, other.boxes))
-        return sorted(self._labelled_rows()) == sorted(other._labelled_rows())
-
-    def _labelled_rows(self) -> list[tuple[str, tuple[float, ...]]]:
-        return list(zip(self.labels, map(tuple, self.boxes.tolist()), strict=True))
-
-
-def _as_label_list(labels: object, source: str) -> list[str]:
-    """Labels as a list of non-empty strings (numpy string arrays, tuples and lists accepted)."""
-    if isinstance(labels, str):
-        raise AnnotationError(f"{source}: 'labels' must be a list of class names, got one string")
-    if hasattr(labels, "tolist"):  # numpy arrays from the tutorial's files
-        labels = labels.tolist()
-    if not isinstance(labels, (list, tuple)):
-        raise AnnotationError(
-            f"{source}: 'labels' must be a list of class-name strings, got {type(labels).__name__}"
-        )
-    for index, label in enumerate(labels):
-        if not isinstance(label, str):
-            raise AnnotationError(
-                f"{source}: label {index} is {type(label).__name__} {label!r}, not a class name"
-            )
-        if not label.strip():
-            raise AnnotationError(f"{source}: label {index} is an empty class name")
-    return list(labels)
-
-
-def _as_image_size(size: object, source: str) -> tuple[int, int]:
-    try:
-        values = size.tolist() if hasattr(size, "tolist") else list(size)  # type: ignore[call-overload]
-        height, width = (int(v) for v in values)
-    except (TypeError, ValueError) as error:
-        raise AnnotationError(
-            f"{source}: 'image_size' must be [height, width], got {size!r}"
-        ) from error
-    if height <= 0 or width <= 0:
-        raise AnnotationError(f"{source}: 'image_size' must be positive, got {[height, width]}")
-    return height, width
-
-
-def _check_extents(boxes: np.ndarray, source: str) -> None:
-    for axis, name in ((0, "x1 >= x2"), (1, "y1 >= y2")):
-        wrong = np.flatnonzero(boxes[:, axis] >= boxes[:, axis + 2])
-        if wrong.size:
-            raise AnnotationError(
-                f"{source}: box {int(wrong[0])} has {name}: {boxes[wrong[0]].tolist()}"
-            )
-
-
-def validate_annotation(
-    data: object,
-    source: str = "annotation",
-    real_size: tuple[int, int] | None = None,
-    *,
-    image: str | Path | None = None,
-) -> ImageAnnotation:
-    """Check a loaded dict against the store's rules and return it as an :class:`ImageAnnotation`.
-
-    Boxes that stick out of the image by at most :data:`CLIP_TOLERANCE` pixels are clipped
-    (drawing tools and float rounding overshoot); anything else wrong raises
-    :class:`AnnotationError` naming ``source``, the box and the problem. A dict without a
-    ``"reviewed"`` key (the tutorial's targets) counts as reviewed: someone wrote it.
-
-    Parameters
-    ----------
-    data
-        The loaded dict.
-    source
-        What the messages name (the file's path).
-    real_size
-        ``(height, width)`` of the image itself, read from its header, for a dict that
-        records no ``"image_size"``: its boxes are held to that size by the same rule (a
-        file another tool wrote with a box at x = 500 in a 160 px wide image is refused, not
-        exported), and the annotation's ``image_size`` is that size.
-    image
-        The image file the dict belongs to. A dict of :data:`STORED_PIXELS_VERSION` is
-        checked against the stored size it was written for and then moved onto ``image`` as
-        shown (:func:`~napari_detlab.core.images.orient_stored_boxes`). A dict without a
-        version is another tool's (the tutorial's targets) and, like every format's boxes,
-        already in the shown image's pixels.
-    """
-    if not isinstance(data, dict):
-        raise AnnotationError(
-            f"{source}: expected a dict with 'boxes' and 'labels', got {type(data).__name__}"
-        )
-    for key in ("boxes", "labels"):
-        if key not in data:
-            raise AnnotationError(f"{source}: missing key {key!r}")
-    try:
-        boxes = as_boxes(data["boxes"], np.float64)
-    except (TypeError, ValueError) as error:
-        raise AnnotationError(f"{source}: 'boxes' {error}") from error
-    labels = _as_label_list(data["labels"], source)
-    if len(labels) != len(boxes):
-        raise AnnotationError(f"{source}: {len(boxes)} boxes but {len(labels)} labels")
-    if not np.isfinite(boxes).all():
-        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise AnnotationError(
-            f"{source}: box {bad} has a non-finite coordinate {boxes[bad].tolist()}"
-        )
-    _check_extents(boxes, source)
-    image_size, measured = real_size, ""
-    if data.get("image_size") is not None:
-        image_size = _as_image_size(data["image_size"], source)
-    elif real_size is not None:
-        measured = " (size read from the image: the file records none)"
-    if image_size is not None:
-        height, width = image_size
-        outside = (
-            (boxes[:, 0] < -CLIP_TOLERANCE) | (boxes[:, 1] < -CLIP_TOLERANCE)
-            | (boxes[:, 2] > width + CLIP_TOLERANCE) | (boxes[:, 3] > height + CLIP_TOLERANCE)
-        )  # fmt: skip
-        if outside.any():
-            bad = int(np.flatnonzero(outside)[0])
-            raise AnnotationError(
-                f"{source}: box {bad} {boxes[bad].tolist()} lies outside the {width}x{height} "
-                f"image{measured}"
-            )
-        boxes = clip_xyxy(boxes, width, height)
-        # A box lying wholly in the overshoot margin clips to nothing: still an error.
-        _check_extents(boxes, source)
-    reviewed = data.get("reviewed", True)
-    if not isinstance(reviewed, (bool, np.bool_, int)):
-        raise AnnotationError(f"{source}: 'reviewed' must be true or false, got {reviewed!r}")
-    annotation = ImageAnnotation(
-        boxes=boxes.astype(np.float32),
-        labels=labels,
-        reviewed=bool(reviewed),
-        image_size=image_size,
-        extra={key: value for key, value in data.items() if key not in _STORE_KEYS},
-    )
-    if written_on_stored_pixels(data):
-        orient_stored_boxes(annotation, image)
-    return annotation
-
-
-def written_on_stored_pixels(data: object) -> bool:
-    """Whether a loaded annotation dict predates orientation (version 1): its boxes are on
-    the image's stored pixels. Prediction files' version 1 means the same."""
-    version = data.get("version") if isinstance(data, dict) else None
-    return type(version) is int and version == STORED_PIXELS_VERSION
-
-
-def sanitize_boxes(
-    boxes: object, image_size: tuple[int, int] | None, min_size: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clip drawn boxes to the image and find the ones too small to keep.
-
-    Returns the clipped boxes and a boolean mask of those at least ``min_size`` pixels on
-    each side. A click in rectangle mode makes a zero-size box: the widget drops it rather
-    than storing something training would crash on.
-    """
-    b = as_boxes(boxes, np.float64)
-    if image_size is not None:
-        b = clip_xyxy(b, image_size[1], image_size[0])
-    return b, nonempty_mask(b, min_size)
 
 
 @dataclass

@@ -15,12 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
-from napari_detlab.core.annotations.store import (
-    AmbiguousImageError,
-    AnnotationStore,
-    ImageAnnotation,
-)
+from napari_detlab.core.annotations.store import AmbiguousImageError, AnnotationStore
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.image_review import ImagePredictions, review_image
 from napari_detlab.core.evaluation.metrics import coco_metrics

@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from napari_detlab.core.annotations.store import ImageAnnotation, sanitize_boxes
+from napari_detlab.core.annotations.annotation import ImageAnnotation, sanitize_boxes
 from napari_detlab.core.boxes import box_iou, box_segments, xyxy_to_napari
 from napari_detlab.core.evaluation.review import (
     Counts,

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from napari_detlab.core.annotations.store import AnnotationStore, ImageAnnotation, stem_of
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.store import AnnotationStore, stem_of
 from napari_detlab.core.images import read_image, to_float_rgb
 from napari_detlab.core.training.augment import Augmenter, clean_boxes
 from napari_detlab.core.training.options import TrainingInputError
