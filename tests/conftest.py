@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +20,11 @@ import pytest
 @pytest.fixture(autouse=True, scope="session")
 def _own_torch_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch-home"))
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own empty torch cache (``torch.hub.get_dir()`` follows ``TORCH_HOME``): the
+    folder where torchvision looks for weights files and a download must land."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from hypothesis import assume
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
@@ -145,3 +145,12 @@ def round_trip(fmt: str, plan: Plan, images: Path, tmp: Path) -> RoundTrip:
     copy = AnnotationStore(copy_images(images, tmp / "b"))
     imported = import_dataset(fmt, written, copy.root)
     return RoundTrip(original, copy, exported, imported, written)
+
+
+def given_plans(count: int, integer: bool = False):
+    """Run a round-trip test on ``count`` drawn plans (see :func:`plans`), as its ``plan``
+    argument: no deadline (the first example pays for imports), and the image folder fixture
+    shared by all examples."""
+    shared_fixture = [HealthCheck.function_scoped_fixture]
+    checked = settings(max_examples=count, deadline=None, suppress_health_check=shared_fixture)
+    return lambda test: checked(given(plan=plans(integer))(test))

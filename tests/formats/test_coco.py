@@ -8,15 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from formats_helpers import (
-    CLASSES,
-    Plan,
-    copy_images,
-    plans,
-    round_trip,
-    write_plan,
-)
-from hypothesis import HealthCheck, given, settings
+from formats_helpers import CLASSES, Plan, copy_images, given_plans, round_trip, write_plan
 from pycocotools import coco as pycoco
 from pycocotools.cocoeval import COCOeval
 
@@ -25,10 +17,7 @@ from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import FormatError, convert, export_dataset, import_dataset
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(plan=plans())
+@given_plans(25)
 def test_store_to_coco_to_store_is_bit_exact(image_set: Path, plan) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trip = round_trip("coco", plan, image_set, Path(tmp))

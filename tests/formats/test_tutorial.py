@@ -11,18 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formats_helpers import HEADS, Plan, copy_images, plans, round_trip, store_contents, write_plan
-from hypothesis import HealthCheck, given, settings
+from formats_helpers import (
+    HEADS,
+    Plan,
+    copy_images,
+    given_plans,
+    round_trip,
+    store_contents,
+    write_plan,
+)
 
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 from napari_detlab.formats.tutorial import read_tutorial_target
 
 
-@settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(plan=plans())
+@given_plans(20)
 def test_store_to_tutorial_to_store_is_bit_exact(image_set: Path, plan: Plan) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trip = round_trip("tutorial", plan, image_set, Path(tmp))

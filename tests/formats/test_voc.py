@@ -8,20 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from formats_helpers import Plan, copy_images, plans, round_trip, store_contents, write_plan
-from hypothesis import HealthCheck, given, settings
+from formats_helpers import Plan, copy_images, given_plans, round_trip, store_contents, write_plan
 
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 from napari_detlab.formats.voc import voc_pixels, xyxy_from_voc
 
-SETTINGS = settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
-
-@SETTINGS
-@given(plan=plans(integer=True))
+@given_plans(20, integer=True)
 def test_whole_pixel_boxes_come_back_exactly(image_set: Path, plan: Plan) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trip = round_trip("voc", plan, image_set, Path(tmp))
@@ -29,8 +23,7 @@ def test_whole_pixel_boxes_come_back_exactly(image_set: Path, plan: Plan) -> Non
         assert _comparable(store_contents(trip.copy)) == _comparable(store_contents(trip.original))
 
 
-@SETTINGS
-@given(plan=plans())
+@given_plans(20)
 def test_any_box_comes_back_rounded_to_the_pixel_and_stays_there(
     image_set: Path, plan: Plan
 ) -> None:

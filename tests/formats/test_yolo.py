@@ -7,25 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from formats_helpers import (
-    CLASSES,
-    SIZES,
-    Plan,
-    copy_images,
-    plans,
-    round_trip,
-    write_plan,
-)
-from hypothesis import HealthCheck, given, settings
+from formats_helpers import CLASSES, SIZES, Plan, copy_images, given_plans, round_trip, write_plan
 
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats import convert, export_dataset, import_dataset
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(plan=plans())
+@given_plans(25)
 def test_store_to_yolo_to_store_is_exact_to_six_decimals(image_set: Path, plan: Plan) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trip = round_trip("yolo", plan, image_set, Path(tmp))

@@ -25,13 +25,6 @@ NAME = "resnet18-imagenet"  # what the fast preset's "best present" suggests dow
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    """This test's own empty torch cache, where the download must land."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
-@pytest.fixture
 def serve_resnet18(monkeypatch):
     """``serve_resnet18(url)``: the catalog's ResNet-18 ImageNet weights come from ``url``."""
     real = weights_catalog.known_weights

@@ -1,8 +1,12 @@
-"""``detlab anchors DATASET``: how well the anchors catch the dataset's boxes, and a fix.
+"""``detlab anchors``: how well the anchors catch the dataset's boxes, and a fix.
 
 Prints the RPN-rule coverage (recall at 0.7, shares in [0.3, 0.7) and below 0.3, per class,
 per size, per level), the boxes no anchor catches, the shape-only figures (YOLOv5 BPR,
 mean best IoU) and, with ``--suggest``, fitted anchors with their before/after coverage.
+
+Example::
+
+    detlab anchors my_images/ --suggest --save-suggestion anchors.json
 """
 
 from __future__ import annotations
@@ -18,15 +22,13 @@ from napari_detlab.cli.main import CliError
 if TYPE_CHECKING:
     from napari_detlab.core.anchors.report import AnchorReport
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "anchors",
-        help="anchor coverage of a dataset under the RPN's matching rules, and suggestions",
-        description=__doc__,
-    )
+    parser = add_verb(subparsers, "anchors", run, __doc__)
     parser.add_argument("dataset", type=Path, help="dataset folder (images + annotations/)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, help="model config JSON (as written by training)")
@@ -42,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--limit", type=int, default=50, help="uncaught boxes to list (default 50; 0 for all)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from napari_detlab._qt.annotator import AnnotatorWidget
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["OPTIONAL_DOCKS", "build_demo", "register", "run"]
 
 PLUGIN_NAME = "napari-detlab"
@@ -36,12 +38,7 @@ OPTIONAL_DOCKS = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="open napari with the sample dataset and the Annotator",
-        description="Write the built-in sample dataset (no network needed) unless present, "
-        "and open it in napari with the Annotator and the other detlab docks.",
-    )
+    parser = add_verb(subparsers, "demo", run, __doc__)
     parser.add_argument(
         "folder",
         type=Path,
@@ -56,7 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="build the viewer and return without starting the event loop (for tests)",
     )
-    parser.set_defaults(func=run)
 
 
 def prepare_folder(folder: Path | None) -> Path:

@@ -16,23 +16,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="COCO mAP of predictions against a dataset's annotations",
-        description="Score PRED_DIR/<stem>.pt predictions against DATASET's annotations "
-        "with pycocotools (mAP@[.5:.95], mAP@.5, per class).",
-    )
+    parser = add_verb(subparsers, "evaluate", run, __doc__)
     parser.add_argument("pred_dir", type=Path, metavar="PRED_DIR")
     parser.add_argument("dataset", type=Path, metavar="DATASET")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument(
         "--iou-type", choices=("bbox",), default="bbox", help="COCO IoU type (boxes only)"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

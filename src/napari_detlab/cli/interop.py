@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the formats load when a verb runs, so that --help stays qui
     from napari_detlab.formats.base import Problem, ProgressCallback
     from napari_detlab.formats.reports import ImportReport
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["TextProgressBar", "register", "run_convert", "run_export", "run_import"]
 
 FORMAT_HELP = "coco, voc, yolo or tutorial"
@@ -72,49 +74,54 @@ class TextProgressBar:
             self._drawn = False
 
 
+IMPORT_DOC = """``detlab import``: import COCO/VOC/YOLO/tutorial annotations into a dataset.
+
+Read annotations in FORMAT from SOURCE into DATASET/annotations, matching images by file name.
+Images already annotated differently are kept unless --overwrite. Example::
+
+    detlab import coco labels.json my_images/
+"""
+
+EXPORT_DOC = """``detlab export``: export a dataset's annotations as COCO/VOC/YOLO/tutorial.
+
+Write the annotated images of DATASET (reviewed, or with boxes) to TARGET in FORMAT. Images
+never annotated are left out; reviewed images without boxes are written as negatives. Example::
+
+    detlab export my_images/ yolo yolo_labels/
+"""
+
+CONVERT_DOC = """``detlab convert``: convert annotations from one format to another.
+
+Read SOURCE in one format and write TARGET in another, without a dataset. Image sizes come
+from the images under or beside SOURCE, or in --images. Example::
+
+    detlab convert yolo yolo_labels/ coco out.json --images my_images/
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    importer = subparsers.add_parser(
-        "import",
-        help="import COCO/VOC/YOLO/tutorial annotations into a dataset",
-        description="Read annotations in FORMAT from SOURCE into DATASET/annotations, matching "
-        "images by file name. Images already annotated differently are kept unless "
-        "--overwrite.",
-    )
+    importer = add_verb(subparsers, "import", run_import, IMPORT_DOC)
     importer.add_argument("format", metavar="FORMAT", help=FORMAT_HELP)
     importer.add_argument("source", type=Path, metavar="SOURCE", help="file or folder to read")
     importer.add_argument("dataset", type=Path, metavar="DATASET", help="the folder of images")
     importer.add_argument("--overwrite", action="store_true", help="replace existing annotations")
     _add_quiet(importer)
-    importer.set_defaults(func=run_import)
 
-    exporter = subparsers.add_parser(
-        "export",
-        help="export a dataset's annotations as COCO/VOC/YOLO/tutorial",
-        description="Write the annotated images of DATASET (reviewed, or with boxes) to TARGET "
-        "in FORMAT. Images never annotated are left out; reviewed images without boxes are "
-        "written as negatives.",
-    )
+    exporter = add_verb(subparsers, "export", run_export, EXPORT_DOC)
     exporter.add_argument("dataset", type=Path, metavar="DATASET", help="the folder of images")
     exporter.add_argument("format", metavar="FORMAT", help=FORMAT_HELP)
     exporter.add_argument(
         "target", type=Path, metavar="TARGET", help="a folder (COCO: a .json file or a folder)"
     )
     _add_quiet(exporter)
-    exporter.set_defaults(func=run_export)
 
-    converter = subparsers.add_parser(
-        "convert",
-        help="convert annotations from one format to another",
-        description="Read SOURCE in one format and write TARGET in another, without a dataset. "
-        "Image sizes come from the images under or beside SOURCE, or in --images.",
-    )
+    converter = add_verb(subparsers, "convert", run_convert, CONVERT_DOC)
     converter.add_argument("source_format", metavar="FORMAT", help=FORMAT_HELP)
     converter.add_argument("source", type=Path, metavar="SOURCE")
     converter.add_argument("target_format", metavar="FORMAT", help=FORMAT_HELP)
     converter.add_argument("target", type=Path, metavar="TARGET")
     converter.add_argument("--images", type=Path, metavar="DIR", help="where the images are")
     _add_quiet(converter)
-    converter.set_defaults(func=run_convert)
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:

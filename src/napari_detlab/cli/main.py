@@ -1,11 +1,13 @@
 """The ``detlab`` command: one entry point, one sub-command module per verb.
 
-Each verb module exposes ``register(subparsers)``, which adds its parser and sets
-``func=run`` where ``run(args) -> int``. Expected failures (a missing folder, a corrupt file,
-classes that do not match a checkpoint, a file that cannot be written) raise a
-:class:`~napari_detlab.core.errors.DetlabError` (:class:`CliError` here) or an ``OSError``;
-they are printed as one line on stderr with exit code 2, never as a traceback. Any other
-exception is a bug and keeps its traceback.
+Each verb module exposes ``register(subparsers)``, which adds its parser with
+:func:`~napari_detlab.cli.verb.add_verb`: help and description come from the module docstring,
+so ``detlab VERB --help`` shows its examples, and ``run(args) -> int`` is what it calls.
+
+Expected failures (a missing folder, a corrupt file, classes that do not match a checkpoint, a
+file that cannot be written) raise a :class:`~napari_detlab.core.errors.DetlabError`
+(:class:`CliError` here) or an ``OSError``; they are printed as one line on stderr with exit
+code 2, never as a traceback. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

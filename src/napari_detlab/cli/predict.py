@@ -17,16 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict",
-        help="predict boxes on images with a trained checkpoint",
-        description="Predict boxes with a checkpoint, writing PRED_DIR/<stem>.pt per image "
-        "with a low score floor so the review sliders have everything.",
-    )
+    parser = add_verb(subparsers, "predict", run, __doc__)
     parser.add_argument("checkpoint", type=Path, help="checkpoint .pt written by detlab train")
     parser.add_argument(
         "images", type=Path, nargs="+", metavar="IMAGES", help="a folder of images, or image files"
@@ -42,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="lowest score kept (default: the checkpoint's box_score_thresh, usually 0.01)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from napari_detlab.core.model.config import ModelConfig
     from napari_detlab.core.training.options import TrainOptions
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["register", "run"]
 
 # Flags that map one-to-one onto TrainOptions fields (flag dest == field name).
@@ -50,12 +52,7 @@ _OPTION_FLAGS = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        help="train a Faster R-CNN on an annotated folder",
-        description="Train a Faster R-CNN on an Annotator folder, writing config.json, "
-        "metrics.jsonl, last.pt and best.pt to RUN_DIR. Works under torchrun unchanged.",
-    )
+    parser = add_verb(subparsers, "train", run, __doc__)
     parser.add_argument("dataset", type=Path, metavar="DATASET", help="the annotated image folder")
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR")
     model = parser.add_argument_group("model")
@@ -90,7 +87,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--json-events", action="store_true", help="print events as JSON lines")
     output.add_argument("--print-every", type=int, default=10, metavar="N", help="default 10")
-    parser.set_defaults(func=run)
 
 
 def _model_config(args: argparse.Namespace) -> ModelConfig:

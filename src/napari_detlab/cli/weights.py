@@ -18,23 +18,19 @@ import argparse
 import json
 import sys
 
+from napari_detlab.cli.verb import add_verb
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "weights",
-        help="list pretrained weights, or download one (only when asked)",
-        description="List torchvision's pretrained weights a model can start from and whether "
-        "each is on this machine, or download one into torchvision's cache.",
-    )
+    parser = add_verb(subparsers, "weights", run, __doc__)
     parser.add_argument("action", nargs="?", choices=("list", "download"), default="list")
     parser.add_argument("name", nargs="?", help="with download: the weights' name (see list)")
     parser.add_argument(
         "--from", dest="source", metavar="URL", help="download from this mirror of the file"
     )
     parser.add_argument("--json", action="store_true", help="list as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,12 +30,6 @@ from napari_detlab.core.model.weights_catalog import (
 from weights_server import WeightsServer, hashed_name, unused_port, weights_payload
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 def _weights(url: str) -> KnownWeights:
     return KnownWeights("tiny", "resnet18", "imagenet", url)
 

@@ -25,13 +25,6 @@ from napari_detlab.core.model.weights import (
 )
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    """An empty torch cache: ``torch.hub.get_dir()`` follows ``TORCH_HOME``."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 def levels(config_kwargs: dict) -> ModelConfig:
     """A config with one anchor size per feature map of its backbone."""
     config = ModelConfig(classes=["cell", "crystal"], **config_kwargs)
