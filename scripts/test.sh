@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts docs
 # The napari-facing tests on the oldest napari the plugin claims (napari>=0.9), then the
 # whole suite on the pinned one (its summary is the last line).
 bash scripts/test_oldest_napari.sh -q "$@"
