@@ -31,6 +31,7 @@ __all__ = [
     "cxcywh_to_xyxy",
     "napari_to_xyxy",
     "nonempty_mask",
+    "nudged_boxes",
     "paired_iou_f32",
     "shape_iou",
     "xywh_to_xyxy",
@@ -148,6 +149,30 @@ def clip_xyxy(boxes: object, width: float, height: float) -> np.ndarray:
     b = as_boxes(boxes).copy()
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    return b
+
+
+def nudged_boxes(
+    boxes: object,
+    move: tuple[float, float] = (0.0, 0.0),
+    grow: tuple[float, float] = (0.0, 0.0),
+    image_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Boxes moved by ``move = (dx, dy)`` and resized by ``grow = (dw, dh)``, as arrow keys do.
+
+    Moving keeps each box's size and stops it at the border of an image of ``image_size``
+    (``(height, width)``), so a box held against an edge does not shrink; resizing moves the
+    right and bottom edges, never past the border and never to less than a pixel.
+    """
+    b = as_boxes(boxes).copy()
+    width, height = (np.inf, np.inf) if image_size is None else (image_size[1], image_size[0])
+    for axis, (shift, limit) in enumerate(((move[0], width), (move[1], height))):
+        low, high = b[:, axis], b[:, axis + 2]
+        step = np.clip(shift, -low, np.maximum(limit - high, 0.0))
+        b[:, axis] += step
+        b[:, axis + 2] += step
+    for axis, (change, limit) in enumerate(((grow[0], width), (grow[1], height))):
+        b[:, axis + 2] = np.clip(b[:, axis + 2] + change, b[:, axis] + 1.0, limit)
     return b
 
 

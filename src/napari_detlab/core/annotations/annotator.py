@@ -19,6 +19,7 @@ listens to its signals to draw the outcome; the model reads the boxes on screen 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -31,6 +32,7 @@ from napari_detlab.core.annotations.annotation import (
     ImageAnnotation,
     sanitize_boxes,
 )
+from napari_detlab.core.annotations.copying import boxes_not_yet_in
 from napari_detlab.core.annotations.history import AnnotationHistory
 from napari_detlab.core.annotations.prefetch import ImagePrefetcher
 from napari_detlab.core.annotations.store import (
@@ -326,18 +328,58 @@ class Annotator:
 
     def undo(self) -> None:
         """Put back the annotation before the last saved edit of this image, and save it."""
+        self._step_history(self.history.undo, "Nothing to undo")
+
+    def redo(self) -> None:
+        """Put back what the last undo of this image took away, and save it."""
+        self._step_history(self.history.redo, "Nothing to redo")
+
+    def toggle_reviewed(self) -> None:
+        """Flip the reviewed mark (a key's action); an image with boxes stays reviewed."""
+        self.set_reviewed(not self.reviewed)
+
+    def copy_previous(self) -> int:
+        """Add the boxes of the previous image to this one as one edit; returns how many.
+
+        Boxes are clipped to this image (those left under a pixel are dropped), and a box
+        this image already has (same class, IoU of at least :data:`SAME_BOX_IOU`) is not added
+        twice, so pressing the key again changes nothing. One undo takes the copy back.
+        """
         path = self.current_path
-        if path is None:
-            return
+        if path is None or self.store is None:
+            return 0
         self.flush()
-        previous = self.history.pop(path.stem)
-        if previous is None:
-            self.status_changed.emit("Nothing to undo")
-            return
-        for label in previous.labels:
+        if self.index == 0:
+            self.status_changed.emit("No previous image to copy from")
+            return 0
+        source = self.store.images[self.index - 1]
+        try:
+            earlier = self.store.load(source)
+        except DetlabError as error:
+            self._tell("error", f"Could not copy the boxes of {source.name}: {error}")
+            return 0
+        if earlier is None or len(earlier) == 0:
+            self._tell("info", f"{source.name} has no boxes to copy")
+            return 0
+        current = self.current_annotation()
+        added = boxes_not_yet_in(current, earlier, self.image_size)
+        if len(added) == 0:
+            self.status_changed.emit(f"Every box of {source.name} is here already")
+            return 0
+        for label in added.labels:
             self.ensure_class(label)
-        self._display(previous)
-        self._write(path, previous)
+        copied = ImageAnnotation(
+            boxes=np.concatenate([current.boxes.astype(np.float64), added.boxes]),
+            labels=[*current.labels, *added.labels],
+            reviewed=True,
+            image_size=self.image_size,
+            extra=current.extra,
+        )
+        previous = self.saved
+        self._display(copied)
+        if self._write(path, copied):
+            self.history.push(path.stem, previous)
+        return len(added)
 
     def reload(self) -> None:
         """Re-read the current image's file (another dock wrote it) and redraw; saves nothing."""
@@ -402,6 +444,25 @@ class Annotator:
         )
 
     # -- internals ---------------------------------------------------------------------------
+    def _step_history(
+        self,
+        step: Callable[[str, ImageAnnotation], ImageAnnotation | None],
+        nothing: str,
+    ) -> None:
+        """Show and save the state ``step`` (undo or redo) returns for the current image."""
+        path = self.current_path
+        if path is None:
+            return
+        self.flush()
+        state = step(path.stem, self.saved)
+        if state is None:
+            self.status_changed.emit(nothing)
+            return
+        for label in state.labels:
+            self.ensure_class(label)
+        self._display(state)
+        self._write(path, state)
+
     def _open_store(self) -> AnnotationStore:
         if self.store is None:
             raise AnnotationError("open a folder before changing classes")
