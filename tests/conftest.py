@@ -7,14 +7,20 @@
   so pointing ``TORCH_HOME`` at an empty folder keeps a developer's own cache (and its
   weights) out of the tests, and the tests out of it. Child processes (the CLI, the training
   process) inherit it.
+- napari's settings, ours among them (the Annotator's keys, the last folder...), live in a
+  temporary folder for the whole run (``NAPARI_CONFIG``, set before napari is imported and
+  inherited by child processes): tests never read or change a developer's own.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+os.environ["NAPARI_CONFIG"] = str(Path(tempfile.mkdtemp(prefix="detlab-napari-")) / "settings.yaml")
 
 
 @pytest.fixture(autouse=True, scope="session")

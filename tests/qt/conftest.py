@@ -10,6 +10,7 @@ import pytest
 import tifffile
 from napari.utils.notifications import notification_manager
 
+from napari_detlab._qt.annotator import AnnotatorWidget
 from napari_detlab._qt.napari_internals import viewer_canvas
 
 
@@ -23,6 +24,33 @@ def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (40, 60))
         iio.imwrite(path, rng.integers(0, 255, (*size, 3), dtype=np.uint8))
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def annotator(make_napari_viewer):
+    """A viewer with the Annotator docked; call it with a folder to open."""
+
+    def make(folder: Path) -> tuple[object, AnnotatorWidget]:
+        viewer = make_napari_viewer()
+        widget = AnnotatorWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Annotator")
+        widget.open_folder(folder)
+        return viewer, widget
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _default_detlab_settings():
+    """Each test starts from the manifest's defaults of our settings (keys, last folder...),
+    whatever an earlier test changed; the settings file itself is in a temporary folder
+    (``NAPARI_CONFIG``, set by the top-level conftest)."""
+    yield
+    from napari_detlab._qt.plugin_settings import detlab_settings
+
+    settings = detlab_settings()
+    if settings is not None:
+        settings.reset()
 
 
 @pytest.fixture

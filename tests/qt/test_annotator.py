@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from annotator_drawing import draw, saved
 from PIL import Image
 from qtpy.QtCore import Qt
 
@@ -14,32 +15,7 @@ from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS, AnnotatorWidget
 from napari_detlab._qt.session import session_for
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.store import AnnotationStore, ClassInUseError, ClassSpec
-from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.images import read_image
-
-
-@pytest.fixture
-def annotator(make_napari_viewer):
-    """A viewer with the Annotator docked; call it with a folder to open."""
-
-    def make(folder: Path) -> tuple[object, AnnotatorWidget]:
-        viewer = make_napari_viewer()
-        widget = AnnotatorWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="Annotator")
-        widget.open_folder(folder)
-        return viewer, widget
-
-    return make
-
-
-def draw(layer, *xyxy: tuple[float, float, float, float]) -> None:
-    """Add rectangles the way the drawing tool does: one data event on the layer."""
-    layer.add_rectangles(xyxy_to_napari(np.array(xyxy, dtype=float)))
-
-
-def saved(folder: Path, stem: str) -> dict:
-    """The annotation file as anyone would read it."""
-    return torch.load(folder / "annotations" / f"{stem}.pt", weights_only=True)
 
 
 def test_n_and_b_navigate_while_a_shapes_layer_is_drawing(annotator, image_folder, qtbot, press):

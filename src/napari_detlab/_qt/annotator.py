@@ -7,10 +7,10 @@ ClassLayers`), and asks the model to save whenever the boxes change (debounced b
 :data:`AUTOSAVE_DELAY_MS`), before the image changes and before the viewer closes. What is on
 disk is the truth; the layers are a view of it.
 
-Keyboard: ``n`` / ``b`` next / previous image and ``Ctrl+Z`` undo work whichever layer is
-selected. napari looks keys up in the active layer's keymap before the viewer's, and Shapes
-layers bind ``b`` (move to back), so the keys are bound on the viewer *and* on every layer
-instance, including layers added later.
+Keyboard first: next / previous image, undo / redo, a class by number, "reviewed", copying the
+previous image's boxes and moving or resizing the selected boxes all have keys, shown in the
+dock and changed in napari's Preferences (:mod:`~napari_detlab._qt.annotator_keys` binds them).
+The Open dialog starts in the last folder opened, and the autosave delay is a setting too.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from app_model.types import KeyCode, KeyMod
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
-    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
@@ -36,13 +34,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_detlab._layers import IMAGE_LAYER
+from napari_detlab._layers import CLASS_LAYER_PREFIX
+from napari_detlab._qt.annotator_keys import AnnotatorKeys
+from napari_detlab._qt.box_edits import nudge_selected
 from napari_detlab._qt.box_layers import ClassLayers
+from napari_detlab._qt.image_layer import show_pixels
+from napari_detlab._qt.lifecycle import WindowCloseWatcher
+from napari_detlab._qt.plugin_settings import remember, setting
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.class_list import ClassListControl
 from napari_detlab._qt.widgets.interop_menu import build_interop_menu
 from napari_detlab.core.annotations.annotator import Annotator, Level, ShownImage
-from napari_detlab.core.images import contrast_for
+from napari_detlab.core.annotations.keymap import NUDGES
 
 if TYPE_CHECKING:
     import napari
@@ -57,7 +60,8 @@ AUTOSAVE_DELAY_MS = 300
 # Neighbours are decoded once the new image is on screen, not while it is being drawn:
 # on a 2-core machine the decode would otherwise compete with the repaint the user waits for.
 PREFETCH_DELAY_MS = 150
-NAVIGATION_KEYS = ("n", "b")  # bound on every layer too: layer keymaps shadow the viewer's
+SETTINGS = "annotator"  # the manifest's settings category of this dock
+NUDGE_STEP = 10  # image pixels an arrow key moves or resizes a box (a setting)
 _NOTIFY: dict[Level, Callable[[str], None]] = {
     "info": show_info,
     "warning": show_warning,
@@ -89,7 +93,6 @@ class AnnotatorWidget(QWidget):
         self.class_layers = ClassLayers(napari_viewer, self._on_boxes_edited, self._on_released)
         self.annotator = Annotator(self.class_layers)
         self._image_layer: Image | None = None
-        self._key_functions: dict[object, Callable[[object], None]] = {}
 
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -130,7 +133,9 @@ class AnnotatorWidget(QWidget):
         self._connections = viewer_events + [
             (getattr(self.session, name), slot) for name, slot in session_slots.items()
         ]
-        self._watch_close()
+        # Pending edits are saved however the session ends: window closed, app quit (here),
+        # layers cleared by viewer.close() (_on_layer_removing), dock removed (teardown).
+        self._window_close = WindowCloseWatcher(self, self._on_window_close)
         # Runs after the C++ widget is gone (dock removed), so it must not touch ``self``.
         self.destroyed.connect(partial(_release, **self._release_arguments()))
 
@@ -182,9 +187,16 @@ class AnnotatorWidget(QWidget):
         self.class_list = ClassListControl(self.annotator)
         self.class_list.class_chosen.connect(self._activate_class)
         self.class_list.move_requested.connect(self._move_selected)
-        self.undo_button = QPushButton("Undo last box edit (Ctrl+Z)")
+        self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.undo)
+        self.redo_button = QPushButton("Redo")
+        self.redo_button.clicked.connect(self.redo)
+        self.copy_button = QPushButton("Copy boxes of the previous image")
+        self.copy_button.clicked.connect(self.copy_previous)
         self.status_label = QLabel("")
+        self.keys_label = QLabel("")
+        self.keys_label.setWordWrap(True)
+        self.keys_label.setStyleSheet("font-size: small")
 
         # Import / export sits beside "Open folder": both decide what the dataset holds.
         self.interop_button = build_interop_menu(self, self.session)
@@ -194,6 +206,9 @@ class AnnotatorWidget(QWidget):
         navigation = QHBoxLayout()
         for widget in (self.previous_button, self.position_label, self.next_button):
             navigation.addWidget(widget)
+        edits = QHBoxLayout()
+        for widget in (self.undo_button, self.redo_button, self.copy_button):
+            edits.addWidget(widget)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top_row)
@@ -204,14 +219,16 @@ class AnnotatorWidget(QWidget):
             self.image_label,
             self.reviewed_checkbox,
             self.class_list,
-            self.undo_button,
-            self.status_label,
         ):
             layout.addWidget(widget)
+        layout.addLayout(edits)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.keys_label)
         layout.addStretch(1)
 
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Image folder to annotate")
+        last = setting(SETTINGS, "last_folder", "")
+        folder = QFileDialog.getExistingDirectory(self, "Image folder to annotate", last)
         if folder:
             self.open_folder(folder)
 
@@ -240,70 +257,53 @@ class AnnotatorWidget(QWidget):
 
     # -- keys -------------------------------------------------------------------------------
     def _bind_keys(self) -> None:
-        """Bind n / b on the viewer and on every layer, present and future; Ctrl+Z on the viewer.
-
-        No layer type binds Ctrl+Z except Labels (its own paint undo, which it keeps), so the
-        viewer's binding is reached from the Image and Shapes layers.
-        """
+        """Bind the keys the settings name (and again whenever they change)."""
         me = weakref.ref(self)
 
-        def action(method: str) -> Callable[[object], None]:
-            def run(_owner: object) -> None:
-                widget = me()
-                if widget is not None:
-                    getattr(widget, method)()
+        def run(action: str) -> None:
+            widget = me()
+            if widget is not None:
+                widget.run_key_action(action)
 
-            run.__name__ = f"detlab_{method}"
-            return run
+        self.keys = AnnotatorKeys(
+            self.viewer, run, _is_class_layer, show_warning, lambda: run("keys_bound")
+        )
+        self.keys.bind()
 
-        self._key_functions = {
-            "n": action("next_image"),
-            "b": action("previous_image"),
-            KeyMod.CtrlCmd | KeyCode.KeyZ: action("undo"),
-        }
-        self._bind_keys_on(self.viewer)
-        for layer in self.viewer.layers:
-            self._bind_keys_on(layer)
+    def run_key_action(self, action: str) -> None:
+        """Do what a key does: ``action`` names it (see :mod:`~napari_detlab.core.annotations.
+        keymap`); ``"keys_bound"`` says the keys changed, to be shown again."""
+        if action == "keys_bound":
+            self._show_keys()
+        elif action.startswith("class_"):
+            self.choose_class(int(action.removeprefix("class_")))
+        elif action.removesuffix("_fine") in NUDGES:
+            self.nudge(action)
+        else:
+            getattr(self, {"redo_second_key": "redo"}.get(action, action))()
 
-    def _bind_keys_on(self, owner: object) -> None:
-        for key, function in self._key_functions.items():
-            if owner is self.viewer or key in NAVIGATION_KEYS:
-                owner.bind_key(key, function, overwrite=True)
+    def _show_keys(self) -> None:
+        """The keys in force: a line per group in the dock, and in the buttons' tooltips."""
+        self.keys_label.setText("\n".join(self.keys.help_lines()))
+        self.keys.show_in_tooltips(
+            {
+                self.previous_button: ("previous_image",),
+                self.next_button: ("next_image",),
+                self.undo_button: ("undo",),
+                self.redo_button: ("redo", "redo_second_key"),
+                self.copy_button: ("copy_previous",),
+                self.reviewed_checkbox: ("toggle_reviewed",),
+            }
+        )
 
     def _on_layer_inserted(self, event: object) -> None:
-        self._bind_keys_on(event.value)
+        self.keys.bind_on(event.value)
 
     # -- closing ----------------------------------------------------------------------------
-    def _watch_close(self) -> None:
-        """Flush pending edits however the session ends: window closed, app quit, layers cleared.
-
-        ``viewer.close()`` clears the layers first (see :meth:`_on_layer_removing`); the
-        window's close button is caught by an event filter on the top-level window
-        (:meth:`_watch_window`), installed once the widget is docked: when it is shown or a
-        folder is opened, whichever comes first. Removing the dock runs :meth:`teardown`.
-        """
-        # A weak reference: the dock must not keep a closed viewer's window alive.
-        self._watched_window: weakref.ref[QObject] | None = None
-        app = QApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.flush)
-
-    def _watch_window(self) -> None:
-        window = self.window()
-        watched = self._watched_window() if self._watched_window is not None else None
-        if window is not self and window is not watched:
-            window.installEventFilter(self)
-            self._watched_window = weakref.ref(window)
-
-    def showEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
-        self._watch_window()
-        super().showEvent(event)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.Close:
-            self.flush()
-            self.annotator.prefetcher.shutdown()
-        return False
+    def _on_window_close(self) -> None:
+        """The window closes or the app quits: save now, stop decoding ahead."""
+        self.flush()
+        self.annotator.prefetcher.shutdown()
 
     def _on_layer_removing(self, event: object) -> None:
         """A class layer is about to go (``viewer.close`` clears layers first): save it now."""
@@ -313,10 +313,11 @@ class AnnotatorWidget(QWidget):
     # -- folder and navigation --------------------------------------------------------------
     def open_folder(self, path: str | Path) -> None:
         """Open a dataset folder (for every dock of the viewer) and show its first image."""
-        self._watch_window()
+        self._window_close.watch_window()
         self.flush()
         self.annotator.open(self.session.open_dataset(path))
         self.folder_label.setText(str(self.annotator.store.root))
+        remember(SETTINGS, "last_folder", str(self.annotator.store.root))
         self._update_labels()
         first = self.classes[0].name
         self.class_list.select(first)
@@ -343,6 +344,43 @@ class AnnotatorWidget(QWidget):
         """Put back the annotation before the last saved edit of this image, and save it."""
         self.annotator.undo()
 
+    def redo(self) -> None:
+        """Put back what the last undo of this image took away, and save it."""
+        self.annotator.redo()
+
+    def toggle_reviewed(self) -> None:
+        """Mark the image reviewed or not (an image with boxes stays reviewed)."""
+        self.annotator.toggle_reviewed()
+
+    def copy_previous(self) -> int:
+        """Add the previous image's boxes to this one (one undo step); returns how many."""
+        self._save_timer.stop()
+        return self.annotator.copy_previous()
+
+    def choose_class(self, number: int) -> None:
+        """Draw class ``number`` (1 is the first of the class list) from now on."""
+        if not 1 <= number <= len(self.classes):
+            self.status_label.setText(f"No class {number}: the list has {len(self.classes)}")
+            return
+        name = self.classes[number - 1].name
+        self.class_list.select(name)
+        self._activate_class(name)
+
+    def nudge(self, action: str) -> None:
+        """Move or resize the selected boxes of the chosen class layer by one step, or by one
+        pixel for a ``*_fine`` action; saved like any edit."""
+        layer = self.viewer.layers.selection.active
+        dx, dy, grow_x, grow_y = NUDGES[action.removesuffix("_fine")]
+        step = 1 if action.endswith("_fine") else setting(SETTINGS, "nudge_step", NUDGE_STEP)
+        moved = 0
+        if self.class_layers.class_of(layer) is not None:
+            size = self.annotator.image_size
+            moved = nudge_selected(
+                layer, (dx * step, dy * step), (grow_x * step, grow_y * step), size
+            )
+        if not moved:
+            self.status_label.setText("Select boxes first (select mode, click or drag around them)")
+
     def reload_current(self) -> None:
         """Re-read the current image's annotation from disk and redraw it, saving nothing."""
         self._save_timer.stop()
@@ -365,28 +403,7 @@ class AnnotatorWidget(QWidget):
 
     # -- drawing layers ---------------------------------------------------------------------
     def _show_image(self, pixels: np.ndarray) -> None:
-        """Put ``pixels`` in the reused Image layer (a new layer only if rgb-ness changes)."""
-        rgb = pixels.ndim == 3
-        full, limits = contrast_for(pixels)
-        layer = self._image_layer
-        if layer is not None and (layer not in self.viewer.layers or layer.rgb != rgb):
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-            layer = None
-        if layer is None:
-            layer = self.viewer.add_image(pixels, name=IMAGE_LAYER, rgb=rgb, contrast_limits=limits)
-            self.viewer.layers.move(self.viewer.layers.index(layer), 0)
-            self._image_layer = layer
-            self.viewer.reset_view()
-            return
-        old_shape = layer.data.shape
-        layer.data = pixels
-        if tuple(layer.contrast_limits_range) != full:
-            layer.contrast_limits_range = full
-        if tuple(layer.contrast_limits) != limits:
-            layer.contrast_limits = limits
-        if old_shape[:2] != pixels.shape[:2]:
-            self.viewer.reset_view()
+        self._image_layer = show_pixels(self.viewer, self._image_layer, pixels)
 
     def _activate_class(self, class_name: str) -> None:
         """Make the class's layer the active one, in rectangle-drawing mode."""
@@ -406,6 +423,7 @@ class AnnotatorWidget(QWidget):
         if self.current_path is None:
             return
         self.status_label.setText("Saving…")
+        self._save_timer.setInterval(setting(SETTINGS, "autosave_delay_ms", AUTOSAVE_DELAY_MS))
         self._save_timer.start()
 
     def _on_released(self) -> None:
@@ -458,7 +476,7 @@ class AnnotatorWidget(QWidget):
         """What :func:`_release` needs, none of it the widget itself."""
         return {
             "viewer_ref": weakref.ref(self.viewer),
-            "key_functions": self._key_functions,
+            "keys": self.keys,
             "annotator": self.annotator,
             "connections": self._connections,
             "drag_tracker": self.class_layers.tracker,
@@ -467,7 +485,7 @@ class AnnotatorWidget(QWidget):
 
 def _release(
     viewer_ref: weakref.ref[napari.Viewer],
-    key_functions: dict[object, Callable[[object], None]],
+    keys: AnnotatorKeys,
     annotator: Annotator,
     connections: list[tuple[object, Callable[..., None]]],
     drag_tracker: Callable[..., Iterator[None]],
@@ -477,18 +495,21 @@ def _release(
     Keys are unbound where they are still the Annotator's; the viewer's and the session's
     events no longer reach a widget that may be deleted; the prefetch thread stops.
     """
-    from napari.utils.key_bindings import coerce_keybinding
-
     annotator.close()
+    keys.release()
     for signal, callback in connections:
         signal.disconnect(callback)
     viewer = viewer_ref()
     if viewer is None:
         return
     for owner in [viewer, *viewer.layers]:
-        for key, function in key_functions.items():
-            if owner.keymap.get(coerce_keybinding(key)) is function:
-                owner.bind_key(key, None)
         callbacks = getattr(owner, "mouse_drag_callbacks", [])
         if drag_tracker in callbacks:
             callbacks.remove(drag_tracker)
+
+
+def _is_class_layer(layer: object) -> bool:
+    """Whether ``layer`` is an Annotator class layer (by its name: no dock reference kept)."""
+    return type(layer).__name__ == "Shapes" and str(getattr(layer, "name", "")).startswith(
+        CLASS_LAYER_PREFIX
+    )

@@ -10,16 +10,20 @@ napari also tabs our docks together (the demo puts the Annotator in front). A do
 is not chosen is not seen, so its overlay and its dataset figures can wait; Qt's
 ``visibilityChanged`` of the enclosing ``QDockWidget`` says when the tab is chosen
 (:func:`follow_dock_visibility`).
+
+A dock with unsaved work also needs to hear when the *window* closes, before napari takes its
+layers away: :class:`WindowCloseWatcher`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QDockWidget, QWidget
+from qtpy.QtWidgets import QApplication, QDockWidget, QWidget
 
-__all__ = ["DockLifecycle", "follow_dock_visibility"]
+__all__ = ["DockLifecycle", "WindowCloseWatcher", "follow_dock_visibility"]
 
 
 class DockLifecycle(QObject):
@@ -65,3 +69,39 @@ def follow_dock_visibility(widget: QWidget, slot: Callable[[bool], None]) -> QDo
     if dock is not None:
         dock.visibilityChanged.connect(slot)
     return dock
+
+
+class WindowCloseWatcher(QObject):
+    """Calls ``on_close()`` when the window holding ``widget`` is closed, or the app quits.
+
+    The top-level window is only known once the widget is docked, so the watcher installs
+    itself on it when the widget is shown, or when :meth:`watch_window` is called (a dock
+    opened by a script may do work before it is ever shown). It holds the window weakly: a
+    dock must not keep a closed viewer's window alive.
+    """
+
+    def __init__(self, widget: QWidget, on_close: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._on_close = on_close
+        self._window: weakref.ref[QObject] | None = None
+        widget.installEventFilter(self)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(on_close)
+
+    def watch_window(self) -> None:
+        """Watch the widget's top-level window now (once it is docked)."""
+        window = self._widget.window()
+        watched = self._window() if self._window is not None else None
+        if window is not self._widget and window is not watched:
+            window.installEventFilter(self)
+            self._window = weakref.ref(window)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        kind = event.type()
+        if watched is self._widget and kind == QEvent.Type.Show:
+            self.watch_window()
+        elif watched is not self._widget and kind == QEvent.Type.Close:
+            self._on_close()
+        return False

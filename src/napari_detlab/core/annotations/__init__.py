@@ -1,19 +1,31 @@
 """The annotation store and how a person's boxes get there.
 
 A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), what one such
-file holds and how it is checked (:mod:`.annotation`), the Annotator's
-model (:mod:`.annotator`) with the undo history and image prefetch it uses, a thread-safe cache
-of file reads, and the built-in sample dataset.
+file holds and how it is checked (:mod:`.annotation`), the Annotator's model
+(:mod:`.annotator`) with the undo history, image prefetch, keys (:mod:`.keymap`) and box
+copying it uses, a thread-safe cache of file reads, and the built-in sample dataset.
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import annotation, annotator, file_cache, history, prefetch, sample_data, store
+from . import (
+    annotation,
+    annotator,
+    copying,
+    file_cache,
+    history,
+    keymap,
+    prefetch,
+    sample_data,
+    store,
+)
 from .annotation import *
 from .annotator import *
+from .copying import *
 from .file_cache import *
 from .history import *
+from .keymap import *
 from .prefetch import *
 from .sample_data import *
 from .store import *
@@ -21,8 +33,10 @@ from .store import *
 __all__ = [
     *annotation.__all__,
     *annotator.__all__,
+    *copying.__all__,
     *file_cache.__all__,
     *history.__all__,
+    *keymap.__all__,
     *prefetch.__all__,
     *sample_data.__all__,
     *store.__all__,
