@@ -9,13 +9,21 @@ that builds the widget while the plugin is not registered) reads the defaults it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from napari.settings import PluginSettings
 
-__all__ = ["PLUGIN_NAME", "detlab_settings", "remember", "setting", "values", "watch"]
+__all__ = [
+    "PLUGIN_NAME",
+    "detlab_settings",
+    "remember",
+    "remember_all",
+    "setting",
+    "values",
+    "watch",
+]
 
 PLUGIN_NAME = "napari-detlab"
 Value = TypeVar("Value", bool, int, float, str)
@@ -60,6 +68,12 @@ def remember(category: str, name: str, value: bool | int | float | str) -> None:
         setattr(group, name, value)
     except ValueError:  # pydantic's ValidationError: a value outside the declared range
         return
+
+
+def remember_all(category: str, chosen: Mapping[str, bool | int | float | str]) -> None:
+    """Remember every value of ``chosen`` in ``category`` (see :func:`remember`)."""
+    for name, value in chosen.items():
+        remember(category, name, value)
 
 
 def watch(category: str, callback: Callable[[], None]) -> Callable[[], None]:

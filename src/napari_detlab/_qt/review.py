@@ -24,6 +24,7 @@ slider is released, never during a drag. ``benchmarks/bench_review.py`` times th
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ from qtpy.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from napari_detlab._layers import REVIEW_CAPTIONS_LAYER
 from napari_detlab._qt.jobs import LatestJobs
 from napari_detlab._qt.lifecycle import follow_dock_visibility
+from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["ReviewWidget"]
 
 _DATASET_METRICS_DELAY_MS = 300
+SETTINGS = "review"  # the manifest's settings category of this dock
 
 
 class ReviewWidget(QWidget):
@@ -120,6 +123,8 @@ class ReviewWidget(QWidget):
         self._metrics_timer.timeout.connect(self.refresh_dataset_metrics)
         self.controls.changed.connect(self.update_view)
         self.controls.released.connect(self._schedule_dataset_metrics)
+        self.controls.changed.connect(self._remember_thresholds)
+        self.controls.released.connect(self._remember_thresholds)
         self.session.attach(
             self,
             teardown=self.teardown,
@@ -134,7 +139,7 @@ class ReviewWidget(QWidget):
     def _build_ui(self) -> None:
         self.source_label = QLabel("No predictions yet: predict in the Train / predict dock")
         self.source_label.setWordWrap(True)
-        self.controls = ThresholdControls()
+        self.controls = ThresholdControls(ReviewThresholds(**values(SETTINGS)))
         self.score_slider = self.controls.score_slider
         self.nms_slider = self.controls.nms_slider
         self.image_label = QLabel()
@@ -175,6 +180,11 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.dataset_label)
         layout.addLayout(buttons)
         layout.addStretch(1)
+
+    def _remember_thresholds(self) -> None:
+        """Keep the settings for the next napari start; a drag is saved once, when let go."""
+        if not self.controls.dragging:
+            remember_all(SETTINGS, dataclasses.asdict(self.thresholds))
 
     @property
     def thresholds(self) -> ReviewThresholds:

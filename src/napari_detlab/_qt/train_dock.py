@@ -41,6 +41,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_detlab._qt.jobs import start_worker
+from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.predict_panel import PredictPanel
 from napari_detlab._qt.widgets.train_form import ANCHOR_VIEWER_CHOICE, TrainForm
@@ -71,6 +72,7 @@ _SHOW = {"info": show_info, "error": show_error}
 # The classes of the config the "Start from" line describes: where weights start does not
 # depend on them, and reading the dataset's would read every annotation file.
 _ANY_CLASSES = ["object"]
+SETTINGS = "training"  # the manifest's settings category of this dock
 
 
 class TrainDockWidget(QWidget):
@@ -122,6 +124,10 @@ class TrainDockWidget(QWidget):
         self.train_form = TrainForm(lambda start: self.model_config(_ANY_CLASSES, start))
         self.train_form.start_button.clicked.connect(self.start_training)
         self.train_form.cancel_button.clicked.connect(self.cancel_training)
+        self.train_form.restore(values(SETTINGS))  # what the person set before, last start
+        self.train_form.choices_changed.connect(
+            lambda: remember_all(SETTINGS, self.train_form.choices())
+        )
         self.predict_panel = PredictPanel(checkpoint_start=lambda: str(self.dataset or ""))
         self.predict_panel.image_button.clicked.connect(self.predict_current_image)
         self.predict_panel.dataset_button.clicked.connect(self.predict_dataset)

@@ -10,9 +10,10 @@ options are the dock's; the "Start from" row (with its download) is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -52,7 +53,15 @@ class TrainForm(QGroupBox):
     config_for
         The config the next run would train from a given start (see
         :class:`~napari_detlab._qt.widgets.start_choice.StartChoice`); the dock's.
+
+    Signals
+    -------
+    choices_changed
+        The person changed a value worth remembering for the next napari start
+        (:meth:`choices`).
     """
+
+    choices_changed = Signal()
 
     def __init__(
         self, config_for: Callable[[str], ModelConfig], parent: QWidget | None = None
@@ -131,6 +140,42 @@ class TrainForm(QGroupBox):
         for widget in (self.progress, self.status_label, self.loss_plot, self.map_plot):
             layout.addWidget(widget)
         self.config_combo.currentTextChanged.connect(self.start_choice.refresh)
+        for signal in (
+            self.config_combo.currentTextChanged,
+            self.epochs_spin.valueChanged,
+            self.batch_spin.valueChanged,
+            self.lr_spin.valueChanged,
+            self.val_spin.valueChanged,
+            self.stratify_check.toggled,
+            self.device_combo.currentTextChanged,
+        ):
+            signal.connect(self.choices_changed)
+
+    def choices(self) -> dict[str, bool | int | float | str]:
+        """What to remember for the next start, by setting name (see the plugin manifest).
+
+        The AnchorViewer's config is not remembered: it belongs to this session's dataset.
+        """
+        model = self.config_combo.currentText()
+        return {
+            "model": model if model in PRESETS else "",
+            **self.option_values(),
+        }
+
+    def restore(self, remembered: Mapping[str, object]) -> None:
+        """Show what was remembered (missing or empty values keep this machine's defaults)."""
+        if remembered.get("model") in PRESETS:
+            self.config_combo.setCurrentText(str(remembered["model"]))
+        if remembered.get("batch_size"):
+            self.batch_spin.setValue(int(remembered["batch_size"]))
+        for spin, name in ((self.epochs_spin, "epochs"), (self.lr_spin, "lr")):
+            if name in remembered:
+                spin.setValue(remembered[name])
+        if "val_fraction" in remembered:
+            self.val_spin.setValue(float(remembered["val_fraction"]))
+        self.stratify_check.setChecked(bool(remembered.get("stratify_split", False)))
+        if self.device_combo.findText(str(remembered.get("device", ""))) >= 0:
+            self.device_combo.setCurrentText(str(remembered["device"]))
 
     def option_values(self) -> dict[str, object]:
         """The training options chosen here, by ``TrainOptions`` field name."""
