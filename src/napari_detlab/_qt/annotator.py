@@ -190,7 +190,7 @@ class AnnotatorWidget(QWidget):
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.undo)
         self.redo_button = QPushButton("Redo")
-        self.redo_button.clicked.connect(self.redo)
+        self.redo_button.clicked.connect(self.annotator.redo)
         self.copy_button = QPushButton("Copy boxes of the previous image")
         self.copy_button.clicked.connect(self.copy_previous)
         self.status_label = QLabel("")
@@ -279,8 +279,9 @@ class AnnotatorWidget(QWidget):
             self.choose_class(int(action.removeprefix("class_")))
         elif action.removesuffix("_fine") in NUDGES:
             self.nudge(action)
-        else:
-            getattr(self, {"redo_second_key": "redo"}.get(action, action))()
+        else:  # the dock's own method when it has one (it saves first), else the model's
+            name = {"redo_second_key": "redo"}.get(action, action)
+            (getattr(self, name, None) or getattr(self.annotator, name))()
 
     def _show_keys(self) -> None:
         """The keys in force: a line per group in the dock, and in the buttons' tooltips."""
@@ -343,14 +344,6 @@ class AnnotatorWidget(QWidget):
     def undo(self) -> None:
         """Put back the annotation before the last saved edit of this image, and save it."""
         self.annotator.undo()
-
-    def redo(self) -> None:
-        """Put back what the last undo of this image took away, and save it."""
-        self.annotator.redo()
-
-    def toggle_reviewed(self) -> None:
-        """Mark the image reviewed or not (an image with boxes stays reviewed)."""
-        self.annotator.toggle_reviewed()
 
     def copy_previous(self) -> int:
         """Add the previous image's boxes to this one (one undo step); returns how many."""

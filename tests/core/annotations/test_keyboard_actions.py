@@ -29,12 +29,11 @@ def boxes_on_disk(folder: Path, stem: str) -> list[list[float]]:
 # -- redo ---------------------------------------------------------------------------------------
 def test_redo_puts_back_what_undo_took_and_saves_it(folder: Path) -> None:
     annotator, screen = open_annotator(folder)
-    screen.draw("object", (1, 1, 10, 10))
-    annotator.flush()
-    screen.draw("object", (20, 20, 30, 30))
-    annotator.flush()
-    annotator.undo()
-    annotator.undo()
+    for box in [(1, 1, 10, 10), (20, 20, 30, 30)]:  # two edits, two undo steps
+        screen.draw("object", box)
+        annotator.flush()
+    for _ in range(2):
+        annotator.undo()
     assert on_disk(folder, "img1") is None
     annotator.redo()
     assert boxes_on_disk(folder, "img1") == [[1, 1, 10, 10]]
