@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stats_dataset import annotation, write_known_dataset
 
 from napari_detlab.core.annotations.statistics import (
     ANNOTATED,
@@ -16,6 +15,7 @@ from napari_detlab.core.annotations.statistics import (
     dataset_statistics,
 )
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
+from stats_dataset import annotation, write_known_dataset
 
 
 @pytest.fixture
@@ -36,10 +36,10 @@ def test_the_known_dataset_has_its_known_figures(store: AnnotationStore) -> None
     np.testing.assert_array_equal(stats.widths, [10, 40, 100, 20])
     np.testing.assert_array_equal(stats.heights, [10, 40, 100, 30])
     assert stats.size_bins == {"small": 2, "medium": 1, "large": 1}
-    # sqrt(area): 10, 40, 100, 24.5 in 20 bins over [0, 104] (the largest, up to a multiple of 8)
-    assert stats.histogram_edges[0] == 0 and stats.histogram_edges[-1] == 104
+    # sqrt(area): 10, 40, 100, 24.5 in 20 bins of 5 pixels (the largest box's 100 / 20)
+    assert stats.histogram_edges[0] == 0 and stats.histogram_edges[-1] == 100
     assert stats.histogram_counts.sum() == 4
-    assert np.flatnonzero(stats.histogram_counts).tolist() == [1, 4, 7, 19]
+    assert np.flatnonzero(stats.histogram_counts).tolist() == [2, 4, 8, 19]
     assert [(entry.image.name, entry.boxes) for entry in stats.top_images] == [
         ("img1.png", 3),
         ("img2.png", 1),

@@ -155,7 +155,7 @@ class DatasetStatistics:
     size_bins
         Boxes per COCO area bucket (small < 32², medium < 96², large), in that order.
     histogram_edges, histogram_counts
-        A histogram of ``sqrt(area)`` (pixels) with equal bins from 0: the plot's data.
+        A histogram of ``sqrt(area)`` (pixels) with equal, round bins from 0: the plot's data.
     top_images
         The images with the most boxes, most first (ties in the dataset's order).
     """
@@ -236,10 +236,13 @@ def _spread(values: np.ndarray) -> dict[str, float] | None:
 
 
 def _histogram(sqrt_area: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal bins from 0 to the largest box, rounded up to a multiple of 8 pixels."""
-    top = float(sqrt_area.max()) if len(sqrt_area) else 0.0
-    upper = max(8.0, float(np.ceil(top / 8.0) * 8.0))
-    counts, edges = np.histogram(sqrt_area, bins=bins, range=(0.0, upper))
+    """Equal bins from 0 whose width is a round number (1, 2, 2.5 or 5 times a power of
+    ten) and whose last edge reaches the largest box: edges a person reads at a glance."""
+    top = float(sqrt_area.max()) if len(sqrt_area) else 1.0
+    raw = max(top / bins, 1e-9)
+    power = 10.0 ** np.floor(np.log10(raw))
+    width = next(step * power for step in (1.0, 2.0, 2.5, 5.0, 10.0) if step * power >= raw)
+    counts, edges = np.histogram(sqrt_area, bins=bins, range=(0.0, width * bins))
     return edges, counts
 
 
