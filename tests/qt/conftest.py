@@ -47,6 +47,21 @@ def mixed_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def annotator(make_napari_viewer):
+    """A viewer with the Annotator docked; call it with a folder to open."""
+    from napari_detlab._qt.annotator import AnnotatorWidget
+
+    def make(folder: Path) -> tuple[object, AnnotatorWidget]:
+        viewer = make_napari_viewer()
+        widget = AnnotatorWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Annotator")
+        widget.open_folder(folder)
+        return viewer, widget
+
+    return make
+
+
+@pytest.fixture
 def notifications():
     """Every napari notification shown during the test, as text."""
     seen: list[str] = []

@@ -18,20 +18,6 @@ from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.images import read_image
 
 
-@pytest.fixture
-def annotator(make_napari_viewer):
-    """A viewer with the Annotator docked; call it with a folder to open."""
-
-    def make(folder: Path) -> tuple[object, AnnotatorWidget]:
-        viewer = make_napari_viewer()
-        widget = AnnotatorWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="Annotator")
-        widget.open_folder(folder)
-        return viewer, widget
-
-    return make
-
-
 def draw(layer, *xyxy: tuple[float, float, float, float]) -> None:
     """Add rectangles the way the drawing tool does: one data event on the layer."""
     layer.add_rectangles(xyxy_to_napari(np.array(xyxy, dtype=float)))

@@ -35,21 +35,21 @@ BAR_WIDTH = 30  # characters of the longest histogram bar
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_verb(subparsers, "stats", run, __doc__)
     parser.add_argument("dataset", type=Path, help="dataset folder (images + annotations/)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--top", type=int, default=10, help="images to list by their box count (default 10)"
     )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from napari_detlab.core.annotations.statistics import dataset_statistics
     from napari_detlab.core.annotations.store import AnnotationStore
 
-    if args.top < 0:
-        raise CliError("--top must be 0 or more")
     store = AnnotationStore(args.dataset)  # a missing folder: "not a folder", exit code 2
     if not store.images:
         raise CliError(f"{args.dataset}: no images (JPEG, PNG, TIFF, BMP, WebP) in this folder")
+    if args.top < 0:
+        raise CliError("--top must be 0 or more")
     stats = dataset_statistics(store, top=args.top)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
