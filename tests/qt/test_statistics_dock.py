@@ -8,7 +8,7 @@ import pytest
 from napari_detlab._qt.statistics_dock import StatisticsWidget
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.images import read_image
-from stats_dataset import write_known_dataset
+from stats_dataset import annotation, write_known_dataset
 
 
 @pytest.fixture
@@ -72,3 +72,27 @@ def test_clicking_a_class_goes_to_the_next_image_with_that_class(docks):
     assert annotator.current_path == folder / "img2.png"  # after img1, on screen
     stats.class_table.cellClicked.emit(cell, 0)
     assert annotator.current_path == folder / "img1.png"  # wraps around
+
+
+def test_files_another_dock_wrote_are_found_by_their_stamps(docks, qtbot):
+    _, _, stats, folder = docks
+    store = stats.store
+    store.save("img5.png", annotation([[0, 0, 150, 150]], ["crystal"]))  # an import, say
+    store.save("img3.png", annotation([[0, 0, 20, 20]], ["crystal"]))
+    stats.session.annotations_changed.emit(folder / "img3.png")  # it names one image only
+    qtbot.waitUntil(lambda: stats.statistics.annotated == 4, timeout=10_000)
+    assert table_rows(stats.class_table)[1] == ["crystal", "3", "50.0%"]
+    assert "0 reviewed negative" in stats.counts_label.text()
+
+
+def test_behind_another_tab_the_figures_wait_until_it_is_chosen(docks, qtbot):
+    viewer, annotator, stats, folder = docks
+    stats.set_overlay_visible(False)
+    annotator.go_to(3)  # img4, untouched
+    viewer.layers["boxes: cell"].add_rectangles(xyxy_to_napari(np.array([[0.0, 0.0, 9.0, 9.0]])))
+    annotator.flush()
+    assert stats.tracker.figures(folder / "img4.png").boxes == 1  # kept current...
+    assert "2 annotated" in stats.counts_label.text()  # ...but not drawn
+    stats.set_overlay_visible(True)
+    assert "3 annotated" in stats.counts_label.text()
+    assert table_rows(stats.class_table)[0] == ["cell", "4", "80.0%"]

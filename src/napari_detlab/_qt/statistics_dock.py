@@ -151,6 +151,7 @@ class StatisticsWidget(QWidget):
     def _on_dataset_changed(self, store: AnnotationStore | None) -> None:
         self.store, self.tracker, self.statistics = store, None, None
         self._saved_while_loading.clear()
+        self._jobs.outdate_all()  # a re-read of the previous dataset must not land on this one
         if store is None:
             return
         self.counts_label.setText(f"Reading the annotations of {store.root.name}…")
