@@ -96,3 +96,12 @@ def test_behind_another_tab_the_figures_wait_until_it_is_chosen(docks, qtbot):
     stats.set_overlay_visible(True)
     assert "3 annotated" in stats.counts_label.text()
     assert table_rows(stats.class_table)[0] == ["cell", "4", "80.0%"]
+
+
+def test_a_class_added_in_the_annotator_joins_the_table_with_the_next_save(docks, qtbot):
+    viewer, annotator, stats, _ = docks
+    annotator.annotator.add_class("spore", "#00ff00")
+    viewer.layers["boxes: cell"].add_rectangles(xyxy_to_napari(np.array([[0.0, 0.0, 9.0, 9.0]])))
+    annotator.flush()
+    qtbot.waitUntil(lambda: ["spore", "0", "0.0%"] in table_rows(stats.class_table), timeout=10_000)
+    assert table_rows(stats.class_table)[0] == ["cell", "4", "80.0%"]

@@ -175,12 +175,17 @@ class StatisticsWidget(QWidget):
                 self._saved_while_loading.add(Path(path))
         else:
             self.tracker.update(Path(path))
-            if self.tracker.classes_stale:  # a class was added, renamed or removed
+            # A class was added, renamed or removed: the list is read with the next re-read
+            # (one at a time: it reads every file, and saves come every few seconds).
+            if self.tracker.classes_stale and not self._jobs.running:
                 self.refresh()
             self.redraw()
 
-    def _on_annotations_changed(self, _path: object) -> None:
-        """Another dock wrote annotation files (one image or, for an import, many)."""
+    def _on_annotations_changed(self, path: object) -> None:
+        """Another dock wrote annotation files (one image or, for an import, many): the
+        files are found by their stamps."""
+        if self.tracker is None and self.store is not None and path is not None:
+            self._saved_while_loading.add(Path(path))
         self.refresh()
 
     def refresh(self) -> None:
