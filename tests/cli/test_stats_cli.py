@@ -39,7 +39,7 @@ def test_the_table_reads_as_the_dock_does(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         f"{folder}: 2 annotated, 1 reviewed negative, 2 untouched of 6 images; "
-        "1 unreadable file; 4 boxes"
+        "1 image with an unreadable file; 4 boxes"
     )
     assert "img6.pt" in lines[1] and lines[1].startswith("  unreadable: ")
     assert lines[2].split() == ["class", "boxes", "share"]

@@ -40,6 +40,8 @@ def test_figures_follow_a_box_drawn_and_saved_in_the_annotator(docks, qtbot):
     ]
     assert table_rows(stats.image_table) == [["img1.png", "3"], ["img2.png", "1"]]
     assert stats.size_histogram.counts.sum() == 4
+    assert stats.message_label.text() == "Unreadable annotation file: img6.png"
+    assert "img6.pt" in stats.message_label.toolTip()  # the store's reason, naming the file
 
     stats.counts_label.linkActivated.emit("untouched")  # the user clicks "2 untouched"
     assert annotator.current_path == folder / "img4.png"

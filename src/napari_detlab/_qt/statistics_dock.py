@@ -219,8 +219,9 @@ class StatisticsWidget(QWidget):
         self.image_table.show_rows(stats.top_images, [_image_cells(e) for e in stats.top_images])
         unreadable = [entry.image.name for entry in stats.unreadable]
         self.message_label.setText(
-            f"Unreadable annotation files: {', '.join(unreadable)}" if unreadable else ""
+            f"Unreadable annotation file: {', '.join(unreadable)}" if unreadable else ""
         )
+        self.message_label.setToolTip("\n".join(entry.reason for entry in stats.unreadable))
 
     # -- going to images ----------------------------------------------------------------
     def go_to_next(self, *, state: str | None = None, label: str | None = None) -> Path | None:

@@ -45,7 +45,8 @@ def test_the_known_dataset_has_its_known_figures(store: AnnotationStore) -> None
         ("img2.png", 1),
     ]
     assert stats.summary() == (
-        "2 annotated, 1 reviewed negative, 2 untouched of 6 images; 1 unreadable file; 4 boxes"
+        "2 annotated, 1 reviewed negative, 2 untouched of 6 images; "
+        "1 image with an unreadable file; 4 boxes"
     )
 
 

@@ -153,7 +153,8 @@ class DatasetStatistics:
         Images in all; with boxes; reviewed without boxes; never looked at (no file).
     unreadable
         Images whose annotation file the store refuses, with the reason (counted apart:
-        their boxes are unknown).
+        their boxes are unknown). Two images with one stem (``a.jpg``, ``a.png``) share one
+        file and are both here, each with the store's message naming both.
     classes
         Every class in the class list's order (classes without boxes included), then labels
         found in files but missing from the list.
@@ -192,7 +193,8 @@ class DatasetStatistics:
             f"{self.untouched} untouched of {counted(self.total, 'image')}"
         )
         if self.unreadable:
-            line += f"; {counted(len(self.unreadable), 'unreadable file')}"
+            unusable = ("image with an unreadable file", "images with an unreadable file")
+            line += f"; {counted(len(self.unreadable), *unusable)}"
         return f"{line}; {counted(self.boxes, 'box', 'boxes')}"
 
     def to_dict(self) -> dict[str, object]:
