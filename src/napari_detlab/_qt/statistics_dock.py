@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StatisticsWidget"]
 
+LINK_COLOR = "#8ab4f8"  # Qt's default link blue is unreadable on napari's dark theme
+CLASS_TABLE_HEIGHT = 160  # a few classes: the rest of the height goes to the image table
+
 # The counts line's links: state -> the words after the count.
 _STATE_WORDS = {
     ANNOTATED: "annotated",
@@ -115,7 +118,10 @@ class StatisticsWidget(QWidget):
         self.sizes_label = QLabel("")
         self.sizes_label.setWordWrap(True)
         self.size_histogram = SizeHistogram()
+        self.class_table.setMaximumHeight(CLASS_TABLE_HEIGHT)
         self.image_table = RowTable(("image", "boxes"))
+        for table in (self.class_table, self.image_table):
+            table.horizontalHeader().setStretchLastSection(True)
         self.image_table.row_chosen.connect(lambda entry: self.show_image(entry.image))
         refresh = QPushButton("Refresh")
         refresh.setToolTip("Re-read annotation files written outside napari")
@@ -251,7 +257,7 @@ def _counts_html(stats: DatasetStatistics) -> str:
         UNREADABLE: len(stats.unreadable),
     }
     parts = [
-        f'<a href="{state}">{count} {_STATE_WORDS[state]}</a>'
+        f'<a href="{state}" style="color: {LINK_COLOR}">{count} {_STATE_WORDS[state]}</a>'
         for state, count in counts.items()
         if count or state != UNREADABLE
     ]

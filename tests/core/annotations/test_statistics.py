@@ -11,8 +11,10 @@ import pytest
 from napari_detlab.core.annotations.statistics import (
     ANNOTATED,
     UNTOUCHED,
+    ImageFigures,
     StatisticsTracker,
     dataset_statistics,
+    summarise,
 )
 from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 from stats_dataset import annotation, write_known_dataset
@@ -144,3 +146,12 @@ def test_next_image_by_state_and_class(store: AnnotationStore) -> None:
     assert tracker.next_image(root / "img2.png", label="crystal") == root / "img1.png"
     assert tracker.next_image(label="debris") is None
     assert tracker.next_image(state=ANNOTATED) == root / "img1.png"
+
+
+def test_the_size_histogram_has_round_bins_up_to_the_largest_box() -> None:
+    sizes = np.array([[110.0, 110.0], [3.0, 3.0], [20.0, 45.0]])  # sqrt(area) 110, 3, 30
+    figures = [ImageFigures(Path("a.png"), ANNOTATED, ("x", "x", "y"), sizes)]
+    stats = summarise(Path("."), figures, ["y"])
+    assert stats.histogram_edges.tolist() == [10.0 * i for i in range(12)]  # 11 bins of 10
+    assert stats.histogram_counts.tolist() == [1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+    assert [(c.name, c.boxes) for c in stats.classes] == [("y", 1), ("x", 2)]  # listed first

@@ -85,7 +85,8 @@ class BarHistogram(QWidget):
             painter.drawLine(int(x_of(mark)), int(margin), int(x_of(mark)), int(margin + height))
         painter.setPen(QColor("#d0d0d0"))
         for tick in (self.low, *self.marks, self.high):
-            painter.drawText(QRectF(x_of(tick) - 15, margin + height + 1, 30, label_h),
+            left = min(max(x_of(tick) - 15, 0.0), self.width() - 30.0)  # the ends stay inside
+            painter.drawText(QRectF(left, margin + height + 1, 30, label_h),
                              int(Qt.AlignmentFlag.AlignCenter), f"{tick:g}")  # fmt: skip
         painter.drawText(QRectF(margin, margin, width, 14), int(Qt.AlignmentFlag.AlignRight),
                          f"max {peak}")  # fmt: skip

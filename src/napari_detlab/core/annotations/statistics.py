@@ -163,7 +163,8 @@ class DatasetStatistics:
     size_bins
         Boxes per COCO area bucket (small < 32², medium < 96², large), in that order.
     histogram_edges, histogram_counts
-        A histogram of ``sqrt(area)`` (pixels) with equal, round bins from 0: the plot's data.
+        A histogram of ``sqrt(area)`` (pixels): at most 20 equal, round bins from 0 up to
+        the largest box. The plot's data.
     top_images
         The images with the most boxes, most first (ties in the dataset's order).
     """
@@ -245,13 +246,14 @@ def _spread(values: np.ndarray) -> dict[str, float] | None:
 
 
 def _histogram(sqrt_area: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal bins from 0 whose width is a round number (1, 2, 2.5 or 5 times a power of
-    ten) and whose last edge reaches the largest box: edges a person reads at a glance."""
+    """Equal bins from 0 up to the largest box, at most ``bins`` of them, whose width is a
+    round number (1, 2, 2.5 or 5 times a power of ten): edges a person reads at a glance."""
     top = float(sqrt_area.max()) if len(sqrt_area) else 1.0
     raw = max(top / bins, 1e-9)
     power = 10.0 ** np.floor(np.log10(raw))
     width = next(step * power for step in (1.0, 2.0, 2.5, 5.0, 10.0) if step * power >= raw)
-    counts, edges = np.histogram(sqrt_area, bins=bins, range=(0.0, width * bins))
+    count = min(bins, max(1, int(np.ceil(top / width))))
+    counts, edges = np.histogram(sqrt_area, bins=count, range=(0.0, width * count))
     return edges, counts
 
 
