@@ -12,11 +12,13 @@ import torchvision
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_napari_finds_the_manifest_with_the_four_docks_and_the_sample_data() -> None:
+def test_napari_finds_the_manifest_with_the_five_docks_and_the_sample_data() -> None:
     manifest = npe2.PluginManifest.from_distribution("napari-detlab")  # via its entry point
     manifest.validate_imports()  # every command points at something importable
     widgets = {widget.display_name for widget in manifest.contributions.widgets}
-    assert widgets == {"Annotator", "Anchor viewer", "Train / predict", "Review predictions"}
+    assert widgets == {
+        "Annotator", "Anchor viewer", "Train / predict", "Review predictions", "Dataset statistics",
+    }  # fmt: skip
     assert [sample.key for sample in manifest.contributions.sample_data] == ["shapes-and-cells"]
     # the file in the package is the one at the top of the repository
     assert manifest == npe2.PluginManifest.from_file(ROOT / "napari.yaml")

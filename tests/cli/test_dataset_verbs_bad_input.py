@@ -70,6 +70,19 @@ def test_verbs_that_need_every_file_refuse_a_shared_stem_naming_both_images(
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_stats_counts_both_images_of_a_shared_stem_as_unreadable_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = _with_shared_stem(tmp_path / "ds")
+    assert main(["stats", str(dataset), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["images"] == {
+        "total": 3, "annotated": 1, "negative": 0, "untouched": 0, "unreadable": 2,
+    }  # fmt: skip
+    assert [Path(entry["image"]).name for entry in figures["unreadable"]] == ["a.jpg", "a.png"]
+    assert all("images a.jpg and a.png" in entry["reason"] for entry in figures["unreadable"])
+
+
 def test_export_leaves_out_a_shared_stem_and_writes_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ VERBS = (
     "predict",
     "evaluate",
     "anchors",
+    "stats",
     "import",
     "export",
     "convert",
@@ -27,7 +28,7 @@ def test_every_verb_is_listed_with_a_one_line_summary(capsys: pytest.CaptureFixt
     for verb in VERBS:
         assert f"    {verb} " in listing
     assert "``" not in listing  # reST markup is turned into plain text
-    assert len(VERB_MODULES) == 7 and build_parser().prog == "detlab"
+    assert len(VERB_MODULES) == 8 and build_parser().prog == "detlab"
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -1,6 +1,7 @@
-"""The napari side: four docks over the Qt-free core, the session they share, and their parts.
+"""The napari side: five docks over the Qt-free core, the session they share, and their parts.
 
-- the docks: :mod:`.annotator`, :mod:`.anchor_viewer`, :mod:`.train_dock`, :mod:`.review`;
+- the docks: :mod:`.annotator`, :mod:`.anchor_viewer`, :mod:`.train_dock`, :mod:`.review`,
+  :mod:`.statistics_dock`;
 - how docks live and talk: :mod:`.session` (the one hub of a viewer's docks),
   :mod:`.lifecycle` (a dock's end, its tab's visibility), :mod:`.jobs` (background work on
   napari's workers);
@@ -20,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "annotator": ["AnnotatorWidget"],
         "anchor_viewer": ["AnchorViewerWidget"],
         "review": ["ReviewWidget"],
+        "statistics_dock": ["StatisticsWidget"],
         "train_dock": ["TrainDockWidget"],
     },
 )

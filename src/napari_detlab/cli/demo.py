@@ -34,6 +34,7 @@ OPTIONAL_DOCKS = (
     ("napari_detlab._qt.anchor_viewer", "Anchor viewer"),
     ("napari_detlab._qt.train_dock", "Train / predict"),
     ("napari_detlab._qt.review", "Review predictions"),
+    ("napari_detlab._qt.statistics_dock", "Dataset statistics"),
 )
 
 

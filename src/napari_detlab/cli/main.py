@@ -28,6 +28,7 @@ VERB_MODULES = (
     "predict",
     "evaluate",
     "anchors",
+    "stats",
     "interop",
     "weights",
 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "SIZE_BUCKETS",
     "BoxRecord",
     "as_boxes",
     "box_area",
@@ -39,6 +40,10 @@ __all__ = [
     "xyxy_to_napari",
     "xyxy_to_xywh",
 ]
+
+# COCO's area buckets (pixels squared): small < 32², medium < 96², large otherwise. The anchor
+# figures apply them in the resized image, the dataset statistics in the image as shown.
+SIZE_BUCKETS = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, np.inf))
 
 
 def as_boxes(boxes: object, dtype: type = np.float64) -> np.ndarray:

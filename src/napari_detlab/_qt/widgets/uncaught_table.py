@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtWidgets import QWidget
 
+from napari_detlab._qt.widgets.row_table import RowTable
 from napari_detlab.core.anchors.figures import UNCAUGHT_COLUMNS, UncaughtBox
 
 __all__ = ["UncaughtTable"]
 
 
-class UncaughtTable(QTableWidget):
+class UncaughtTable(RowTable):
     """Read-only rows of :class:`~napari_detlab.core.anchors.figures.UncaughtBox`.
 
     Signals
@@ -22,21 +23,9 @@ class UncaughtTable(QTableWidget):
     box_chosen = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, len(UNCAUGHT_COLUMNS), parent)
-        self.rows: list[UncaughtBox] = []
-        self.setHorizontalHeaderLabels(list(UNCAUGHT_COLUMNS))
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.cellClicked.connect(self._clicked)
+        super().__init__(UNCAUGHT_COLUMNS, parent)
+        self.row_chosen.connect(self.box_chosen.emit)
 
-    def show_rows(self, rows: list[UncaughtBox]) -> None:
+    def show_rows(self, rows: list[UncaughtBox]) -> None:  # type: ignore[override]
         """Replace the table's rows."""
-        self.rows = list(rows)
-        self.setRowCount(len(self.rows))
-        for r, row in enumerate(self.rows):
-            for c, text in enumerate(row.cells()):
-                self.setItem(r, c, QTableWidgetItem(text))
-
-    def _clicked(self, row: int, _column: int) -> None:
-        if 0 <= row < len(self.rows):
-            self.box_chosen.emit(self.rows[row])
+        super().show_rows(rows, [row.cells() for row in rows])

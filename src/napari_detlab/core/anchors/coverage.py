@@ -33,7 +33,7 @@ from torchvision.ops import box_iou
 from napari_detlab.core.anchors.figures import CoverageFigures, UncaughtBox
 from napari_detlab.core.anchors.layout import AnchorLayout
 from napari_detlab.core.annotations.annotation import ImageAnnotation
-from napari_detlab.core.boxes import BoxRecord, paired_iou_f32
+from napari_detlab.core.boxes import SIZE_BUCKETS, BoxRecord, paired_iou_f32
 from napari_detlab.core.images import image_size as header_size
 from napari_detlab.core.model.config import ModelConfig
 
@@ -45,10 +45,6 @@ __all__ = [
     "brute_force_image",
     "measure_coverage",
 ]
-
-# COCO's area buckets, applied in the RESIZED image (where anchors live and where the model
-# sees the object): small < 32², medium < 96², large otherwise.
-SIZE_BUCKETS = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, np.inf))
 
 # Relative slack on the cell-window bounds, so float rounding can only make windows larger.
 _SLACK = 1e-4
@@ -141,7 +137,8 @@ class BoxCoverage:
         return (self.best_iou >= self.fg_thresh) & (self.num_positive > 0)
 
     def size_bucket(self) -> np.ndarray:
-        """``small``/``medium``/``large`` of each box by its area in the resized image."""
+        """``small``/``medium``/``large`` of each box by its area in the resized image (where
+        anchors live and where the model sees the object)."""
         b = self.resized_boxes.astype(np.float64)
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         names = np.empty(len(area), dtype=object)

@@ -3,7 +3,8 @@
 A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), what one such
 file holds and how it is checked (:mod:`.annotation`), the Annotator's model
 (:mod:`.annotator`) with the undo history, image prefetch, keys (:mod:`.keymap`) and box
-copying it uses, a thread-safe cache of file reads, and the built-in sample dataset.
+copying it uses, a thread-safe cache of file reads, the dataset's statistics kept current one
+file at a time (:mod:`.statistics`), and the built-in sample dataset.
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
@@ -18,6 +19,7 @@ from . import (
     keymap,
     prefetch,
     sample_data,
+    statistics,
     store,
 )
 from .annotation import *
@@ -28,6 +30,7 @@ from .history import *
 from .keymap import *
 from .prefetch import *
 from .sample_data import *
+from .statistics import *
 from .store import *
 
 __all__ = [
@@ -39,5 +42,6 @@ __all__ = [
     *keymap.__all__,
     *prefetch.__all__,
     *sample_data.__all__,
+    *statistics.__all__,
     *store.__all__,
 ]
