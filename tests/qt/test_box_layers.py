@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from napari_detlab._qt import box_layers
-from napari_detlab._qt.box_layers import layer_boxes, set_layer_boxes
-from napari_detlab._qt.napari_internals import RectangleFill, rectangles_from_template
+from napari_detlab._qt.box_layers import (
+    THUMBNAIL_BOXES,
+    add_class_layer,
+    layer_boxes,
+    set_layer_boxes,
+)
+from napari_detlab._qt.napari_internals import (
+    RectangleFill,
+    rectangles_from_template,
+    shapes_thumbnail_limit,
+)
+from napari_detlab.core.annotations.store import ClassSpec
 from napari_detlab.core.boxes import xyxy_to_napari
 
 
@@ -86,3 +96,10 @@ def test_a_degenerate_box_from_a_file_is_left_to_napari(make_napari_viewer, boxe
     set_layer_boxes(layer, flat)
     assert fills == []  # napari built every one
     np.testing.assert_allclose(layer_boxes(layer), flat, atol=1e-4)
+
+
+def test_a_class_layer_thumbnail_draws_only_a_few_boxes(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layer = add_class_layer(viewer, ClassSpec("cell", "#ff0000"))
+    # None or 100 would mean napari's setting moved: every edit among hundreds pays 7 ms more
+    assert shapes_thumbnail_limit(layer) == THUMBNAIL_BOXES

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
-from napari_detlab._qt.napari_internals import rectangles_from_template
+from napari_detlab._qt.napari_internals import limit_shapes_thumbnail, rectangles_from_template
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.annotations.annotation import AnnotationError
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from napari_detlab.core.annotations.store import ClassSpec
 
 __all__ = [
+    "THUMBNAIL_BOXES",
     "ClassLayers",
     "add_class_layer",
     "layer_boxes",
@@ -37,10 +38,17 @@ __all__ = [
 ]
 
 
+# Boxes drawn in a class layer's 32-pixel thumbnail in the layer list. napari rasterises up to
+# 100, one by one, after every edit; the thumbnail paints shape faces, transparent here, so
+# more boxes change nothing the user sees.
+THUMBNAIL_BOXES = 16
+
+
 def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
     """A new, empty Shapes layer for ``spec``: its colour, a transparent face, rectangles.
 
-    Its meshes keep their compiled shaders when the boxes are replaced on every ``n``.
+    Its meshes keep their compiled shaders when the boxes are replaced on every ``n``, and
+    its thumbnail draws at most :data:`THUMBNAIL_BOXES` boxes.
     """
     layer = viewer.add_shapes(
         None,
@@ -53,6 +61,7 @@ def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
     )
     style_class_layer(layer, spec.color)
     reuse_mesh_shaders(viewer, layer)
+    limit_shapes_thumbnail(layer, THUMBNAIL_BOXES)
     return layer
 
 
