@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -163,8 +163,8 @@ def vectors_thumbnail_limit(layer: Vectors) -> int | None:
 # bottom-right, bottom-left as (row, col)): the template, and a check of another size.
 _TEMPLATE_CORNERS = np.array([[10, 20], [10, 70], [40, 70], [40, 20]], dtype=np.float32)
 _CHECK_CORNERS = np.array([[3, 5], [3, 6], [900.5, 6], [900.5, 5]], dtype=np.float32)
-# What differs between two napari rectangles of other corners; everything else is copied.
 _NAPARI_DIMS_ORDER = (0, 1)  # what a 2-D Shapes layer passes its shapes
+# What differs between two napari rectangles of other corners; everything else is copied.
 _PER_BOX = frozenset(
     {"_data", "_bounding_box", "_face_vertices", "_edge_vertices", "_box", "data_displayed"}
 )
@@ -218,15 +218,20 @@ class RectangleTemplate:
         ]
 
     def build(self, per_box: dict[str, object], edge_width: float, z_index: int) -> object:
-        """A napari rectangle with the template's shared attributes (copied) and ``per_box``."""
+        """A napari rectangle with the template's shared attributes and ``per_box``; arrays
+        and lists are copied (napari reassigns them, but no shape may share one by chance)."""
         shape = self.shape_class.__new__(self.shape_class)
-        state = {
-            name: value.copy() if isinstance(value, np.ndarray | list) else value
-            for name, value in self.shared.items()
-        }
+        state = dict(self.shared)
+        for name in self.mutable:
+            state[name] = state[name].copy()
         state.update(per_box, _edge_width=edge_width, _z_index=z_index)
         shape.__dict__.update(state)
         return shape
+
+    @cached_property
+    def mutable(self) -> tuple[str, ...]:
+        """The shared attributes that are arrays or lists."""
+        return tuple(n for n, v in self.shared.items() if isinstance(v, np.ndarray | list))
 
 
 def _same_shape(one: object, other: object) -> bool:
