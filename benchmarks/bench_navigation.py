@@ -1,9 +1,9 @@
 """How long ``n`` takes in the Annotator, decode and save included, against the tutorial's way.
 
-For each image size (1 MP and 4 MP JPEGs with 50 boxes in two classes) a temporary dataset
-is written, a real viewer is shown (under Xvfb when there is no display: Mesa's software
-OpenGL) with the Annotator opened from napari's plugin manifest, as a user opens it, and for
-every image the benchmark
+For each image size (1 MP and 4 MP JPEGs with 50 boxes in two classes, or ``--boxes``) a
+temporary dataset is written, a real viewer is shown (under Xvfb when there is no display:
+Mesa's software OpenGL) with the Annotator opened from napari's plugin manifest, as a user
+opens it, and for every image the benchmark
 
 1. edits the boxes (adds one box), so that ``n`` has something to save, then
 2. times a real ``n`` key press on the canvas until Qt has processed every event, the
@@ -15,10 +15,18 @@ background thread decodes the next image meanwhile, as it would while someone dr
 ``baseline`` is the tutorial's way in the same viewer: save the annotation, remove the image
 and shapes layers and add new ones from a fresh decode.
 
+``--boxes 2 50 1000`` measures each box count in turn (the dense case: a microscopy field of
+cells) and reports each count's ``widget_warm`` median over the fewest count's, measured in
+the same run (the goal: at most 1.5 with 1,000); with ``--widget-only`` the cold and
+tutorial ways are left out. ``edit_stalls`` (fewest and most boxes): a box drawn, then a box
+deleted, each followed by the autosave, and the longest event-loop stall from the edit until
+the save is done (the goal: none over 50 ms; the canvas repaint is in each).
+
 Usage::
 
     python benchmarks/bench_navigation.py            # 20 images per size
     python benchmarks/bench_navigation.py --quick    # 4 images per size, for CI
+    python benchmarks/bench_navigation.py --boxes 2 50 1000 --widget-only
 
 Prints one JSON object: per size, the median and p95 milliseconds of each way (wall-clock
 and CPU time of the process), and the ratios baseline / widget.
@@ -45,8 +53,10 @@ CLASSES = ("cell", "crystal")
 SIZES = {"1MP": (1000, 1000), "4MP": (1500, 2666)}
 
 
-def write_dataset(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
-    """``count`` photo-like JPEGs of ``size`` with ``BOXES_PER_IMAGE`` boxes each."""
+def write_dataset(
+    folder: Path, count: int, size: tuple[int, int], seed: int = 0, boxes: int = BOXES_PER_IMAGE
+) -> Path:
+    """``count`` photo-like JPEGs of ``size`` with ``boxes`` boxes each."""
     from napari_detlab.core.annotations.annotation import ImageAnnotation
     from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
 
@@ -64,9 +74,9 @@ def write_dataset(folder: Path, count: int, size: tuple[int, int], seed: int = 0
         image = (base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
         name = f"img_{index:03d}.jpg"
         iio.imwrite(folder / name, image, quality=90)
-        xy = rng.uniform(0, [width - 80, height - 80], (BOXES_PER_IMAGE, 2))
-        wh = rng.uniform(10, 80, (BOXES_PER_IMAGE, 2))
-        labels = [CLASSES[i % 2] for i in range(BOXES_PER_IMAGE)]
+        xy = rng.uniform(0, [width - 80, height - 80], (boxes, 2))
+        wh = rng.uniform(10, 80, (boxes, 2))
+        labels = [CLASSES[i % 2] for i in range(boxes)]
         store.save(name, ImageAnnotation(np.c_[xy, xy + wh], labels, True, (height, width)))
     return folder
 
@@ -150,6 +160,62 @@ def time_widget(folder: Path, warm: bool, app, draws: list[int]) -> list[tuple[f
     return times
 
 
+def longest_stall(app, seconds: float) -> float:
+    """Run the event loop for ``seconds``; the longest time it was busy in one go (seconds)."""
+    last = start = time.perf_counter()
+    stall = 0.0
+    while last < start + seconds:
+        app.processEvents()
+        now = time.perf_counter()
+        stall, last = max(stall, now - last), now
+        time.sleep(0.002)
+    return stall
+
+
+def delete_box(layer) -> None:
+    """The user's other edit: one box selected and deleted (as the Delete key does)."""
+    layer.selected_data = {0}
+    layer.remove_selected()
+
+
+def time_edit_stalls(
+    folder: Path, size: tuple[int, int], boxes: int, quick: bool, app
+) -> dict[str, float]:
+    """Longest event-loop stall of a box drawn, and of one deleted, each then autosaved.
+
+    The edit runs inside the timed stretch (it is the user's own event), then the loop runs
+    past the autosave delay, so the save of every box of the image is in it too. The
+    canvas repaint after an edit is in every stall; the same stalls with the fewest boxes,
+    measured in the same run, tell what the boxes add.
+    """
+    import napari
+
+    from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS
+
+    images = 2 if quick else 5
+    write_dataset(folder, images + 1, size, boxes=boxes)
+    viewer = napari.Viewer(show=True)
+    widget = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
+    widget.open_folder(folder)
+    layer = viewer.layers["boxes: cell"]
+    rng = np.random.default_rng(2)
+    settle = AUTOSAVE_DELAY_MS / 1000 + 0.5
+    stalls: dict[str, list[float]] = {"draw": [], "delete": []}
+    try:
+        for _ in range(images):
+            longest_stall(app, 0.5)  # the image's own drawing is not an edit
+            for kind, edit in (("draw", edit_boxes), ("delete", delete_box)):
+                before = time.perf_counter()
+                edit(layer, rng) if kind == "draw" else edit(layer)
+                edited = time.perf_counter() - before
+                stalls[kind].append(max(edited, longest_stall(app, settle)))
+                assert widget.status_label.text() == "Saved", widget.status_label.text()
+            widget.next_image()
+    finally:
+        viewer.close()
+    return {f"{kind}_max_ms": round(max(times) * 1000, 1) for kind, times in stalls.items()}
+
+
 def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
     """The tutorial's way: save, drop the layers, decode and add new layers, per image."""
     import napari
@@ -228,43 +294,68 @@ def gl_renderer(app) -> str:
         viewer.close()
 
 
+def measure_size(
+    folder: Path, count: int, size: tuple[int, int], boxes: int, args, app
+) -> dict[str, object]:
+    """Every way of one image size and box count, each from the same files."""
+    write_dataset(folder, count, size, boxes=boxes)
+    draws: list[int] = []
+    warm = time_widget(folder, True, app, draws)
+    widget_warm = percentile_summary(warm)
+    figures: dict[str, object] = {"image_size_hw": list(size), "widget_warm": widget_warm}
+    figures["canvas_draws_per_n"] = round(len(draws) / max(1, len(warm)), 2)
+    if args.widget_only:
+        return figures
+    write_dataset(folder, count, size, boxes=boxes)  # each way starts from the same files
+    widget_cold = percentile_summary(time_widget(folder, False, app, []))
+    write_dataset(folder, count, size, boxes=boxes)
+    base = percentile_summary(time_baseline(folder, app))
+    return figures | {
+        "widget_cold": widget_cold,
+        "baseline": base,
+        "ratio_baseline_over_widget_warm": ratio(base, widget_warm),
+        "ratio_baseline_over_widget_cold": ratio(base, widget_cold),
+        "cpu_ratio_baseline_over_widget_warm": ratio(base, widget_warm, "cpu_median_ms"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 images per size (CI)")
     parser.add_argument("--images", type=int, default=None, help="images per size (default 20)")
+    parser.add_argument(
+        "--boxes", type=int, nargs="+", default=[BOXES_PER_IMAGE], help="boxes per image (50)"
+    )
+    parser.add_argument(
+        "--widget-only", action="store_true", help="only the warm widget (no cold, no baseline)"
+    )
     args = parser.parse_args(argv)
     count = args.images or (4 if args.quick else 20)
+    box_counts = sorted(set(args.boxes))
 
     with virtual_display():
         from napari.qt import get_qapp
 
         app = get_qapp()
-        results: dict[str, object] = {"images_per_size": count, "boxes_per_image": BOXES_PER_IMAGE}
+        results: dict[str, object] = {"images_per_size": count, "boxes_per_image": box_counts}
         results["gl_renderer"] = gl_renderer(app)
         with tempfile.TemporaryDirectory() as tmp:
             for label, size in SIZES.items():
-                folder = write_dataset(Path(tmp) / label, count, size)
-                draws: list[int] = []
-                warm = time_widget(folder, True, app, draws)
-                for pt in (folder / "annotations").glob("img_*.pt"):
-                    pt.unlink()  # each way starts from the same files
-                write_dataset(folder, count, size)
-                cold = time_widget(folder, False, app, [])
-                write_dataset(folder, count, size)
-                baseline = time_baseline(folder, app)
-                widget_warm, widget_cold = percentile_summary(warm), percentile_summary(cold)
-                base = percentile_summary(baseline)
-                results[label] = {
-                    "image_size_hw": list(size),
-                    "widget_warm": widget_warm,
-                    "widget_cold": widget_cold,
-                    "baseline": base,
-                    "canvas_draws_per_n": round(len(draws) / max(1, len(warm)), 2),
-                    "ratio_baseline_over_widget_warm": ratio(base, widget_warm),
-                    "ratio_baseline_over_widget_cold": ratio(base, widget_cold),
-                    "cpu_ratio_baseline_over_widget_warm": ratio(
-                        base, widget_warm, "cpu_median_ms"
-                    ),
+                for boxes in box_counts:
+                    key = label if len(box_counts) == 1 else f"{label}_{boxes}_boxes"
+                    folder = Path(tmp) / key
+                    results[key] = measure_size(folder, count, size, boxes, args, app)
+                if len(box_counts) > 1:
+                    fewest = results[f"{label}_{box_counts[0]}_boxes"]["widget_warm"]
+                    results[f"{label}_ratio_over_{box_counts[0]}_boxes"] = {
+                        str(boxes): ratio(results[f"{label}_{boxes}_boxes"]["widget_warm"], fewest)
+                        for boxes in box_counts[1:]
+                    }
+                results[f"{label}_edit_stalls"] = {
+                    f"{boxes}_boxes": time_edit_stalls(
+                        Path(tmp) / f"{label}_edits_{boxes}", size, boxes, args.quick, app
+                    )
+                    for boxes in sorted({box_counts[0], box_counts[-1]})
                 }
         print(json.dumps(results, indent=2))
     return 0
