@@ -41,3 +41,20 @@ def test_the_training_choices_come_back(make_napari_viewer) -> None:
     assert again.config_combo.currentText() == "accurate"
     assert again.option_values()["epochs"] == 7 and again.option_values()["val_fraction"] == 0.3
     assert again.stratify_check.isChecked()
+
+
+def test_the_box_edge_width_holds_across_images_and_starts(annotator, image_folder, press) -> None:
+    from annotator_drawing import draw
+    from qtpy.QtCore import Qt
+
+    viewer, _ = annotator(image_folder)
+    cells = viewer.layers["boxes: object"]
+    draw(cells, (1, 1, 10, 10))
+    cells.current_edge_width = 5  # what the layer controls' edge-width slider does
+    press(viewer, Qt.Key.Key_N)
+    draw(cells, (2, 2, 12, 12))
+    press(viewer, Qt.Key.Key_B)  # boxes drawn again from the file keep the chosen width
+    assert list(cells.edge_width) == [5] and cells.current_edge_width == 5
+    assert on_disk("annotator")["box_edge_width"] == 5
+    viewer2, _ = annotator(image_folder)  # a later start
+    assert list(viewer2.layers["boxes: object"].edge_width) == [5]

@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_detlab._layers import CLASS_LAYER_PREFIX
+from napari_detlab._layers import BOX_EDGE_WIDTH, CLASS_LAYER_PREFIX
 from napari_detlab._qt.annotator_keys import AnnotatorKeys
 from napari_detlab._qt.box_edits import nudge_selected
 from napari_detlab._qt.box_layers import ClassLayers
@@ -90,7 +90,13 @@ class AnnotatorWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.class_layers = ClassLayers(napari_viewer, self._on_boxes_edited, self._on_released)
+        self.class_layers = ClassLayers(
+            napari_viewer,
+            self._on_boxes_edited,
+            self._on_released,
+            setting(SETTINGS, "box_edge_width", float(BOX_EDGE_WIDTH)),
+            partial(remember, SETTINGS, "box_edge_width"),
+        )
         self.annotator = Annotator(self.class_layers)
         self._image_layer: Image | None = None
 

@@ -44,7 +44,9 @@ __all__ = [
 THUMBNAIL_BOXES = 16
 
 
-def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
+def add_class_layer(
+    viewer: napari.Viewer, spec: ClassSpec, edge_width: float = BOX_EDGE_WIDTH
+) -> Shapes:
     """A new, empty Shapes layer for ``spec``: its colour, a transparent face, rectangles.
 
     Its meshes keep their compiled shaders when the boxes are replaced on every ``n``, and
@@ -57,24 +59,24 @@ def add_class_layer(viewer: napari.Viewer, spec: ClassSpec) -> Shapes:
         shape_type="rectangle",
         edge_color=spec.color,
         face_color="transparent",
-        edge_width=BOX_EDGE_WIDTH,
+        edge_width=edge_width,
     )
-    style_class_layer(layer, spec.color)
+    style_class_layer(layer, spec.color, edge_width)
     reuse_mesh_shaders(viewer, layer)
     limit_shapes_thumbnail(layer, THUMBNAIL_BOXES)
     return layer
 
 
-def style_class_layer(layer: Shapes, color: str) -> None:
+def style_class_layer(layer: Shapes, color: str, edge_width: float = BOX_EDGE_WIDTH) -> None:
     """Colour existing boxes and the ones the user will draw next in ``color``."""
     layer.current_edge_color = color
     layer.current_face_color = "transparent"
-    layer.current_edge_width = BOX_EDGE_WIDTH
+    layer.current_edge_width = edge_width
     if layer.nshapes:
         layer.edge_color = color
 
 
-def set_layer_boxes(layer: Shapes, boxes: np.ndarray) -> None:
+def set_layer_boxes(layer: Shapes, boxes: np.ndarray, edge_width: float = BOX_EDGE_WIDTH) -> None:
     """Replace the layer's shapes by ``boxes`` (``(N, 4)`` xyxy) in one assignment.
 
     One assignment of ``layer.data`` rebuilds napari's shape list once and emits one data
@@ -95,8 +97,8 @@ def set_layer_boxes(layer: Shapes, boxes: np.ndarray) -> None:
     positive = bool(np.all(boxes[:, 2:] > boxes[:, :2]))
     with layer.block_thumbnail_update(), _from_template(corners, positive) as vertices:
         layer.data = [(one, "rectangle") for one in vertices]
-        if np.any(np.asarray(layer.edge_width) != BOX_EDGE_WIDTH):
-            layer.edge_width = BOX_EDGE_WIDTH
+        if np.any(np.asarray(layer.edge_width) != edge_width):
+            layer.edge_width = edge_width
     layer.refresh(data_displayed=False, highlight=False, extent=False)  # the thumbnail only
 
 
@@ -132,6 +134,11 @@ class ClassLayers:
         Called when the user changed a layer's boxes (not when this class refilled it).
     on_release
         Called when the mouse button that drew or dragged a box is released.
+    edge_width
+        The boxes' edge width (screen pixels at zoom 1), as the person last chose it.
+    on_edge_width
+        Told the new width when the person changes it in a class layer's controls; it then
+        holds for every class layer and every image, so it is worth remembering.
 
     Attributes
     ----------
@@ -146,9 +153,13 @@ class ClassLayers:
         viewer: napari.Viewer,
         on_edit: Callable[[], None],
         on_release: Callable[[], None],
+        edge_width: float = BOX_EDGE_WIDTH,
+        on_edge_width: Callable[[float], None] | None = None,
     ) -> None:
         self.viewer = viewer
         self._on_edit, self._on_release = on_edit, on_release
+        self.edge_width = edge_width
+        self._on_edge_width = on_edge_width
         self._layers: dict[str, Shapes] = {}
         self._colors: dict[str, str] = {}
         self._classes: list[ClassSpec] = []
@@ -199,12 +210,13 @@ class ClassLayers:
             for spec in classes:
                 layer = self.layer_for(spec.name)
                 if layer is None:
-                    layer = add_class_layer(self.viewer, spec)
+                    layer = add_class_layer(self.viewer, spec, self.edge_width)
                     layer.events.data.connect(self._edited)
+                    layer.events.edge_width.connect(self._edge_width_chosen)
                     layer.mouse_drag_callbacks.append(self.tracker)
                     self._layers[spec.name] = layer
                 elif self._colors.get(spec.name) != spec.color:
-                    style_class_layer(layer, spec.color)
+                    style_class_layer(layer, spec.color, self.edge_width)
                 self._colors[spec.name] = spec.color
 
     def rename(self, old: str, new: str) -> None:
@@ -221,7 +233,8 @@ class ClassLayers:
         labels = np.asarray(annotation.labels, dtype=object)
         with self.filling():
             for spec in self._classes:
-                set_layer_boxes(self._layers[spec.name], annotation.boxes[labels == spec.name])
+                boxes = annotation.boxes[labels == spec.name]
+                set_layer_boxes(self._layers[spec.name], boxes, self.edge_width)
 
     def move_selected(self, target: str) -> int:
         """Move the boxes selected in the other class layers to ``target``'s; returns how many."""
@@ -237,7 +250,7 @@ class ClassLayers:
                 layer.remove_selected()
             if moved:
                 boxes = np.concatenate([layer_boxes(destination), *moved])
-                set_layer_boxes(destination, boxes)
+                set_layer_boxes(destination, boxes, self.edge_width)
         return int(sum(len(m) for m in moved))
 
     @contextmanager
@@ -252,6 +265,20 @@ class ClassLayers:
     def _edited(self, _event: object = None) -> None:
         if not self._filling:
             self._on_edit()
+
+    def _edge_width_chosen(self, event: object) -> None:
+        """The person set a width in a class layer's controls: every class layer takes it."""
+        width = float(event.source.current_edge_width)
+        if self._filling or width == self.edge_width:
+            return
+        self.edge_width = width
+        with self.filling():
+            for layer in self.live():
+                layer.current_edge_width = width
+                if layer.nshapes:
+                    layer.edge_width = width
+        if self._on_edge_width is not None:
+            self._on_edge_width(width)
 
 
 def _drag_tracker(layers_ref: weakref.ref[ClassLayers]) -> Callable[..., Iterator[None]]:
