@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_detlab.core.annotations import file_cache
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
 from napari_detlab.core.annotations.store import AnnotationStore
@@ -65,7 +66,12 @@ def test_the_match_iou_of_the_thresholds_decides_what_counts_as_found():
     assert loose.counts == Counts(tp=1, fp=0, missed=0)
 
 
-def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(tmp_path):
+def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(
+    tmp_path, monkeypatch
+):
+    # The files are written just now; files changed within the settle window are read on
+    # every call (tests/core/annotations/test_index.py), which would hide the cache here.
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)
     store = AnnotationStore(tmp_path)
     gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     for stem in "abcd":

@@ -29,7 +29,10 @@ and every verb and dock meets them as it meets any annotation file it cannot use
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +46,8 @@ from napari_detlab.core.annotations.annotation import (
     validate_annotation,
     written_on_stored_pixels,
 )
+from napari_detlab.core.annotations.file_cache import Stamp, regular_file_stamp, stamp_of
+from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.atomic import (
     atomic_torch_save,
     atomic_write_json,
@@ -130,6 +135,27 @@ class AmbiguousImageError(AnnotationError):
             f"{self.annotation_file.name}; rename one of them"
         )
         super().__init__(f"{self.annotation_file}: {self.reason}")
+
+
+@dataclass(frozen=True)
+class _FileRead:
+    """What reading one annotation file gave: the annotation or the error, and the images
+    (with their stamps) the answer was checked against, if any."""
+
+    result: ImageAnnotation | None = None
+    error: AnnotationError | None = None
+    images: tuple[tuple[Path, Stamp | None], ...] | None = None
+
+    def annotation(self) -> ImageAnnotation:
+        """A copy of the annotation (callers edit what they get), or the error raised anew."""
+        if self.error is not None:
+            raise type(self.error)(*self.error.args) from self.error.__cause__
+        assert self.result is not None
+        result = self.result
+        return ImageAnnotation(
+            result.boxes.copy(), list(result.labels), result.reviewed, result.image_size,
+            copy.deepcopy(result.extra) if result.extra else {},
+        )  # fmt: skip
 
 
 @dataclass
@@ -296,22 +322,59 @@ class AnnotationStore:
         the file itself is only rewritten by the next :meth:`save`.
         """
         path = self.path_for(image)
-        if not path.is_file():
+        stamp = regular_file_stamp(path)
+        if stamp is None:
             return None
         self.check_one_image(image)
+        return self._load_stamped(image, path, stamp)
+
+    def _load_stamped(self, image: str | Path, path: Path, stamp: Stamp) -> ImageAnnotation:
+        """:meth:`load` of a file stamped just now, through the folder's index when it is on
+        (:mod:`~napari_detlab.core.annotations.index`): a copy, as callers may edit it."""
+        cache = folder_cache(self.annotations_dir)
+        if cache is None:
+            return self._read(image, path).annotation()
+        read = cache.get(
+            path, lambda p: self._read(image, p), stamp=stamp,
+            valid=lambda old: old.images == self._image_stamps(image, old.images is not None),
+        )  # fmt: skip
+        return read.annotation()
+
+    def _read(self, image: str | Path, path: Path) -> _FileRead:
+        """Read and validate ``path``, keeping an error as the result (it is the answer
+        until the file changes) and the stamps of the images the answer depends on."""
         try:
             data = safe_torch_load(path)
         except DetlabError as error:  # unsafe or unreadable: the message names the file
-            raise AnnotationError(str(error)) from error
+            wrapped = AnnotationError(str(error))
+            wrapped.__cause__ = error
+            return _FileRead(error=wrapped)
         # Only a version-1 file needs its image: the folder is not listed for the others.
         legacy = written_on_stored_pixels(data)
         real_size = None
+        needs_image = legacy or (isinstance(data, dict) and data.get("image_size") is None)
+        images = self._image_stamps(image, needs_image)
         if isinstance(data, dict) and data.get("image_size") is None:
             real_size = self._real_size(image, stored=legacy)
-        return validate_annotation(
-            data, source=str(path), real_size=real_size,
-            image=self.image_of(image) if legacy else None,
-        )  # fmt: skip
+        try:
+            annotation = validate_annotation(
+                data, source=str(path), real_size=real_size,
+                image=self.image_of(image) if legacy else None,
+            )  # fmt: skip
+        except AnnotationError as error:
+            return _FileRead(error=error, images=images)
+        return _FileRead(annotation, images=images)
+
+    def _image_stamps(
+        self, image: str | Path, needed: bool
+    ) -> tuple[tuple[Path, Stamp | None], ...] | None:
+        """The images a file's reading looked at (its size, its orientation), each with its
+        stamp, when it looked at any: an annotation checked against an image is read again
+        when that image changes."""
+        if not needed:
+            return None
+        seen = dict.fromkeys([*self.images_named(image), self.image_of(image)])
+        return tuple((path, regular_file_stamp(path)) for path in seen if path is not None)
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
         """Validate, clip sub-pixel overshoot and write atomically; returns the file written.
@@ -370,9 +433,17 @@ class AnnotationStore:
         would share is reported once, with the first of them, and both are skipped.
         """
         reported: set[str] = set()
+        files = self._annotation_files()
         for image in self.images:
+            path = self.path_for(image)
+            stamp = files.get(path.name)
+            if stamp is None:
+                continue
             try:
-                annotation = self.load(image)
+                self.check_one_image(image)
+                annotation = self._load_stamped(image, path, stamp)
+            except FileNotFoundError:  # deleted since the folder was listed
+                continue
             except AnnotationError as error:
                 if on_error is None:
                     raise
@@ -382,8 +453,31 @@ class AnnotationStore:
                     reported.add(stem_of(image))
                 on_error(image, error)
                 continue
-            if annotation is not None:
-                yield image, annotation
+            yield image, annotation
+
+    def _annotation_files(self) -> dict[str, Stamp]:
+        """``{file name: stamp}`` of the annotations folder's ``.pt`` files, in one
+        ``os.scandir`` (the stat of each entry is the only other call); the index forgets
+        the files that are gone."""
+        files: dict[str, Stamp] = {}
+        try:
+            entries = os.scandir(self.annotations_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = None
+        if entries is not None:
+            with entries:
+                for entry in entries:
+                    if entry.name.endswith(".pt") and not entry.name.startswith("."):
+                        try:
+                            status = entry.stat()
+                        except OSError:
+                            continue
+                        if stat.S_ISREG(status.st_mode):
+                            files[entry.name] = stamp_of(status)
+        cache = folder_cache(self.annotations_dir)
+        if cache is not None:
+            cache.retain({self.annotations_dir / name for name in files})
+        return files
 
     def trainable(self) -> Iterator[tuple[Path, ImageAnnotation]]:
         """Each image that takes part in training, with its annotation (bad files raise)."""
@@ -395,10 +489,15 @@ class AnnotationStore:
 
     def next_unannotated(self, after: int = -1) -> int | None:
         """Index of the first image after ``after`` (wrapping around) with no annotation file."""
-        count = len(self.images)
+        images, count = self.images, len(self.images)
+        if folder_cache(self.annotations_dir) is None:
+            has = self.has
+        else:  # one listing of the folder instead of a stat per image
+            names = self._annotation_files()
+            has = lambda image: f"{stem_of(image)}.pt" in names  # noqa: E731
         for step in range(1, count + 1):
             index = (after + step) % count
-            if not self.has(self.images[index]):
+            if not has(images[index]):
                 return index
         return None
 
