@@ -3,17 +3,19 @@
 A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), what one such
 file holds and how it is checked (:mod:`.annotation`), the Annotator's
 model (:mod:`.annotator`) with the undo history and image prefetch it uses, a thread-safe cache
-of file reads, and the built-in sample dataset.
+of file reads, the in-memory index of each folder's files built on it, and the built-in sample
+dataset.
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import annotation, annotator, file_cache, history, prefetch, sample_data, store
+from . import annotation, annotator, file_cache, history, index, prefetch, sample_data, store
 from .annotation import *
 from .annotator import *
 from .file_cache import *
 from .history import *
+from .index import *
 from .prefetch import *
 from .sample_data import *
 from .store import *
@@ -23,6 +25,7 @@ __all__ = [
     *annotator.__all__,
     *file_cache.__all__,
     *history.__all__,
+    *index.__all__,
     *prefetch.__all__,
     *sample_data.__all__,
     *store.__all__,
