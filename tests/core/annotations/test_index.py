@@ -21,7 +21,8 @@ from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.annotations import file_cache
 from napari_detlab.core.annotations import store as store_module
 from napari_detlab.core.annotations.annotation import AnnotationError, ImageAnnotation
-from napari_detlab.core.annotations.index import forget_indexes, index_disabled
+from napari_detlab.core.annotations.file_cache import index_disabled
+from napari_detlab.core.annotations.index import forget_indexes
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import UnsafeFileError
 

@@ -17,11 +17,12 @@ no program can set back), so a file that settled and then changed always shows a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ __all__ = [
     "FileCache",
     "Stamp",
     "file_stamp",
+    "index_disabled",
+    "index_enabled",
     "regular_file_stamp",
     "settled",
     "stamp_of",
@@ -40,6 +43,30 @@ __all__ = [
 SETTLE_NS = 2_000_000_000
 
 Stamp = tuple[int, int, int, int]
+
+_DISABLED = 0
+_SWITCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def index_disabled() -> Iterator[None]:
+    """Answer every question from the files, as before the index: no folder index
+    (:mod:`~napari_detlab.core.annotations.index`), no :meth:`FileCache.derived` values and
+    no remembered COCO scores, in every thread. The baseline of ``bench_large_folder`` and
+    of the tests that compare answers with and without them."""
+    global _DISABLED
+    with _SWITCH_LOCK:
+        _DISABLED += 1
+    try:
+        yield
+    finally:
+        with _SWITCH_LOCK:
+            _DISABLED -= 1
+
+
+def index_enabled() -> bool:
+    """Whether the index and the values derived from cached files are in use."""
+    return not _DISABLED
 
 
 def stamp_of(status: os.stat_result) -> Stamp:
@@ -142,6 +169,8 @@ class FileCache:
         figure computed from them (one image's review at one setting) is reused until one
         of its files is rewritten or the setting moves.
         """
+        if not index_enabled():
+            return compute()
         inputs = tuple(inputs)
         with self._lock:
             hit = self._derived.get(key)

@@ -10,34 +10,31 @@ list, the counts, the AnchorViewer's boxes, training's checks) reads only the fi
 rewritten since the last one, by this program or any other, and forgets deleted ones. How a
 stamp is made trustworthy (same-size rewrites within one clock tick) is the cache's business.
 
-:func:`index_disabled` turns it off, for the benchmark's baseline and the tests that compare
-answers with and without it.
+:func:`~napari_detlab.core.annotations.file_cache.index_disabled` turns it off, for the
+benchmark's baseline and the tests that compare answers with and without it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
-from napari_detlab.core.annotations.file_cache import FileCache
+from napari_detlab.core.annotations.file_cache import FileCache, index_enabled
 
-__all__ = ["MAX_FOLDERS", "folder_cache", "forget_indexes", "index_disabled"]
+__all__ = ["MAX_FOLDERS", "folder_cache", "forget_indexes"]
 
 # Datasets whose files are kept; the least recently asked about goes first.
 MAX_FOLDERS = 8
 
 _CACHES: OrderedDict[str, FileCache] = OrderedDict()
 _LOCK = threading.Lock()
-_DISABLED = 0
 
 
 def folder_cache(folder: Path) -> FileCache | None:
     """The shared cache of the files in ``folder``; ``None`` while the index is disabled."""
-    if _DISABLED:
+    if not index_enabled():
         return None
     key = os.path.abspath(folder)
     with _LOCK:
@@ -55,16 +52,3 @@ def forget_indexes() -> None:
     """Drop every folder's cache: the next question reads the files again (a cold start)."""
     with _LOCK:
         _CACHES.clear()
-
-
-@contextlib.contextmanager
-def index_disabled() -> Iterator[None]:
-    """Every store in the process reads its files on each question, as before the index."""
-    global _DISABLED
-    with _LOCK:
-        _DISABLED += 1
-    try:
-        yield
-    finally:
-        with _LOCK:
-            _DISABLED -= 1
