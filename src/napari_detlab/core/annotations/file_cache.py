@@ -155,6 +155,37 @@ class FileCache:
             self._entries[path] = _Entry(stamp, settled(stamp, now), value)
         return value
 
+    def get_many(
+        self,
+        paths: Sequence[Path],
+        load_many: Callable[[list[Path]], dict[Path, Any]],
+    ) -> dict[Path, Any]:
+        """:meth:`get` for many files at once: ``load_many`` is called once, with the files
+        whose value is missing or stale (so it can spread them over threads), and returns a
+        value for each. Files that cannot be stat'ed are left out of the answer."""
+        stamps: dict[Path, Stamp] = {}
+        for path in paths:
+            try:
+                stamps[path] = file_stamp(path)
+            except OSError:
+                self.forget(path)
+        now = time.time_ns()
+        values: dict[Path, Any] = {}
+        with self._lock:
+            for path, stamp in stamps.items():
+                hit = self._entries.get(path)
+                if hit is not None and hit.trusted and hit.stamp == stamp:
+                    values[path] = hit.value
+        missing = [path for path in stamps if path not in values]
+        if missing:
+            loaded = load_many(missing)  # after the stamps, as in get()
+            with self._lock:
+                for path in missing:
+                    stamp = stamps[path]
+                    self._entries[path] = _Entry(stamp, settled(stamp, now), loaded[path])
+            values.update((path, loaded[path]) for path in missing)
+        return {path: values[path] for path in stamps}
+
     def derived(
         self,
         key: Hashable,
