@@ -33,6 +33,7 @@ import copy
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +47,13 @@ from napari_detlab.core.annotations.annotation import (
     validate_annotation,
     written_on_stored_pixels,
 )
-from napari_detlab.core.annotations.file_cache import Stamp, regular_file_stamp, stamp_of
+from napari_detlab.core.annotations.file_cache import (
+    Stamp,
+    file_stamp,
+    regular_file_stamp,
+    settled,
+    stamp_of,
+)
 from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.atomic import (
     atomic_torch_save,
@@ -183,6 +190,8 @@ class AnnotationStore:
         self._images: list[Path] | None = None
         # The images of each stem, and the image list it was made from.
         self._by_stem: tuple[list[Path], dict[str, list[Path]]] | None = None
+        # The folder's stamp, whether it could be trusted, and the images listed under it.
+        self._listing: tuple[Stamp, bool, list[Path]] | None = None
 
     @classmethod
     def of(cls, store_or_root: AnnotationStore | str | Path) -> AnnotationStore:
@@ -257,15 +266,32 @@ class AnnotationStore:
 
     def _images_by_stem(self) -> dict[str, list[Path]]:
         # The folder as listed for :attr:`images`; a store that has not listed it yet (a
-        # script saving while it writes the images) looks without caching a list that the
+        # script saving while it writes the images) lists it again whenever the folder's
+        # stamp moved (an entry added, removed or renamed), never caching a list that the
         # next image would make stale.
-        images = self._images if self._images is not None else list_images(self.root)
+        images = self._images if self._images is not None else self._unlisted_images()
         if self._by_stem is None or self._by_stem[0] is not images:
             by_stem: dict[str, list[Path]] = {}
             for path in images:
                 by_stem.setdefault(stem_of(path), []).append(path)
             self._by_stem = (images, by_stem)
         return self._by_stem[1]
+
+    def _unlisted_images(self) -> list[Path]:
+        """The folder's images for a store that has not listed them (:attr:`images`),
+        listed again only when the folder's stamp changed or had not settled (see
+        :mod:`~napari_detlab.core.annotations.file_cache`): saving 5,000 annotations into a
+        folder of 10,000 images must not list it 5,000 times."""
+        try:
+            stamp = file_stamp(self.root)
+        except OSError:
+            return list_images(self.root)
+        now = time.time_ns()
+        if self._listing is not None and self._listing[0] == stamp and self._listing[1]:
+            return self._listing[2]
+        images = list_images(self.root)
+        self._listing = (stamp, settled(stamp, now), images)
+        return images
 
     def image_of(self, image: str | Path) -> Path | None:
         """The dataset's image file for an image path, file name or stem; ``None`` if absent.
