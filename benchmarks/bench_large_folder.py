@@ -51,7 +51,7 @@ from napari_detlab.core.training.engine import _check_inputs
 from napari_detlab.core.training.options import TrainOptions
 
 try:
-    from napari_detlab.core.annotations.file_cache import index_disabled
+    from napari_detlab.core.annotations.file_cache import SETTLE_NS, index_disabled
     from napari_detlab.core.annotations.index import forget_indexes
     from napari_detlab.core.evaluation.metrics import forget_scores
 except ImportError:  # the commit before the index: both sides are the baseline
@@ -60,6 +60,7 @@ except ImportError:  # the commit before the index: both sides are the baseline
         return None
 
     forget_scores = forget_indexes
+    SETTLE_NS = 0
     index_disabled = contextlib.nullcontext  # type: ignore[assignment]
 
 CLASSES = ("cell", "crystal", "debris")
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         root = build_folder(Path(tmp), args.images, annotated)
         build_s = time.perf_counter() - start
+        # Files changed in the last SETTLE_NS are read at every question until they settle
+        # (see core/annotations/file_cache.py); a folder someone opens was written earlier.
+        time.sleep(SETTLE_NS / 1e9)
         for name, make in operations(root).items():
             with baseline_side(True):
                 base_answer, base_cold, base_warm = measure(make)
