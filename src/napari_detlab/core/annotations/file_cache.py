@@ -217,6 +217,10 @@ class FileCache:
             self._derived[key] = (inputs, setting, value)
         return value
 
+    def __len__(self) -> int:
+        """How many files are kept."""
+        return len(self._entries)
+
     def forget(self, path: Path) -> None:
         """Drop one file (it was deleted)."""
         with self._lock:

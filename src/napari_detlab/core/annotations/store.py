@@ -109,9 +109,11 @@ def predictions_dir_of(folder: str | Path) -> Path:
 
 def stem_of(image: str | Path) -> str:
     """The stem that names an image's annotation file, from a path, file name or stem."""
-    name = Path(image).name
-    suffix = Path(name).suffix
-    return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
+    # Strings, not Path objects: this runs several times per image of every whole-dataset
+    # question, where pathlib's parsing cost more than the index lookups themselves.
+    name = os.path.basename(os.fspath(image).rstrip("/" + os.sep))
+    stem, suffix = os.path.splitext(name)
+    return stem if suffix.lower() in IMAGE_SUFFIXES else name
 
 
 class ClassInUseError(AnnotationError):
@@ -461,10 +463,11 @@ class AnnotationStore:
         reported: set[str] = set()
         files = self._annotation_files()
         for image in self.images:
-            path = self.path_for(image)
-            stamp = files.get(path.name)
+            name = f"{stem_of(image)}.pt"
+            stamp = files.get(name)
             if stamp is None:
                 continue
+            path = self.annotations_dir / name
             try:
                 self.check_one_image(image)
                 annotation = self._load_stamped(image, path, stamp)
@@ -501,7 +504,7 @@ class AnnotationStore:
                         if stat.S_ISREG(status.st_mode):
                             files[entry.name] = stamp_of(status)
         cache = folder_cache(self.annotations_dir)
-        if cache is not None:
+        if cache is not None and len(cache) > len(files):  # some were deleted
             cache.retain({self.annotations_dir / name for name in files})
         return files
 

@@ -8,6 +8,7 @@ few hundred images takes about a second.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +106,17 @@ def review_dataset(
         if with_map:
             filtered[stem] = top
     if with_map and filtered:
-        review.metrics = dict(
-            coco_metrics(filtered, {stem: ground_truth[stem] for stem in filtered}, list(classes))
-        )
+
+        def score() -> dict[str, Any]:
+            truths = {stem: ground_truth[stem] for stem in filtered}
+            return dict(coco_metrics(filtered, truths, list(classes)))
+
+        if cache is None:
+            review.metrics = score()
+        else:  # the same kept boxes and annotations as last time: the same figures
+            inputs = [*filtered.values(), *(ground_truth[stem] for stem in filtered)]
+            kept = cache.derived(("coco", tuple(filtered)), inputs, tuple(classes), score)
+            review.metrics = copy.deepcopy(kept)
     return review
 
 
