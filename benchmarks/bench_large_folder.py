@@ -6,6 +6,8 @@ negative) and a prediction file. Each operation the Annotator, the AnchorViewer,
 dock and training ask of the whole dataset is timed twice in one process: *cold* (a new
 store, an empty index and an empty Review file cache: the first question after opening the
 folder) and *warm* (the same question again, nothing changed on disk: every later one).
+``review_after_one_save`` is the Review's figures right after the Annotator saved one image
+(both of its runs follow a save).
 
 The baseline is the same code with the annotation index switched off
 (:func:`~napari_detlab.core.annotations.file_cache.index_disabled`: no folder index, no kept
@@ -133,6 +135,21 @@ def operations(root: Path) -> dict[str, Callable[[], Callable[[], object]]]:
 
         return run
 
+    def review_after_a_save() -> Callable[[], object]:
+        # The Review after the Annotator saved one image: that image's file is new, so its
+        # review and the dataset's COCO score are computed again (pycocotools' own time).
+        score = review()
+        store, calls = AnnotationStore(root), iter(range(1_000_000))
+        score()
+
+        def run() -> object:
+            shift = 1.0 + next(calls) % 2
+            boxes = np.array([[shift, shift, 20 + shift, 20 + shift]], np.float32)
+            store.save("img_00000.png", ImageAnnotation(boxes, ["cell"], True, (HEIGHT, WIDTH)))
+            return score()
+
+        return run
+
     def train_check() -> Callable[[], object]:
         config = ModelConfig(classes=list(CLASSES))
         run_dir = root / "runs" / "bench"
@@ -155,6 +172,7 @@ def operations(root: Path) -> dict[str, Callable[[], Callable[[], object]]]:
             ]
         ),
         "review_dataset_figures": review,
+        "review_after_one_save": review_after_a_save,
         "coco_scoring": lambda: lambda: coco_metrics_from_folders(root / "predictions", root),
         "train_input_check": train_check,
     }

@@ -108,6 +108,9 @@ def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_chang
     after = review_prediction_folder(folder, store, cache, thresholds)
     assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
     assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)
+    # The figures kept for the unchanged images and the dataset's COCO score follow b's file.
+    assert after.dataset.per_image["a"] == Counts(1, 0, 1)
+    assert after.dataset.metrics["map_50"] == pytest.approx(2 / 3, abs=0.02)
 
 
 def test_old_prediction_files_of_a_phone_photo_are_scored_on_the_photo_as_shown(tmp_path):
