@@ -109,6 +109,7 @@ class ReviewWidget(QWidget):
         self.review = ImageReview.empty()
         self.dataset_review: DatasetReview | None = None
         self._file_cache = FileCache()  # predictions and annotations, shared with the worker
+        self._reported: str | None = None  # the broken annotation file last reported
         self._jobs = LatestJobs(on_error=self._metrics_failed)
         self._shown = True  # False while the dock's tab is behind another
         self._dock: QDockWidget | None = None
@@ -266,13 +267,18 @@ class ReviewWidget(QWidget):
             self._loads += 1
 
     def _read_truth(self, path: Path) -> ImageAnnotation | None:
-        """A broken annotation file is reported once (the cache keeps ``None`` for it until
-        the file changes) and scores as not annotated, as the worker leaves it out."""
+        """A broken annotation file is reported once and scores as not annotated, as the
+        worker leaves it out. The cache re-reads a file changed in the last seconds on every
+        step (its stamp cannot be trusted yet), so the same error is not shown again."""
         try:
-            return None if self.store is None else self.store.load(path.stem)
+            truth = None if self.store is None else self.store.load(path.stem)
         except DetlabError as error:
-            show_error(str(error))
+            if str(error) != self._reported:
+                show_error(str(error))
+            self._reported = str(error)
             return None
+        self._reported = None
+        return truth
 
     # -- the live update --------------------------------------------------------------------
     def update_view(self, *_args: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_detlab.core.annotations import file_cache
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
 from napari_detlab.core.annotations.store import AnnotationStore
@@ -65,7 +66,12 @@ def test_the_match_iou_of_the_thresholds_decides_what_counts_as_found():
     assert loose.counts == Counts(tp=1, fp=0, missed=0)
 
 
-def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(tmp_path):
+def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_changed(
+    tmp_path, monkeypatch
+):
+    # The files are written just now; files changed within the settle window are read on
+    # every call (tests/core/annotations/test_index.py), which would hide the cache here.
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)
     store = AnnotationStore(tmp_path)
     gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     for stem in "abcd":
@@ -102,6 +108,9 @@ def test_a_prediction_folder_is_scored_from_its_files_and_reread_only_when_chang
     after = review_prediction_folder(folder, store, cache, thresholds)
     assert loads[second:] == ["b.pt", "c.pt"]  # the rewritten annotation, the broken file
     assert after.dataset.counts == Counts(tp=2, fp=0, missed=1)
+    # The figures kept for the unchanged images and the dataset's COCO score follow b's file.
+    assert after.dataset.per_image["a"] == Counts(1, 0, 1)
+    assert after.dataset.metrics["map_50"] == pytest.approx(2 / 3, abs=0.02)
 
 
 def test_old_prediction_files_of_a_phone_photo_are_scored_on_the_photo_as_shown(tmp_path):

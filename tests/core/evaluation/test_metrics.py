@@ -283,3 +283,19 @@ def test_old_predictions_and_annotations_of_a_phone_photo_still_match(tmp_path):
     save_version_1(tmp_path / "predictions" / "photo.pt", scores=[0.9, 0.8])
     metrics = coco_metrics_from_folders(tmp_path / "predictions", tmp_path)
     assert metrics["map"] == pytest.approx(1.0)
+
+
+def test_a_remembered_score_follows_every_change_of_boxes_scores_or_classes():
+    """coco_metrics remembers its last answers by their inputs' content: asking again is
+    free, and any change (a moved box, another score, a class) is scored afresh."""
+    truth = {"a": ImageAnnotation([[0, 0, 10, 10]], ["c"], True, (20, 20))}
+    hit = Prediction(np.array([[0, 0, 10, 10]], np.float32), ["c"], np.array([0.9]))
+    first = coco_metrics({"a": hit}, truth, ["c"])
+    assert first["map"] == pytest.approx(1.0)
+    first["map"] = -5.0  # a caller scribbling on its answer changes no later one
+    assert coco_metrics({"a": hit}, truth, ["c"])["map"] == pytest.approx(1.0)
+    moved = Prediction(np.array([[5, 5, 15, 15]], np.float32), ["c"], np.array([0.9]))
+    assert coco_metrics({"a": moved}, truth, ["c"])["map"] == pytest.approx(0.0)
+    truth["a"].boxes[0] = [5, 5, 15, 15]  # the same object, edited in place
+    assert coco_metrics({"a": moved}, truth, ["c"])["map"] == pytest.approx(1.0)
+    assert math.isnan(coco_metrics({"a": moved}, truth, ["c", "d"])["per_class"]["d"])

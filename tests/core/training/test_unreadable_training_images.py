@@ -147,3 +147,39 @@ def test_an_image_the_check_lets_through_ends_the_run_with_one_line(
     assert first.endswith(f"resume from {last}" if broken == "after epoch 1" else "train again")
     assert last.is_file() == (broken == "after epoch 1")
     assert not [r for r in caplog.records if r.exc_info]  # nothing logged a traceback
+
+
+def test_an_image_broken_after_a_check_is_named_by_the_next_one(tmp_path, monkeypatch):
+    """The check keeps each image's verdict until the image changes: one that another
+    program cuts short after a passing check is found by the next (files are trusted at
+    once here, see tests/core/annotations/test_index.py for the settle window)."""
+    from napari_detlab.core.annotations import file_cache
+
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)
+    folder = write_synthetic_dataset(
+        tmp_path / "data", 6, size=(64, 64), seed=5, max_objects=3, suffix=".jpg"
+    )
+    with pytest.raises(TrainingInputError, match="needs a run"):  # got past the image check
+        _refuse_after_the_check(folder, tmp_path, monkeypatch)
+    broken = break_images(folder)
+    with pytest.raises(TrainingInputError) as refused:
+        train(folder, tmp_path / "run", small_config(64), quick_options())
+    for name, reason in broken.items():
+        assert f"{name} ({reason})" in str(refused.value)
+
+
+def _refuse_after_the_check(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """Run training's input checks only: stop the run right after they pass."""
+    from napari_detlab.core.training import engine
+
+    real = engine._check_images
+
+    def check_then_stop(store, images):
+        real(store, images)
+        raise TrainingInputError("the test needs a run to stop here")
+
+    monkeypatch.setattr(engine, "_check_images", check_then_stop)
+    try:
+        train(folder, tmp_path / "run", small_config(64), quick_options())
+    finally:
+        monkeypatch.setattr(engine, "_check_images", real)

@@ -3,8 +3,9 @@
 A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`), what one such
 file holds and how it is checked (:mod:`.annotation`), the Annotator's model
 (:mod:`.annotator`) with the undo history, image prefetch, keys (:mod:`.keymap`) and box
-copying it uses, a thread-safe cache of file reads, the dataset's statistics kept current one
-file at a time (:mod:`.statistics`), and the built-in sample dataset.
+copying it uses, a thread-safe cache of file reads and the in-memory index of each folder's
+files built on it (:mod:`.index`), the dataset's statistics kept current one file at a time
+(:mod:`.statistics`), and the built-in sample dataset.
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
@@ -16,6 +17,7 @@ from . import (
     copying,
     file_cache,
     history,
+    index,
     keymap,
     prefetch,
     sample_data,
@@ -27,6 +29,7 @@ from .annotator import *
 from .copying import *
 from .file_cache import *
 from .history import *
+from .index import *
 from .keymap import *
 from .prefetch import *
 from .sample_data import *
@@ -39,6 +42,7 @@ __all__ = [
     *copying.__all__,
     *file_cache.__all__,
     *history.__all__,
+    *index.__all__,
     *keymap.__all__,
     *prefetch.__all__,
     *sample_data.__all__,

@@ -29,7 +29,11 @@ and every verb and dock meets them as it meets any annotation file it cannot use
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +47,14 @@ from napari_detlab.core.annotations.annotation import (
     validate_annotation,
     written_on_stored_pixels,
 )
+from napari_detlab.core.annotations.file_cache import (
+    Stamp,
+    file_stamp,
+    regular_file_stamp,
+    settled,
+    stamp_of,
+)
+from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.atomic import (
     atomic_torch_save,
     atomic_write_json,
@@ -97,9 +109,11 @@ def predictions_dir_of(folder: str | Path) -> Path:
 
 def stem_of(image: str | Path) -> str:
     """The stem that names an image's annotation file, from a path, file name or stem."""
-    name = Path(image).name
-    suffix = Path(name).suffix
-    return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
+    # Strings, not Path objects: this runs several times per image of every whole-dataset
+    # question, where pathlib's parsing cost more than the index lookups themselves.
+    name = os.path.basename(os.fspath(image).rstrip("/" + os.sep))
+    stem, suffix = os.path.splitext(name)
+    return stem if suffix.lower() in IMAGE_SUFFIXES else name
 
 
 class ClassInUseError(AnnotationError):
@@ -132,6 +146,27 @@ class AmbiguousImageError(AnnotationError):
         super().__init__(f"{self.annotation_file}: {self.reason}")
 
 
+@dataclass(frozen=True)
+class _FileRead:
+    """What reading one annotation file gave: the annotation or the error, and the images
+    (with their stamps) the answer was checked against, if any."""
+
+    result: ImageAnnotation | None = None
+    error: AnnotationError | None = None
+    images: tuple[tuple[Path, Stamp | None], ...] | None = None
+
+    def annotation(self) -> ImageAnnotation:
+        """A copy of the annotation (callers edit what they get), or the error raised anew."""
+        if self.error is not None:
+            raise type(self.error)(*self.error.args) from self.error.__cause__
+        assert self.result is not None
+        result = self.result
+        return ImageAnnotation(
+            result.boxes.copy(), list(result.labels), result.reviewed, result.image_size,
+            copy.deepcopy(result.extra) if result.extra else {},
+        )  # fmt: skip
+
+
 @dataclass
 class ClassSpec:
     """A class a box can have, with the colour its layer is drawn in."""
@@ -157,6 +192,8 @@ class AnnotationStore:
         self._images: list[Path] | None = None
         # The images of each stem, and the image list it was made from.
         self._by_stem: tuple[list[Path], dict[str, list[Path]]] | None = None
+        # The folder's stamp, whether it could be trusted, and the images listed under it.
+        self._listing: tuple[Stamp, bool, list[Path]] | None = None
 
     @classmethod
     def of(cls, store_or_root: AnnotationStore | str | Path) -> AnnotationStore:
@@ -231,15 +268,32 @@ class AnnotationStore:
 
     def _images_by_stem(self) -> dict[str, list[Path]]:
         # The folder as listed for :attr:`images`; a store that has not listed it yet (a
-        # script saving while it writes the images) looks without caching a list that the
+        # script saving while it writes the images) lists it again whenever the folder's
+        # stamp moved (an entry added, removed or renamed), never caching a list that the
         # next image would make stale.
-        images = self._images if self._images is not None else list_images(self.root)
+        images = self._images if self._images is not None else self._unlisted_images()
         if self._by_stem is None or self._by_stem[0] is not images:
             by_stem: dict[str, list[Path]] = {}
             for path in images:
                 by_stem.setdefault(stem_of(path), []).append(path)
             self._by_stem = (images, by_stem)
         return self._by_stem[1]
+
+    def _unlisted_images(self) -> list[Path]:
+        """The folder's images for a store that has not listed them (:attr:`images`),
+        listed again only when the folder's stamp changed or had not settled (see
+        :mod:`~napari_detlab.core.annotations.file_cache`): saving 5,000 annotations into a
+        folder of 10,000 images must not list it 5,000 times."""
+        try:
+            stamp = file_stamp(self.root)
+        except OSError:
+            return list_images(self.root)
+        now = time.time_ns()
+        if self._listing is not None and self._listing[0] == stamp and self._listing[1]:
+            return self._listing[2]
+        images = list_images(self.root)
+        self._listing = (stamp, settled(stamp, now), images)
+        return images
 
     def image_of(self, image: str | Path) -> Path | None:
         """The dataset's image file for an image path, file name or stem; ``None`` if absent.
@@ -296,22 +350,59 @@ class AnnotationStore:
         the file itself is only rewritten by the next :meth:`save`.
         """
         path = self.path_for(image)
-        if not path.is_file():
+        stamp = regular_file_stamp(path)
+        if stamp is None:
             return None
         self.check_one_image(image)
+        return self._load_stamped(image, path, stamp)
+
+    def _load_stamped(self, image: str | Path, path: Path, stamp: Stamp) -> ImageAnnotation:
+        """:meth:`load` of a file stamped just now, through the folder's index when it is on
+        (:mod:`~napari_detlab.core.annotations.index`): a copy, as callers may edit it."""
+        cache = folder_cache(self.annotations_dir)
+        if cache is None:
+            return self._read(image, path).annotation()
+        read = cache.get(
+            path, lambda p: self._read(image, p), stamp=stamp,
+            valid=lambda old: old.images == self._image_stamps(image, old.images is not None),
+        )  # fmt: skip
+        return read.annotation()
+
+    def _read(self, image: str | Path, path: Path) -> _FileRead:
+        """Read and validate ``path``, keeping an error as the result (it is the answer
+        until the file changes) and the stamps of the images the answer depends on."""
         try:
             data = safe_torch_load(path)
         except DetlabError as error:  # unsafe or unreadable: the message names the file
-            raise AnnotationError(str(error)) from error
+            wrapped = AnnotationError(str(error))
+            wrapped.__cause__ = error
+            return _FileRead(error=wrapped)
         # Only a version-1 file needs its image: the folder is not listed for the others.
         legacy = written_on_stored_pixels(data)
         real_size = None
+        needs_image = legacy or (isinstance(data, dict) and data.get("image_size") is None)
+        images = self._image_stamps(image, needs_image)
         if isinstance(data, dict) and data.get("image_size") is None:
             real_size = self._real_size(image, stored=legacy)
-        return validate_annotation(
-            data, source=str(path), real_size=real_size,
-            image=self.image_of(image) if legacy else None,
-        )  # fmt: skip
+        try:
+            annotation = validate_annotation(
+                data, source=str(path), real_size=real_size,
+                image=self.image_of(image) if legacy else None,
+            )  # fmt: skip
+        except AnnotationError as error:
+            return _FileRead(error=error, images=images)
+        return _FileRead(annotation, images=images)
+
+    def _image_stamps(
+        self, image: str | Path, needed: bool
+    ) -> tuple[tuple[Path, Stamp | None], ...] | None:
+        """The images a file's reading looked at (its size, its orientation), each with its
+        stamp, when it looked at any: an annotation checked against an image is read again
+        when that image changes."""
+        if not needed:
+            return None
+        seen = dict.fromkeys([*self.images_named(image), self.image_of(image)])
+        return tuple((path, regular_file_stamp(path)) for path in seen if path is not None)
 
     def save(self, image: str | Path, annotation: ImageAnnotation) -> Path:
         """Validate, clip sub-pixel overshoot and write atomically; returns the file written.
@@ -370,9 +461,18 @@ class AnnotationStore:
         would share is reported once, with the first of them, and both are skipped.
         """
         reported: set[str] = set()
+        files = self._annotation_files()
         for image in self.images:
+            name = f"{stem_of(image)}.pt"
+            stamp = files.get(name)
+            if stamp is None:
+                continue
+            path = self.annotations_dir / name
             try:
-                annotation = self.load(image)
+                self.check_one_image(image)
+                annotation = self._load_stamped(image, path, stamp)
+            except FileNotFoundError:  # deleted since the folder was listed
+                continue
             except AnnotationError as error:
                 if on_error is None:
                     raise
@@ -382,8 +482,31 @@ class AnnotationStore:
                     reported.add(stem_of(image))
                 on_error(image, error)
                 continue
-            if annotation is not None:
-                yield image, annotation
+            yield image, annotation
+
+    def _annotation_files(self) -> dict[str, Stamp]:
+        """``{file name: stamp}`` of the annotations folder's ``.pt`` files, in one
+        ``os.scandir`` (the stat of each entry is the only other call); the index forgets
+        the files that are gone."""
+        files: dict[str, Stamp] = {}
+        try:
+            entries = os.scandir(self.annotations_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = None
+        if entries is not None:
+            with entries:
+                for entry in entries:
+                    if entry.name.endswith(".pt") and not entry.name.startswith("."):
+                        try:
+                            status = entry.stat()
+                        except OSError:
+                            continue
+                        if stat.S_ISREG(status.st_mode):
+                            files[entry.name] = stamp_of(status)
+        cache = folder_cache(self.annotations_dir)
+        if cache is not None and len(cache) > len(files):  # some were deleted
+            cache.retain({self.annotations_dir / name for name in files})
+        return files
 
     def trainable(self) -> Iterator[tuple[Path, ImageAnnotation]]:
         """Each image that takes part in training, with its annotation (bad files raise)."""
@@ -395,10 +518,15 @@ class AnnotationStore:
 
     def next_unannotated(self, after: int = -1) -> int | None:
         """Index of the first image after ``after`` (wrapping around) with no annotation file."""
-        count = len(self.images)
+        images, count = self.images, len(self.images)
+        if folder_cache(self.annotations_dir) is None:
+            has = self.has
+        else:  # one listing of the folder instead of a stat per image
+            names = self._annotation_files()
+            has = lambda image: f"{stem_of(image)}.pt" in names  # noqa: E731
         for step in range(1, count + 1):
             index = (after + step) % count
-            if not self.has(self.images[index]):
+            if not has(images[index]):
                 return index
         return None
 

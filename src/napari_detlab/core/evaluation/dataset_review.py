@@ -8,6 +8,7 @@ few hundred images takes about a second.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ def review_dataset(
     thresholds: ReviewThresholds,
     *,
     with_map: bool = True,
+    cache: FileCache | None = None,
 ) -> DatasetReview:
     """Filter every image's predictions at ``thresholds`` and score the dataset.
 
@@ -79,26 +81,42 @@ def review_dataset(
     with_map
         Also compute COCO mAP through :func:`napari_detlab.core.evaluation.metrics.coco_metrics`
         (tens of milliseconds per call, so the panel debounces it).
+    cache
+        Where each image's figures are kept (:meth:`FileCache.derived`) while its prediction
+        and annotation are the very same objects and ``thresholds`` do not move: the
+        :class:`FileCache` the files were read through, so that after one file changed only
+        its image is reviewed again.
     """
     review = DatasetReview()
     filtered: dict[str, Prediction] = {}
     for stem, prediction in predictions.items():
-        if stem not in ground_truth:
+        truth = ground_truth.get(stem)
+        if truth is None:
             continue
-        image = ImagePredictions(prediction)
-        figures = review_image(image, ground_truth[stem], thresholds)
-        counts = figures.counts or Counts()  # never None: the image has ground truth
+
+        def compute(prediction: Prediction = prediction, truth: ImageAnnotation = truth):
+            return _review_one(prediction, truth, thresholds)
+
+        if cache is None:
+            counts, top = compute()
+        else:
+            counts, top = cache.derived(("review", stem), (prediction, truth), thresholds, compute)
         review.per_image[stem] = counts
         review.counts = review.counts + counts
         if with_map:
-            top = _top_per_class(figures.kept, image.labels, COCO_MAX_DETECTIONS)
-            filtered[stem] = Prediction(
-                prediction.boxes[top], list(image.labels[top]), prediction.scores[top]
-            )
+            filtered[stem] = top
     if with_map and filtered:
-        review.metrics = dict(
-            coco_metrics(filtered, {stem: ground_truth[stem] for stem in filtered}, list(classes))
-        )
+
+        def score() -> dict[str, Any]:
+            truths = {stem: ground_truth[stem] for stem in filtered}
+            return dict(coco_metrics(filtered, truths, list(classes)))
+
+        if cache is None:
+            review.metrics = score()
+        else:  # the same kept boxes and annotations as last time: the same figures
+            inputs = [*filtered.values(), *(ground_truth[stem] for stem in filtered)]
+            kept = cache.derived(("coco", tuple(filtered)), inputs, tuple(classes), score)
+            review.metrics = copy.deepcopy(kept)
     return review
 
 
@@ -190,11 +208,22 @@ def review_prediction_folder(
     image = None
     if current_stem in predictions:
         image = review_dataset(
-            {current_stem: predictions[current_stem]}, truths, classes, thresholds
+            {current_stem: predictions[current_stem]}, truths, classes, thresholds, cache=cache
         )
-    return FolderReview(
-        len(predictions), review_dataset(predictions, truths, classes, thresholds), image, shared
-    )
+    dataset = review_dataset(predictions, truths, classes, thresholds, cache=cache)
+    return FolderReview(len(predictions), dataset, image, shared)
+
+
+def _review_one(
+    prediction: Prediction, truth: ImageAnnotation, thresholds: ReviewThresholds
+) -> tuple[Counts, Prediction]:
+    """One image's counts and the kept predictions COCO scores (its best 100 per class)."""
+    image = ImagePredictions(prediction)
+    figures = review_image(image, truth, thresholds)
+    counts = figures.counts or Counts()  # never None: the image has ground truth
+    top = _top_per_class(figures.kept, image.labels, COCO_MAX_DETECTIONS)
+    kept = Prediction(prediction.boxes[top], list(image.labels[top]), prediction.scores[top])
+    return counts, kept
 
 
 def _top_per_class(keep: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import (
     WriteError,
@@ -150,7 +151,20 @@ def _check_images(store: AnnotationStore, images: list[Path]) -> None:
     train on less than the person annotated. The check reads headers and end marks, not
     pixels (:func:`~napari_detlab.core.images.unreadable_images`: 0.2 s for 2,000 JPEGs).
     """
-    bad = unreadable_images(images)
+    cache = folder_cache(store.root)
+    if cache is None:
+        bad = unreadable_images(images)
+    else:  # a file's verdict is kept until it changes: the next run checks only new images
+
+        def check(paths: list[Path]) -> dict[Path, str | None]:
+            found = unreadable_images(paths)
+            return {path: found.get(path) for path in paths}
+
+        verdicts = cache.get_many(images, check)
+        vanished = [path for path in images if path not in verdicts]
+        bad = {path: reason for path, reason in verdicts.items() if reason is not None}
+        bad.update(unreadable_images(vanished))  # named as unreadable, as before
+        bad = {path: bad[path] for path in images if path in bad}
     if bad:
         listed = ", ".join(f"{path.name} ({reason})" for path, reason in bad.items())
         raise TrainingInputError(
