@@ -43,6 +43,7 @@ from PIL import Image
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
+from napari_detlab.core.annotations.statistics import dataset_statistics
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.evaluation.dataset_review import review_prediction_folder
 from napari_detlab.core.evaluation.metrics import coco_metrics_from_folders
@@ -175,6 +176,7 @@ def operations(root: Path) -> dict[str, Callable[[], Callable[[], object]]]:
         "next_unannotated": lambda: fresh(lambda store: store.next_unannotated()),
         "class_names": lambda: fresh(lambda store: store.class_names()),
         "class_counts": lambda: fresh(lambda store: store.class_counts()),
+        "statistics_view": lambda: fresh(lambda store: dataset_statistics(store).to_dict()),
         "anchor_dataset_boxes": lambda: fresh(
             lambda store: [
                 (item.image.name, item.boxes.tolist(), list(item.labels), item.image_size)
