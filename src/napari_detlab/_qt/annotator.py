@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_detlab._layers import BOX_EDGE_WIDTH, CLASS_LAYER_PREFIX
+from napari_detlab._layers import BOX_EDGE_WIDTH
 from napari_detlab._qt.annotator_keys import AnnotatorKeys
 from napari_detlab._qt.box_edits import nudge_selected
 from napari_detlab._qt.box_layers import ClassLayers
@@ -271,9 +271,7 @@ class AnnotatorWidget(QWidget):
             if widget is not None:
                 widget.run_key_action(action)
 
-        self.keys = AnnotatorKeys(
-            self.viewer, run, _is_class_layer, show_warning, lambda: run("keys_bound")
-        )
+        self.keys = AnnotatorKeys(self.viewer, run, show_warning, lambda: run("keys_bound"))
         self.keys.bind()
 
     def run_key_action(self, action: str) -> None:
@@ -505,10 +503,3 @@ def _release(
         callbacks = getattr(owner, "mouse_drag_callbacks", [])
         if drag_tracker in callbacks:
             callbacks.remove(drag_tracker)
-
-
-def _is_class_layer(layer: object) -> bool:
-    """Whether ``layer`` is an Annotator class layer (by its name: no dock reference kept)."""
-    return type(layer).__name__ == "Shapes" and str(getattr(layer, "name", "")).startswith(
-        CLASS_LAYER_PREFIX
-    )

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from napari_detlab._layers import CLASS_LAYER_PREFIX
 from napari_detlab._qt.plugin_settings import values, watch
 from napari_detlab.core.annotations.keymap import ANNOTATOR_KEYS, KeymapError, bindings, key_help
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import napari
     from qtpy.QtWidgets import QWidget
 
-__all__ = ["KEYS_CATEGORY", "AnnotatorKeys"]
+__all__ = ["KEYS_CATEGORY", "AnnotatorKeys", "is_class_layer"]
 
 KEYS_CATEGORY = "annotator_keys"  # the settings' category in the plugin manifest
 KeyFunction = Callable[[object], None]
@@ -40,8 +41,6 @@ class AnnotatorKeys:
         The viewer whose keymaps (its own and its layers') get the keys.
     run
         Runs an action by name (``"next_image"``, ``"class_3"``, ``"move_left_fine"``...).
-    is_box_layer
-        Whether a layer is one of the dock's class layers (where the arrow keys act).
     on_error
         Told when a person's keys cannot be used (two actions on one key): the defaults are
         bound instead.
@@ -53,13 +52,11 @@ class AnnotatorKeys:
         self,
         viewer: napari.Viewer,
         run: Callable[[str], None],
-        is_box_layer: Callable[[object], bool],
         on_error: Callable[[str], None],
         on_bound: Callable[[], None],
     ) -> None:
         self._viewer = weakref.ref(viewer)
         self._run = run
-        self._is_box_layer = is_box_layer
         self._on_error = on_error
         self._on_bound = on_bound
         self._bound: dict[str, tuple[KeyFunction, str]] = {}  # key -> (function, scope)
@@ -90,7 +87,7 @@ class AnnotatorKeys:
         is_viewer = owner is self._viewer()
         for key, (function, scope) in self._bound.items():
             if (scope == "everywhere" or (scope == "viewer" and is_viewer)) or (
-                scope == "boxes" and not is_viewer and self._is_box_layer(owner)
+                scope == "boxes" and not is_viewer and is_class_layer(owner)
             ):
                 owner.bind_key(key, function, overwrite=True)
 
@@ -132,3 +129,10 @@ class AnnotatorKeys:
 
         pressed.__name__ = f"detlab_{action}"
         return pressed
+
+
+def is_class_layer(layer: object) -> bool:
+    """Whether ``layer`` is an Annotator class layer, where the arrow keys act on the selected
+    boxes (told by its type and name, so no reference to the dock is kept)."""
+    name = str(getattr(layer, "name", ""))
+    return type(layer).__name__ == "Shapes" and name.startswith(CLASS_LAYER_PREFIX)
