@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from napari.settings import PluginSettings
+    from pydantic import BaseModel
 
 __all__ = [
     "PLUGIN_NAME",
@@ -42,26 +43,29 @@ def detlab_settings() -> PluginSettings | None:
         return None
 
 
+def _group(category: str) -> BaseModel | None:
+    """The settings group ``category`` (a pydantic model), or ``None`` without napari's settings."""
+    settings = detlab_settings()
+    return getattr(settings, category, None) if settings is not None else None
+
+
 def setting(category: str, name: str, default: Value) -> Value:
     """The value of ``category.name``, or ``default`` without napari's settings."""
-    settings = detlab_settings()
-    group = getattr(settings, category, None) if settings is not None else None
+    group = _group(category)
     value = getattr(group, name, default) if group is not None else default
     return type(default)(value)
 
 
 def values(category: str) -> dict[str, object]:
     """Every value of ``category`` (empty without napari's settings)."""
-    settings = detlab_settings()
-    group = getattr(settings, category, None) if settings is not None else None
+    group = _group(category)
     return {} if group is None else dict(group.model_dump())
 
 
 def remember(category: str, name: str, value: bool | int | float | str) -> None:
     """Set ``category.name`` to ``value``; napari saves it at once. Out-of-range values (which
     napari's settings refuse) are not remembered: the setting keeps its last good value."""
-    settings = detlab_settings()
-    group = getattr(settings, category, None) if settings is not None else None
+    group = _group(category)
     if group is None or getattr(group, name, value) == value:
         return
     try:
