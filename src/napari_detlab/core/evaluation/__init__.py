@@ -10,6 +10,7 @@ from . import (
     image_review,
     metrics,
     pr_curve,
+    pr_plot,
     review,
     split_figures,
     split_groups,
@@ -19,6 +20,7 @@ from .dataset_review import *
 from .image_review import *
 from .metrics import *
 from .pr_curve import *
+from .pr_plot import *
 from .review import *
 from .split_figures import *
 from .split_groups import *
@@ -29,6 +31,7 @@ __all__ = [
     *image_review.__all__,
     *metrics.__all__,
     *pr_curve.__all__,
+    *pr_plot.__all__,
     *review.__all__,
     *split_figures.__all__,
     *split_groups.__all__,

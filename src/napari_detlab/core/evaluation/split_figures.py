@@ -171,8 +171,8 @@ class EvaluationFigures:
         """Plain text for terminals: per split, its counts, AP table and confusion matrix."""
         t = self.thresholds
         lines = [
-            f"By split ({self.summary()}); split from "
-            + (", ".join(self.sources) or "nowhere: no checkpoint records one"),
+            f"By split: {self.summary()}",
+            "split from: " + (", ".join(self.sources) or "nowhere (no checkpoint records one)"),
             f"counts and confusion at score >= {t.score_threshold:g}, NMS IoU {t.nms_iou:g}, "
             f"match IoU {t.match_iou:g}",
         ]
