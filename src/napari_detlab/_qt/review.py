@@ -40,6 +40,7 @@ from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.widgets.split_figures_panel import SplitFiguresPanel
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
@@ -179,6 +180,8 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.image_map_label)
         layout.addWidget(QLabel("<b>Dataset</b> (images with predictions and annotations)"))
         layout.addWidget(self.dataset_label)
+        self.split_figures = SplitFiguresPanel()
+        layout.addWidget(self.split_figures)
         layout.addLayout(buttons)
         layout.addStretch(1)
 
@@ -361,6 +364,7 @@ class ReviewWidget(QWidget):
             "–" if figures.image is None else map_text(figures.image.metrics)
         )
         note = figures.left_out_note()
+        self.split_figures.show_figures(figures.figures)
         if figures.dataset is None:
             lines = ["No annotated image has predictions yet", note]
         else:

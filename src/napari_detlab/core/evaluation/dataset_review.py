@@ -227,7 +227,12 @@ def review_prediction_folder(
             {current_stem: predictions[current_stem]}, truths, classes, thresholds, cache=cache
         )
     dataset = review_dataset(predictions, truths, classes, thresholds, cache=cache)
-    figures = _split_figures(predictions, truths, classes, thresholds, dataset, cache)
+    try:  # the figures list the classes as the Annotator does (the index has them read)
+        listed = [name for name in store.class_names() if name in classes]
+    except DetlabError:
+        listed = []
+    in_order = listed + [name for name in classes if name not in listed]
+    figures = _split_figures(predictions, truths, in_order, thresholds, dataset, cache)
     return FolderReview(len(predictions), dataset, image, shared, figures)
 
 

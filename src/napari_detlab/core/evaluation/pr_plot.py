@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from napari_detlab.core.evaluation.pr_curve import PrCurve
+from napari_detlab.core.wording import counted
 
 __all__ = [
     "CURVE_COLORS",
@@ -32,17 +33,27 @@ def curve_color(index: int) -> str:
 
 
 def legend_text(curve: PrCurve) -> str:
-    """``"cell: AP 0.50, 12 objects"`` (the area under this curve)."""
+    """``"cell: AP 0.50, 12 objects"`` (the area under this curve, :attr:`PrCurve.ap`)."""
     ap = curve.ap
     figure = "–" if ap != ap else f"{ap:.2f}"
-    return f"{curve.name}: AP {figure}, {curve.ground_truth} objects"
+    return f"{curve.name}: AP {figure}, {counted(curve.ground_truth, 'object')}"
 
 
 def step_points(curve: PrCurve) -> list[tuple[float, float]]:
-    """``(recall, precision)`` in drawing order, starting at recall 0 with the first
-    precision, so a curve of one prediction is a line, not a dot."""
-    points = [(float(r), float(p)) for r, p in zip(curve.recall, curve.precision, strict=True)]
-    return [(0.0, points[0][1]), *points] if points else []
+    """``(recall, precision)`` corners of the curve as steps, in drawing order.
+
+    Point ``i``'s precision holds from the previous point's recall to its own, so each
+    point adds a vertical then a horizontal segment, starting at recall 0: a straight line
+    between two points would show precisions no threshold gives.
+    """
+    points: list[tuple[float, float]] = []
+    recall_before = 0.0
+    for r, p in zip(curve.recall, curve.precision, strict=True):
+        for corner in ((recall_before, float(p)), (float(r), float(p))):
+            if not points or points[-1] != corner:
+                points.append(corner)
+        recall_before = float(r)
+    return points
 
 
 def pr_curve_svg(
@@ -85,6 +96,7 @@ def pr_curve_svg(
         f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
         f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">precision</text>',
     ]
+    dots = []
     for index, curve in enumerate(curves):
         color = curve_color(index)
         points = step_points(curve)
@@ -94,8 +106,8 @@ def pr_curve_svg(
                 f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>'
             )
         operating = curve.at(score_threshold)
-        if operating is not None:
-            parts.append(
+        if operating is not None:  # drawn over every curve
+            dots.append(
                 f'<circle cx="{x(operating[0]):.1f}" cy="{y(operating[1]):.1f}" r="4" '
                 f'fill="{color}" stroke="black"/>'
             )
@@ -105,6 +117,7 @@ def pr_curve_svg(
             f'stroke="{color}" stroke-width="3"/>',
             f'<text x="{width - right + 35}" y="{row + 4}">{_escape(legend_text(curve))}</text>',
         ]
+    parts += dots
     note = f"dots: score threshold {score_threshold:g}"
     parts += [f'<text x="{width - right + 12}" y="{top + plot_h}">{_escape(note)}</text>', "</svg>"]
     return "\n".join(parts) + "\n"
