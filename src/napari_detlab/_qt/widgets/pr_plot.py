@@ -13,13 +13,14 @@ from qtpy.QtCore import QPointF, QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from napari_detlab._qt.widgets.painted_widget import PaintedWidget
 from napari_detlab.core.evaluation.pr_curve import PrCurve
 from napari_detlab.core.evaluation.pr_plot import TICKS, curve_color, legend_text, step_points
 
 __all__ = ["PrPlot"]
 
 
-class PrPlot(QWidget):
+class PrPlot(PaintedWidget):
     """Precision (y) against recall (x) of each class.
 
     Attributes
@@ -47,14 +48,7 @@ class PrPlot(QWidget):
         """The legend's lines, as drawn."""
         return [legend_text(curve) for curve in self.curves]
 
-    def paintEvent(self, _event: object) -> None:  # noqa: N802 (Qt API)
-        painter = QPainter(self)
-        try:
-            self._paint(painter)
-        finally:
-            painter.end()
-
-    def _paint(self, painter: QPainter) -> None:
+    def paint(self, painter: QPainter) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#262930"))
         legend_h = 16 * max(len(self.curves), 1)
