@@ -346,6 +346,7 @@ class ReviewWidget(QWidget):
         """
         if self.store is None or self.predictions_dir is None or not self.predictions_dir.is_dir():
             self.dataset_label.setText("–")
+            self.split_figures.show_figures(None)
             return
         if not self._shown:
             return  # set_overlay_visible catches up when the tab is chosen
