@@ -73,3 +73,15 @@ def test_the_dock_shows_each_split_its_ap_table_curves_and_confusion(
     panel.choose("validation")
     assert _cells(panel.confusion) == [["1", "1", "0"], ["0", "1", "0"], ["1", "0", "–"]]
     assert _cells(panel.ap_table)[1][2:4] == ["0.50", "0.50"]
+
+    # Another run's split, chosen by hand: every image trained there.
+    other = tmp_path / "other_split.json"
+    other.write_text('{"train": ["v1", "t1", "n1"], "val": []}')
+    assert panel.use_split_from(other)
+    qtbot.waitUntil(lambda: not review.busy, timeout=20_000)
+    assert panel.splits_label.text().startswith("training (3 images)<br>split from: ")
+    assert str(other) in panel.splits_label.text()
+    assert [row[0] for row in _cells(panel.ap_table)] == ["training", "training"]
+    assert panel.use_split_from(None)  # back to the checkpoints' own
+    qtbot.waitUntil(lambda: not review.busy, timeout=20_000)
+    assert panel.splits_label.text().startswith("validation (1 image) · training (1 image)")

@@ -181,6 +181,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(QLabel("<b>Dataset</b> (images with predictions and annotations)"))
         layout.addWidget(self.dataset_label)
         self.split_figures = SplitFiguresPanel()
+        self.split_figures.split_changed.connect(self._schedule_dataset_metrics)
         layout.addWidget(self.split_figures)
         layout.addLayout(buttons)
         layout.addStretch(1)
@@ -353,6 +354,7 @@ class ReviewWidget(QWidget):
         score = partial(
             review_prediction_folder,
             current_stem=None if self.image_path is None else self.image_path.stem,
+            split=self.split_figures.split_override,
         )
         self._jobs.start(
             "metrics", score, self.predictions_dir, self.store, self._file_cache, self.thresholds,

@@ -7,11 +7,17 @@ trained on flatter it (:mod:`napari_detlab.core.evaluation.split_figures`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableWidget,
     QVBoxLayout,
     QWidget,
@@ -22,6 +28,7 @@ from napari_detlab._qt.widgets.pr_plot import PrPlot
 from napari_detlab._qt.widgets.row_table import RowTable
 from napari_detlab.core.evaluation.review import fraction_text
 from napari_detlab.core.evaluation.split_figures import EvaluationFigures
+from napari_detlab.core.evaluation.split_groups import RunSplit, SplitSourceError, read_run_split
 
 __all__ = ["SplitFiguresPanel"]
 
@@ -39,11 +46,31 @@ class SplitFiguresPanel(QWidget):
         The split whose PR curves and confusion matrix are shown.
     pr_plot, confusion
         Those.
+    split_override
+        A split the user chose instead of the one each prediction's checkpoint records
+        (``None``: those).
+
+    Signals
+    -------
+    split_changed
+        The user chose another split source: the figures must be computed again.
     """
+
+    split_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.figures: EvaluationFigures | None = None
+        self.split_override: RunSplit | None = None
+        self.split_button = QPushButton("Split from…")
+        self.split_button.setToolTip(
+            "Use the split of another run (a checkpoint, a run folder's split.json) instead "
+            "of the one each prediction's checkpoint records"
+        )
+        self.split_button.clicked.connect(self._ask_split)
+        self.own_split_button = QPushButton("Checkpoints' own")
+        self.own_split_button.setToolTip("Back to the split each prediction's checkpoint records")
+        self.own_split_button.clicked.connect(lambda: self.use_split_from(None))
         self.splits_label = QLabel("–")
         self.splits_label.setWordWrap(True)
         self.ap_table = RowTable(("split", "class", "AP", "AP50", "objects"))
@@ -61,11 +88,34 @@ class SplitFiguresPanel(QWidget):
         chooser.addWidget(self.split_choice, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        sources = QHBoxLayout()
+        sources.addWidget(self.split_button)
+        sources.addWidget(self.own_split_button)
         layout.addWidget(self.splits_label)
+        layout.addLayout(sources)
         layout.addWidget(self.ap_table)
         layout.addLayout(chooser)
         layout.addWidget(self.pr_plot)
         layout.addWidget(self.confusion)
+
+    def use_split_from(self, path: str | Path | None) -> bool:
+        """Report by the split in ``path`` (``None``: the checkpoints' own); a file without
+        one is reported and changes nothing. Returns whether the split changed."""
+        try:
+            split = None if path is None else read_run_split(path)
+        except SplitSourceError as error:
+            show_error(str(error))
+            return False
+        self.split_override = split
+        self.split_changed.emit()
+        return True
+
+    def _ask_split(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Split of a training run", "", "Checkpoints and splits (*.pt *.json)"
+        )
+        if path:
+            self.use_split_from(path)
 
     @property
     def chosen(self) -> str | None:

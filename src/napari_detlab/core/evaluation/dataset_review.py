@@ -181,6 +181,7 @@ def review_prediction_folder(
     thresholds: ReviewThresholds,
     *,
     current_stem: str | None = None,
+    split: RunSplit | None = None,
 ) -> FolderReview:
     """Score every ``<stem>.pt`` of ``predictions_dir`` that has an annotation in ``store``.
 
@@ -189,7 +190,8 @@ def review_prediction_folder(
     is opened): one bad file must not hide the figures of the others. So is the file of a
     stem two images share (``a.jpg``, ``a.png``), which the store reads for neither; those
     are listed in :attr:`FolderReview.shared`. Runs in a worker thread: COCO evaluation of a
-    few hundred images takes about a second.
+    few hundred images takes about a second. ``split`` replaces the split each prediction's
+    checkpoint records (:func:`~.split_groups.group_stems`).
     """
     predictions: dict[str, Prediction] = {}
     truths: dict[str, ImageAnnotation] = {}
@@ -232,7 +234,7 @@ def review_prediction_folder(
     except DetlabError:
         listed = []
     in_order = listed + [name for name in classes if name not in listed]
-    figures = _split_figures(predictions, truths, in_order, thresholds, dataset, cache)
+    figures = _split_figures(predictions, truths, in_order, thresholds, dataset, cache, split)
     return FolderReview(len(predictions), dataset, image, shared, figures)
 
 
@@ -243,6 +245,7 @@ def _split_figures(
     thresholds: ReviewThresholds,
     dataset: DatasetReview,
     cache: FileCache,
+    split: RunSplit | None,
 ) -> EvaluationFigures:
     """Each split's figures, the per-image work and each checkpoint's split kept in ``cache``
     while their files are unchanged."""
@@ -262,7 +265,7 @@ def _split_figures(
         )  # fmt: skip
 
     checkpoints = {stem: prediction.checkpoint for stem, prediction in predictions.items()}
-    groups, sources = group_stems(checkpoints, lookup=lookup)
+    groups, sources = group_stems(checkpoints, override=split, lookup=lookup)
     return evaluation_figures(
         predictions, truths, classes, thresholds, groups,
         scored=dataset.scored, sources=sources, per_image=per_image,
