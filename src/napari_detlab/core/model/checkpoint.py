@@ -246,7 +246,7 @@ def read_checkpoint_split(path: str | Path) -> dict[str, list[str]] | None:
     """
     try:
         data = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
         return None
     split = data.get("split") if isinstance(data, dict) else None
     if not isinstance(split, dict):
