@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from evaluation_scene import COCO_CELL_AP, PREDICTIONS, write_scene
 from napari_detlab.cli.main import main
 from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
 from napari_detlab.core.annotations.store import AnnotationStore
@@ -115,3 +116,56 @@ def test_bad_input_is_one_line_and_exit_2(workspace, tmp_path, capsys):
     assert "class mismatch" in line and "'dog'" in line
     line = _one_line_error(capsys, main(["evaluate", str(tmp_path / "none"), str(dataset)]))
     assert "none" in line
+
+
+def test_evaluate_reports_each_split_apart_with_ap_table_and_confusion(tmp_path, capsys):
+    """On the hand-known scene: the split comes from the checkpoint each prediction names."""
+    store, preds = write_scene(tmp_path / "data")
+    assert main(["evaluate", str(preds), str(store.root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["images"] == 3 and {"map", "per_class", "per_class_50"} <= set(data)
+    assert list(data["splits"]) == ["validation", "training", "new"]
+    assert data["split_sources"] == [str(tmp_path / "data" / "run" / "best.pt")]
+    val = data["splits"]["validation"]
+    assert val["images"] == 1 and val["counts"] == {"tp": 1, "fp": 2, "missed": 2}
+    assert val["confusion"]["counts"] == [[1, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert val["confusion"]["cross_class"] == [
+        {"truth": "cell", "predicted": "crystal", "count": 1}
+    ]
+    aps = {row["class"]: (row["ap"], row["ap50"]) for row in val["per_class"]}
+    assert aps == {"cell": pytest.approx((COCO_CELL_AP,) * 2), "crystal": pytest.approx((0.5, 0.5))}
+    assert val["pr_curves"]["cell"]["precision"] == [1.0, 0.5]
+
+    plots = tmp_path / "plots"
+    assert main(["evaluate", str(preds), str(store.root), "--plots", str(plots)]) == 0
+    text = capsys.readouterr().out
+    assert "validation (1 image) · training (1 image) · new (1 image)" in text
+    assert "== validation (1 image): 1 TP · 2 FP · 2 missed" in text
+    assert "truth \\ predicted" in text and "false positive" in text
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "pr_new.svg", "pr_training.svg", "pr_validation.svg"
+    ]  # fmt: skip
+    svg = (plots / "pr_validation.svg").read_text()
+    assert ">recall</text>" in svg and ">precision</text>" in svg
+    assert "cell: AP 0.50, 2 objects" in svg and svg.count("<polyline") == 2
+
+
+def test_evaluate_by_a_split_given_by_hand_and_bad_thresholds_are_one_line(tmp_path, capsys):
+    store, preds = write_scene(tmp_path / "data")
+    split = tmp_path / "split.json"
+    split.write_text('{"train": ["v1", "t1", "n1"], "val": []}')
+    assert main(["evaluate", str(preds), str(store.root), "--json", "--split", str(split)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["splits"]) == ["training"] and data["splits"]["training"]["images"] == 3
+    args = ["evaluate", str(preds), str(store.root)]
+    assert "--match-iou must be between 0 and 1" in _one_line_error(
+        capsys, main([*args, "--match-iou", "1.5"])
+    )
+    assert "holds no split" in _one_line_error(
+        capsys, main([*args, "--split", str(preds / "v1.pt")])
+    )
+    # Predictions that name no checkpoint: their split is unknown, and said so.
+    write_prediction(tmp_path / "bare", "v1", PREDICTIONS["v1"])
+    assert main(["evaluate", str(tmp_path / "bare"), str(store.root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["splits"]) == ["unknown"] and data["split_sources"] == []

@@ -40,6 +40,7 @@ from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.widgets.split_figures_panel import SplitFiguresPanel
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
@@ -179,6 +180,9 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.image_map_label)
         layout.addWidget(QLabel("<b>Dataset</b> (images with predictions and annotations)"))
         layout.addWidget(self.dataset_label)
+        self.split_figures = SplitFiguresPanel()
+        self.split_figures.split_changed.connect(self._schedule_dataset_metrics)
+        layout.addWidget(self.split_figures)
         layout.addLayout(buttons)
         layout.addStretch(1)
 
@@ -343,12 +347,14 @@ class ReviewWidget(QWidget):
         """
         if self.store is None or self.predictions_dir is None or not self.predictions_dir.is_dir():
             self.dataset_label.setText("–")
+            self.split_figures.show_figures(None)
             return
         if not self._shown:
             return  # set_overlay_visible catches up when the tab is chosen
         score = partial(
             review_prediction_folder,
             current_stem=None if self.image_path is None else self.image_path.stem,
+            split=self.split_figures.split_override,
         )
         self._jobs.start(
             "metrics", score, self.predictions_dir, self.store, self._file_cache, self.thresholds,
@@ -361,6 +367,7 @@ class ReviewWidget(QWidget):
             "–" if figures.image is None else map_text(figures.image.metrics)
         )
         note = figures.left_out_note()
+        self.split_figures.show_figures(figures.figures)
         if figures.dataset is None:
             lines = ["No annotated image has predictions yet", note]
         else:

@@ -19,7 +19,11 @@ from napari_detlab.core.annotations.sample_data import SAMPLE_CLASSES, write_syn
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.evaluation.metrics import coco_metrics
 from napari_detlab.core.model.builder import build_model
-from napari_detlab.core.model.checkpoint import load_checkpoint, model_from_checkpoint
+from napari_detlab.core.model.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    read_checkpoint_split,
+)
 from napari_detlab.core.model.config import preset
 from napari_detlab.core.model.predict import predict_images
 from napari_detlab.core.training import validate as validate_module
@@ -161,6 +165,11 @@ def test_run_writes_events_checkpoints_and_config(tiny_dataset, tmp_path):
         _, config = model_from_checkpoint(run_dir / name)
         assert config.classes == CLASSES
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1
+    # Each checkpoint records the split it learnt from, as split.json does, for evaluation.
+    split = json.loads((run_dir / "split.json").read_text())
+    assert len(split["train"]) == 4 and len(split["val"]) == 2
+    for name in ("last.pt", "best.pt"):
+        assert read_checkpoint_split(run_dir / name) == split
 
 
 def test_train_options_json_round_trip(tmp_path):

@@ -14,12 +14,14 @@ from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from napari_detlab._qt.widgets.painted_widget import PaintedWidget
+
 __all__ = ["BarHistogram"]
 
 BAR_COLOR = "#4c9be8"
 
 
-class BarHistogram(QWidget):
+class BarHistogram(PaintedWidget):
     """``counts`` in equal bins over ``[low, high]``; dashed lines and ticks at ``marks``.
 
     Attributes
@@ -53,14 +55,7 @@ class BarHistogram(QWidget):
         """The colour of the bar whose middle is at ``centre`` (a value, not a pixel)."""
         return BAR_COLOR
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 (Qt API)
-        painter = QPainter(self)
-        try:
-            self._paint(painter)
-        finally:
-            painter.end()
-
-    def _paint(self, painter: QPainter) -> None:
+    def paint(self, painter: QPainter) -> None:
         margin, label_h = 4.0, 14.0
         width = self.width() - 2 * margin
         height = self.height() - 2 * margin - label_h

@@ -4,15 +4,35 @@ A face: it re-exports the public names (``__all__``) of the modules below and de
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import dataset_review, image_review, metrics, review
+from . import (
+    confusion,
+    dataset_review,
+    image_review,
+    metrics,
+    pr_curve,
+    pr_plot,
+    review,
+    split_figures,
+    split_groups,
+)
+from .confusion import *
 from .dataset_review import *
 from .image_review import *
 from .metrics import *
+from .pr_curve import *
+from .pr_plot import *
 from .review import *
+from .split_figures import *
+from .split_groups import *
 
 __all__ = [
+    *confusion.__all__,
     *dataset_review.__all__,
     *image_review.__all__,
     *metrics.__all__,
+    *pr_curve.__all__,
+    *pr_plot.__all__,
     *review.__all__,
+    *split_figures.__all__,
+    *split_groups.__all__,
 ]

@@ -23,6 +23,13 @@ from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.image_review import ImagePredictions, review_image
 from napari_detlab.core.evaluation.metrics import coco_metrics
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
+from napari_detlab.core.evaluation.split_figures import (
+    EvaluationFigures,
+    ImageFigures,
+    evaluation_figures,
+    image_figures,
+)
+from napari_detlab.core.evaluation.split_groups import RunSplit, group_stems, split_of_checkpoint
 from napari_detlab.core.model.predict import Prediction, load_prediction
 from napari_detlab.core.wording import counted
 
@@ -50,11 +57,15 @@ class DatasetReview:
     metrics
         COCO metrics (``map``, ``map_50``, ...) of the *filtered* predictions, or empty when
         there was nothing to evaluate.
+    scored
+        Those filtered predictions (each image's best 100 per class), by stem: what the
+        figures of each split score too.
     """
 
     counts: Counts = field(default_factory=Counts)
     per_image: dict[str, Counts] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    scored: dict[str, Prediction] = field(default_factory=dict)
 
 
 def review_dataset(
@@ -105,6 +116,7 @@ def review_dataset(
         review.counts = review.counts + counts
         if with_map:
             filtered[stem] = top
+    review.scored = filtered
     if with_map and filtered:
 
         def score() -> dict[str, Any]:
@@ -135,12 +147,16 @@ class FolderReview:
     shared
         Images left out because they share a stem and so one annotation file, one entry
         per stem (``"a.jpg and a.png"``): the store reads that file for neither.
+    figures
+        The same images' figures split into validation, training, new and unknown, with
+        per-class AP, PR curves and confusion matrices; None when there are none.
     """
 
     images: int = 0
     dataset: DatasetReview | None = None
     image: DatasetReview | None = None
     shared: list[str] = field(default_factory=list)
+    figures: EvaluationFigures | None = None
 
     def left_out_note(self) -> str:
         """What the figures leave out and why, for the line under them; empty if nothing."""
@@ -165,6 +181,7 @@ def review_prediction_folder(
     thresholds: ReviewThresholds,
     *,
     current_stem: str | None = None,
+    split: RunSplit | None = None,
 ) -> FolderReview:
     """Score every ``<stem>.pt`` of ``predictions_dir`` that has an annotation in ``store``.
 
@@ -173,7 +190,8 @@ def review_prediction_folder(
     is opened): one bad file must not hide the figures of the others. So is the file of a
     stem two images share (``a.jpg``, ``a.png``), which the store reads for neither; those
     are listed in :attr:`FolderReview.shared`. Runs in a worker thread: COCO evaluation of a
-    few hundred images takes about a second.
+    few hundred images takes about a second. ``split`` replaces the split each prediction's
+    checkpoint records (:func:`~.split_groups.group_stems`).
     """
     predictions: dict[str, Prediction] = {}
     truths: dict[str, ImageAnnotation] = {}
@@ -211,7 +229,47 @@ def review_prediction_folder(
             {current_stem: predictions[current_stem]}, truths, classes, thresholds, cache=cache
         )
     dataset = review_dataset(predictions, truths, classes, thresholds, cache=cache)
-    return FolderReview(len(predictions), dataset, image, shared)
+    try:  # the figures list the classes as the Annotator does (the index has them read)
+        listed = [name for name in store.class_names() if name in classes]
+    except DetlabError:
+        listed = []
+    in_order = listed + [name for name in classes if name not in listed]
+    figures = _split_figures(predictions, truths, in_order, thresholds, dataset, cache, split)
+    return FolderReview(len(predictions), dataset, image, shared, figures)
+
+
+def _split_figures(
+    predictions: Mapping[str, Prediction],
+    truths: Mapping[str, ImageAnnotation],
+    classes: list[str],
+    thresholds: ReviewThresholds,
+    dataset: DatasetReview,
+    cache: FileCache,
+    split: RunSplit | None,
+) -> EvaluationFigures:
+    """Each split's figures, the per-image work and each checkpoint's split kept in ``cache``
+    while their files are unchanged."""
+
+    def lookup(checkpoint: str) -> RunSplit | None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            return None
+        # A file's read once per stamp; the run's split.json can only be older than it.
+        return cache.get(path, split_of_checkpoint)
+
+    def per_image(stem: str) -> ImageFigures:
+        prediction, truth = predictions[stem], truths[stem]
+        return cache.derived(
+            ("figures", stem), (prediction, truth), (thresholds, tuple(classes)),
+            lambda: image_figures(prediction, truth, classes, thresholds),
+        )  # fmt: skip
+
+    checkpoints = {stem: prediction.checkpoint for stem, prediction in predictions.items()}
+    groups, sources = group_stems(checkpoints, override=split, lookup=lookup)
+    return evaluation_figures(
+        predictions, truths, classes, thresholds, groups,
+        scored=dataset.scored, sources=sources, per_image=per_image,
+    )  # fmt: skip
 
 
 def _review_one(

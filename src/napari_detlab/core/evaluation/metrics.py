@@ -261,8 +261,10 @@ def coco_metrics(
 # Review dock asks again after every save and slider release, and pycocotools needs seconds
 # for thousands of images (8 s for 5,000 on a 2-core machine) where the digest takes tens of
 # milliseconds. Keyed by content, an answer can never be stale.
+# One Review update scores the dataset, the image on screen and each split (validation,
+# training, new, unknown): room for two updates' worth, so none pushes out its own answers.
 _MEMO: dict[bytes, dict[str, Any]] = {}
-_MEMO_SIZE = 4
+_MEMO_SIZE = 12
 _MEMO_LOCK = threading.Lock()
 
 

@@ -8,7 +8,12 @@ and never runs code from the file::
      "config": ModelConfig.to_dict(), "classes": [...], "model": state_dict,
      "epoch": int, "metrics": {...}, "optimizer": state_dict | None,
      "scheduler": state_dict | None, "scaler": state_dict | None, "options": {...} | None,
-     "torch_version": str, "torchvision_version": str}
+     "torch_version": str, "torchvision_version": str,
+     "split": {"train": [stem, ...], "val": [stem, ...]}}
+
+``split`` (the images the weights were trained and validated on, so that evaluation can keep
+them apart) is optional: checkpoints written before it was recorded load as before, and
+:func:`read_checkpoint_split` answers ``None`` for them.
 
 Saving checks that everything in it is one of those safe types first, so a checkpoint that
 could not be loaded safely is refused when it is written, not discovered at resume time.
@@ -17,8 +22,9 @@ could not be loaded safely is refused when it is written, not discovered at resu
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ __all__ = [
     "config_from_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
+    "read_checkpoint_split",
     "save_checkpoint",
     "unwrap_model",
     "unwrap_state_dict",
@@ -132,6 +139,7 @@ def save_checkpoint(
     scheduler: Any | None = None,
     scaler: Any | None = None,
     options: Any | None = None,
+    split: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a crash mid-write leaves the previous file intact).
 
@@ -151,6 +159,9 @@ def save_checkpoint(
         Their ``state_dict()`` is stored for resume when given.
     options
         Training options (a dataclass or dict) recorded for reference and resume.
+    split
+        ``{"train": stems, "val": stems}``: the images these weights learnt from and were
+        validated on, so that scoring their predictions later keeps the two apart.
 
     Returns
     -------
@@ -174,8 +185,12 @@ def save_checkpoint(
         "torch_version": str(torch.__version__),
         "torchvision_version": str(torchvision.__version__),
     }
-    for key in ("config", "metrics", "optimizer", "scheduler", "scaler", "options"):
-        _check_safe(checkpoint[key], f"[{key!r}]")
+    if split is not None:
+        checkpoint["split"] = {
+            side: [str(stem) for stem in split[side]] for side in ("train", "val")
+        }
+    for key in ("config", "metrics", "optimizer", "scheduler", "scaler", "options", "split"):
+        _check_safe(checkpoint.get(key), f"[{key!r}]")
     atomic_torch_save(path, checkpoint)
     return path
 
@@ -219,6 +234,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return data
+
+
+def read_checkpoint_split(path: str | Path) -> dict[str, list[str]] | None:
+    """The ``{"train": [...], "val": [...]}`` split a checkpoint records, or ``None``.
+
+    ``None`` for a checkpoint written before splits were recorded, or one that cannot be
+    read: evaluation then calls its images' split unknown rather than refusing to score. The
+    file is memory-mapped, so the weights (hundreds of MB for ResNet-50) are not read for
+    two lists of names.
+    """
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
+        return None
+    split = data.get("split") if isinstance(data, dict) else None
+    if not isinstance(split, dict):
+        return None
+    sides = {side: split.get(side) for side in ("train", "val")}
+    if not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in sides.values()):
+        return None
+    return sides
 
 
 def config_from_checkpoint(

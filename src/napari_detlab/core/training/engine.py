@@ -431,7 +431,8 @@ class _Run:
                     **metrics, "iteration": self.iteration, "best_metric": self.best_metric,
                     "stale_evaluations": self.stale_evaluations,
                 },
-                options=self.options.to_dict(), **extra,
+                options=self.options.to_dict(),
+                split={"train": self.train_stems, "val": self.val_stems}, **extra,
             )  # fmt: skip
         return path
 
