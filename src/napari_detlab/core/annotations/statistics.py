@@ -36,6 +36,7 @@ from napari_detlab.core.wording import counted
 __all__ = [
     "ANNOTATED",
     "IMAGE_STATES",
+    "MODEL_ACCEPTED",
     "NEGATIVE",
     "TOP_IMAGES",
     "UNREADABLE",
@@ -57,7 +58,9 @@ ANNOTATED = "annotated"  # it has boxes
 NEGATIVE = "negative"  # reviewed, no boxes: a confirmed negative example
 UNTOUCHED = "untouched"  # no file (or a file with neither boxes nor the reviewed flag)
 UNREADABLE = "unreadable"  # a file the store refuses (the reason is kept)
-IMAGE_STATES = (ANNOTATED, NEGATIVE, UNTOUCHED, UNREADABLE)
+# boxes accepted from the model in a batch, no person has reviewed them yet
+MODEL_ACCEPTED = "model_accepted"
+IMAGE_STATES = (ANNOTATED, MODEL_ACCEPTED, NEGATIVE, UNTOUCHED, UNREADABLE)
 
 TOP_IMAGES = 10  # images listed by their box count: more is a list nobody reads
 HISTOGRAM_BINS = 20
@@ -110,10 +113,11 @@ def read_image_figures(store: AnnotationStore, image: str | Path) -> ImageFigure
     if annotation is None or not annotation.trainable:
         return ImageFigures(image)
     if not len(annotation):
-        return ImageFigures(image, NEGATIVE)
+        return ImageFigures(image, MODEL_ACCEPTED if annotation.model_accepted else NEGATIVE)
     boxes = as_boxes(annotation.boxes)
     sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
-    return ImageFigures(image, ANNOTATED, tuple(annotation.labels), sizes)
+    state = MODEL_ACCEPTED if annotation.model_accepted else ANNOTATED
+    return ImageFigures(image, state, tuple(annotation.labels), sizes)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,10 @@ class DatasetStatistics:
         The folder.
     total, annotated, negative, untouched
         Images in all; with boxes; reviewed without boxes; never looked at (no file).
+    model_accepted
+        Images whose boxes were accepted from the model in a batch and that no person has
+        reviewed since (not among ``annotated``; their boxes are counted with the others,
+        as training uses them).
     unreadable
         Images whose annotation file the store refuses, with the reason (counted apart:
         their boxes are unknown). Two images with one stem (``a.jpg``, ``a.png``) share one
@@ -182,6 +190,7 @@ class DatasetStatistics:
     histogram_edges: np.ndarray
     histogram_counts: np.ndarray
     top_images: list[ImageCount]
+    model_accepted: int = 0
 
     @property
     def boxes(self) -> int:
@@ -190,7 +199,13 @@ class DatasetStatistics:
     def summary(self) -> str:
         """The counts line: ``"12 annotated, 3 reviewed negative, 9 untouched of 24 images"``."""
         line = (
-            f"{self.annotated} annotated, {self.negative} reviewed negative, "
+            f"{self.annotated} annotated, "
+            + (
+                f"{self.model_accepted} accepted from model, not yet reviewed, "
+                if self.model_accepted
+                else ""
+            )
+            + f"{self.negative} reviewed negative, "
             f"{self.untouched} untouched of {counted(self.total, 'image')}"
         )
         if self.unreadable:
@@ -206,6 +221,7 @@ class DatasetStatistics:
             "images": {
                 "total": self.total,
                 "annotated": self.annotated,
+                "model_accepted": self.model_accepted,
                 "negative": self.negative,
                 "untouched": self.untouched,
                 "unreadable": len(self.unreadable),
@@ -287,6 +303,7 @@ def summarise(
         dataset=Path(dataset),
         total=len(figures),
         annotated=states[ANNOTATED],
+        model_accepted=states[MODEL_ACCEPTED],
         negative=states[NEGATIVE],
         untouched=states[UNTOUCHED],
         unreadable=[
