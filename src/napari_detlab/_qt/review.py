@@ -40,6 +40,7 @@ from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.widgets.batch_accept_panel import BatchAcceptPanel
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.file_cache import FileCache
@@ -180,6 +181,10 @@ class ReviewWidget(QWidget):
         layout.addWidget(QLabel("<b>Dataset</b> (images with predictions and annotations)"))
         layout.addWidget(self.dataset_label)
         layout.addLayout(buttons)
+        self.batch = BatchAcceptPanel(
+            self.session, lambda: self.thresholds, lambda: self.predictions_dir
+        )
+        layout.addWidget(self.batch)
         layout.addStretch(1)
 
     def _remember_thresholds(self) -> None:

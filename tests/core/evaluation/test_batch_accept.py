@@ -49,9 +49,8 @@ def dataset(tmp_path: Path) -> AnnotationStore:
     store.save("b", ImageAnnotation([[10, 10, 30, 30]], ["cell"], True, (100, 100)))
     folder = store.predictions_dir
     folder.mkdir()
-    write_prediction(
-        folder, "a", _prediction([[0, 0, 20, 20], [1, 0, 21, 20], [50, 50, 70, 70]], [0.9, 0.8, 0.3])
-    )
+    a_boxes = [[0, 0, 20, 20], [1, 0, 21, 20], [50, 50, 70, 70]]
+    write_prediction(folder, "a", _prediction(a_boxes, [0.9, 0.8, 0.3]))
     write_prediction(folder, "b", _prediction([[10, 10, 30, 30], [60, 60, 80, 80]], [0.95, 0.7]))
     write_prediction(folder, "c", _prediction([[5, 5, 15, 15]], [0.2]))
     return store
@@ -152,3 +151,15 @@ def test_statistics_state_of_an_accepted_image(dataset: AnnotationStore):
 
     apply_accept(dataset, plan_accept(dataset, dataset.predictions_dir, AT_HALF))
     assert read_image_figures(dataset, dataset.root / "a.png").state == MODEL_ACCEPTED
+
+
+def test_the_images_a_batch_covers(dataset: AnnotationStore):
+    from napari_detlab.core.evaluation.batch_accept import images_to_accept
+
+    names = lambda images: [image.name for image in images]  # noqa: E731
+    assert names(images_to_accept(dataset)) == ["a.png", "b.png", "c.png", "d.png"]
+    assert names(images_to_accept(dataset, unannotated_only=True)) == ["a.png", "c.png", "d.png"]
+    assert names(images_to_accept(dataset, patterns=["b*", "d.png"])) == ["b.png", "d.png"]
+    only_new = images_to_accept(dataset, unannotated_only=True)
+    plan = plan_accept(dataset, dataset.predictions_dir, AT_HALF, only_new)
+    assert plan.summary() == "1 box on 1 image"  # b, annotated by a person, is left out

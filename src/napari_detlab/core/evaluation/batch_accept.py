@@ -27,9 +27,10 @@ undoable, the last one; undone, its journal is removed.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ __all__ = [
     "UndoneBatch",
     "apply_accept",
     "has_batch",
+    "images_to_accept",
     "journal_path",
     "plan_accept",
     "undo_accept",
@@ -229,6 +231,27 @@ def plan_accept(
     return AcceptPlan(thresholds, planned, left_out)
 
 
+def images_to_accept(
+    store: AnnotationStore, *, unannotated_only: bool = False, patterns: Sequence[str] = ()
+) -> list[Path]:
+    """The dataset's images a batch is to cover, in the dataset's order.
+
+    Parameters
+    ----------
+    unannotated_only
+        Only images without an annotation file (nobody has looked at them).
+    patterns
+        Only images whose file name matches one of these shell patterns (``img_00*.png``,
+        ``b.png``); none for every image.
+    """
+    chosen = [
+        image
+        for image in store.images
+        if not patterns or any(fnmatch.fnmatch(image.name, pattern) for pattern in patterns)
+    ]
+    return [image for image in chosen if not store.has(image)] if unannotated_only else chosen
+
+
 def _image_in(store: AnnotationStore, image: str | Path) -> Path:
     found = store.image_of(image)
     if found is None:
@@ -278,8 +301,11 @@ def apply_accept(
     file held, and again at the end with a hash of what was written; a write that fails
     stops the batch with the error, the journal then covering the files written so far.
     """
-    todo = [entry for entry in plan.images if _read_bytes(store.path_for(entry.image)) == entry.before]
-    changed = [entry.image for entry in plan.images if entry not in todo]
+    todo: list[PlannedImage] = []
+    changed: list[Path] = []
+    for entry in plan.images:
+        unchanged = _read_bytes(store.path_for(entry.image)) == entry.before
+        (todo.append(entry) if unchanged else changed.append(entry.image))
     entries: list[dict[str, object]] = [
         {
             "image": entry.image.name,
@@ -309,9 +335,7 @@ def _read_journal(store: AnnotationStore) -> list[dict[str, object]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BatchAcceptError(
-            f"{store.root}: no batch of accepted predictions to undo"
-        ) from None
+        raise BatchAcceptError(f"{store.root}: no batch of accepted predictions to undo") from None
     except (OSError, ValueError) as error:
         raise BatchAcceptError(f"{path}: unreadable batch journal ({error})") from error
     images = data.get("images") if isinstance(data, dict) else None
