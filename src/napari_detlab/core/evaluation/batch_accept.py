@@ -305,7 +305,10 @@ def apply_accept(
     changed: list[Path] = []
     for entry in plan.images:
         unchanged = _read_bytes(store.path_for(entry.image)) == entry.before
-        (todo.append(entry) if unchanged else changed.append(entry.image))
+        if unchanged:
+            todo.append(entry)
+        else:
+            changed.append(entry.image)
     entries: list[dict[str, object]] = [
         {
             "image": entry.image.name,
