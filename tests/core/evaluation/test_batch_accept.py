@@ -163,3 +163,31 @@ def test_the_images_a_batch_covers(dataset: AnnotationStore):
     only_new = images_to_accept(dataset, unannotated_only=True)
     plan = plan_accept(dataset, dataset.predictions_dir, AT_HALF, only_new)
     assert plan.summary() == "1 box on 1 image"  # b, annotated by a person, is left out
+
+
+def test_a_write_that_fails_stops_the_batch_and_undo_still_restores(
+    dataset: AnnotationStore, monkeypatch: pytest.MonkeyPatch
+):
+    from failing_writes import disk_full, fail_writes
+
+    b_before = dataset.path_for("b").read_bytes()
+    plan = plan_accept(dataset, dataset.predictions_dir, AT_HALF)
+    fail_writes(monkeypatch, disk_full, names={"b.pt"})
+    with pytest.raises(OSError):
+        apply_accept(dataset, plan)
+    monkeypatch.undo()
+    assert dataset.load("a").model_accepted  # written before the failure
+    assert dataset.path_for("b").read_bytes() == b_before
+    undone = undo_accept(dataset)
+    assert sorted(image.name for image in undone.restored) == ["a.png", "b.png"]
+    assert not dataset.has("a") and dataset.path_for("b").read_bytes() == b_before
+
+
+def test_nothing_left_to_write_keeps_the_last_batch_undoable(dataset: AnnotationStore):
+    apply_accept(dataset, plan_accept(dataset, dataset.predictions_dir, AT_HALF, ["a"]))
+    journal = journal_path(dataset).read_bytes()
+    plan = plan_accept(dataset, dataset.predictions_dir, AT_HALF, ["b"])
+    dataset.save("b", ImageAnnotation([[1, 1, 5, 5]], ["cell"], True, (100, 100)))
+    batch = apply_accept(dataset, plan)
+    assert batch.written == [] and [image.name for image in batch.changed_since] == ["b.png"]
+    assert journal_path(dataset).read_bytes() == journal

@@ -13,6 +13,11 @@ Boxes and ``image_size`` are in pixels of the image as shown, its EXIF orientati
 before the orientation was honoured, in the stored pixels; for a photo whose orientation is
 not 1 they are validated against their own size and moved onto the shown image on load, and
 written as version 2 at the next save. Nothing else changes for them.
+
+A file written by accepting the model's predictions in a batch also holds
+``"model_accepted": True`` (:data:`MODEL_ACCEPTED_KEY`) until a person reviews the image; it
+is kept with the other keys in ``extra`` and read through
+:attr:`ImageAnnotation.model_accepted`. Files without it read as before.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
-from napari_detlab.core.annotations.store import AnnotationStore
+from napari_detlab.core.annotations.store import ACCEPT_JOURNAL_FILENAME, AnnotationStore
 from napari_detlab.core.atomic import atomic_write_bytes, atomic_write_json
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.image_review import (
@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 # The batch journal, in the annotations folder (not a .pt: the store never reads it).
-JOURNAL_FILENAME = "accept_batch.json"
+JOURNAL_FILENAME = ACCEPT_JOURNAL_FILENAME
 _JOURNAL_VERSION = 1
 
 Progress = Callable[[int, int], None]
@@ -309,6 +309,8 @@ def apply_accept(
             todo.append(entry)
         else:
             changed.append(entry.image)
+    if not todo:  # nothing to write: the last batch stays undoable
+        return AcceptedBatch([], 0, changed)
     entries: list[dict[str, object]] = [
         {
             "image": entry.image.name,
