@@ -55,3 +55,23 @@ def test_only_unannotated_and_the_refusals(folder: Path, capsys) -> None:
     assert "no batch" in capsys.readouterr().err
     assert main(["accept", str(folder / "nowhere"), str(folder)]) == 2
     assert "predictions folder not found" in capsys.readouterr().err
+
+
+def test_training_says_how_many_of_its_images_no_person_reviewed(tmp_path: Path, capsys) -> None:
+    from napari_detlab.core.annotations.sample_data import write_synthetic_dataset
+    from napari_detlab.core.model.config import preset
+
+    dataset = write_synthetic_dataset(tmp_path / "data", 6, size=(64, 64), seed=4, max_objects=3)
+    store = AnnotationStore(dataset)
+    for image in store.images[:2]:
+        store.save(image, store.load(image).marked_from_model(True))
+    config = preset("fast", ["cell", "crystal"]).replace(min_size=64, max_size=64)
+    config.to_json(tmp_path / "small.json")
+    code = main([
+        "train", str(dataset), "--output", str(tmp_path / "run"), "--config",
+        str(tmp_path / "small.json"), "--max-iterations", "1", "--batch-size", "2",
+        "--num-workers", "0",
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "val images (2 accepted from the model, not yet reviewed), 2 iterations" in out

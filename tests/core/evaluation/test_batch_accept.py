@@ -191,3 +191,13 @@ def test_nothing_left_to_write_keeps_the_last_batch_undoable(dataset: Annotation
     batch = apply_accept(dataset, plan)
     assert batch.written == [] and [image.name for image in batch.changed_since] == ["b.png"]
     assert journal_path(dataset).read_bytes() == journal
+
+
+def test_training_is_told_how_many_of_its_images_no_person_reviewed(dataset: AnnotationStore):
+    from napari_detlab.core.annotations.statistics import unreviewed_among
+
+    apply_accept(dataset, plan_accept(dataset, dataset.predictions_dir, AT_HALF))
+    assert unreviewed_among(dataset, ["a", "b", "c", "d"]) == 2
+    assert unreviewed_among(dataset, ["b"]) == 1
+    dataset.save("b", dataset.load("b").marked_from_model(False))  # reviewed
+    assert unreviewed_among(dataset, ["a", "b", "c", "d"]) == 1

@@ -51,6 +51,7 @@ __all__ = [
     "dataset_statistics",
     "read_image_figures",
     "summarise",
+    "unreviewed_among",
 ]
 
 # What an image is, as far as the work on it goes.
@@ -481,6 +482,17 @@ def _stamp(path: Path) -> Stamp | None:
         return file_stamp(path)
     except OSError:
         return None
+
+
+def unreviewed_among(store: AnnotationStore, stems: Iterable[str]) -> int:
+    """How many of the images named by ``stems`` hold boxes accepted from the model that no
+    person has reviewed yet: training says so when it starts (they train like the others)."""
+    wanted = set(stems)
+    return sum(
+        1
+        for image, annotation in store.annotated(on_error=lambda image, error: None)
+        if image.stem in wanted and annotation.model_accepted
+    )
 
 
 def dataset_statistics(store: AnnotationStore, *, top: int = TOP_IMAGES) -> DatasetStatistics:
