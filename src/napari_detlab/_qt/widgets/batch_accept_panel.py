@@ -51,7 +51,7 @@ __all__ = ["SCOPES", "BatchAcceptPanel"]
 
 # The choices of images, as the scope box lists them.
 SCOPES = ("every image with predictions", "images not annotated yet", "images named…")
-_NAMED = 2
+_UNANNOTATED, _NAMED = 1, 2
 
 
 class BatchAcceptPanel(QWidget):
@@ -138,7 +138,7 @@ class BatchAcceptPanel(QWidget):
             return
         work = partial(
             _plan, store, folder, self._thresholds(),
-            unannotated_only=self.scope.currentIndex() == 1,
+            unannotated_only=self.scope.currentIndex() == _UNANNOTATED,
             patterns=patterns if self.scope.currentIndex() == _NAMED else [],
         )  # fmt: skip
         self._run("Counting the predictions to accept…", work, partial(self._planned, store))

@@ -309,7 +309,7 @@ class Annotator:
         """The status of an image whose file holds what is drawn: "Saved", and for boxes
         accepted from the model in a batch, that no person has reviewed them yet."""
         if self.saved.model_accepted:
-            return f"Saved: {MODEL_ACCEPTED_STATUS} (k or an edit marks it reviewed)"
+            return f"Saved: {MODEL_ACCEPTED_STATUS} (edit it or tick Reviewed)"
         return "Saved"
 
     def flush(self) -> bool:

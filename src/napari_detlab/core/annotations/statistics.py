@@ -199,16 +199,14 @@ class DatasetStatistics:
 
     def summary(self) -> str:
         """The counts line: ``"12 annotated, 3 reviewed negative, 9 untouched of 24 images"``."""
-        line = (
-            f"{self.annotated} annotated, "
-            + (
-                f"{self.model_accepted} accepted from model, not yet reviewed, "
-                if self.model_accepted
-                else ""
-            )
-            + f"{self.negative} reviewed negative, "
-            f"{self.untouched} untouched of {counted(self.total, 'image')}"
-        )
+        parts = [f"{self.annotated} annotated"]
+        if self.model_accepted:
+            parts.append(f"{self.model_accepted} accepted from model, not yet reviewed")
+        parts += [
+            f"{self.negative} reviewed negative",
+            f"{self.untouched} untouched of {counted(self.total, 'image')}",
+        ]
+        line = ", ".join(parts)
         if self.unreadable:
             unusable = ("image with an unreadable file", "images with an unreadable file")
             line += f"; {counted(len(self.unreadable), *unusable)}"
