@@ -12,6 +12,7 @@ import torch
 from qtpy.QtCore import Qt
 from test_review_dock import review_setup  # noqa: F401  (the fixture)
 
+from napari_detlab._qt.statistics_dock import StatisticsWidget
 from napari_detlab.core.annotations.annotator import MODEL_ACCEPTED_STATUS
 from napari_detlab.core.model.predict import Prediction, write_prediction
 
@@ -32,6 +33,9 @@ def test_accept_all_writes_marked_files_the_annotator_says_so_and_undo_restores(
         folder / "predictions", "b",
         Prediction(boxes, ["cell", "cell"], np.array([0.9, 0.4], np.float32), (100, 100)),
     )  # fmt: skip
+    stats = StatisticsWidget(viewer)
+    viewer.window.add_dock_widget(stats, name="Dataset statistics")
+    qtbot.waitUntil(lambda: stats.statistics is not None and not stats.busy, timeout=30_000)
     review.score_slider.setValue(0.5)
     review.nms_slider.setValue(0.5)
     a_file, b_file = folder / "annotations" / "a.pt", folder / "annotations" / "b.pt"
@@ -50,12 +54,19 @@ def test_accept_all_writes_marked_files_the_annotator_says_so_and_undo_restores(
     assert MODEL_ACCEPTED_STATUS in annotator.status_label.text()
     assert not annotator.reviewed_checkbox.isChecked()
     assert viewer.layers["boxes: cell"].nshapes == 3
+    # The statistics count both images apart from the person's annotations
+    qtbot.waitUntil(lambda: stats.statistics.model_accepted == 2, timeout=10_000)
+    assert "0 annotated" in stats.counts_label.text()
+    assert "2 accepted from model, not yet reviewed" in stats.counts_label.text()
 
     # Undo: both files exactly as before (b had none)
     _press_button(qtbot, panel, panel.undo_button)
     assert a_file.read_bytes() == a_before and not b_file.exists()
     assert MODEL_ACCEPTED_STATUS not in annotator.status_label.text()
     assert viewer.layers["boxes: cell"].nshapes == 2
+    qtbot.waitUntil(lambda: stats.statistics.model_accepted == 0, timeout=10_000)
+    assert "1 annotated" in stats.counts_label.text()
+    assert "accepted from model" not in stats.counts_label.text()
 
 
 def test_undo_keeps_an_image_the_person_reviewed_since(review_setup, qtbot, press):  # noqa: F811
