@@ -201,3 +201,16 @@ def test_training_is_told_how_many_of_its_images_no_person_reviewed(dataset: Ann
     assert unreviewed_among(dataset, ["b"]) == 1
     dataset.save("b", dataset.load("b").marked_from_model(False))  # reviewed
     assert unreviewed_among(dataset, ["a", "b", "c", "d"]) == 1
+
+
+def test_progress_is_reported_per_image(dataset: AnnotationStore):
+    steps: list[tuple[int, int]] = []
+    report = lambda done, total: steps.append((done, total))  # noqa: E731
+    plan = plan_accept(dataset, dataset.predictions_dir, AT_HALF, on_progress=report)
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]  # every image, with a file or not
+    steps.clear()
+    apply_accept(dataset, plan, on_progress=report)
+    assert steps == [(1, 2), (2, 2)]
+    steps.clear()
+    undo_accept(dataset, on_progress=report)
+    assert steps == [(1, 2), (2, 2)]

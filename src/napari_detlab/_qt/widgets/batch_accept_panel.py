@@ -10,7 +10,7 @@ files).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,7 @@ from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.batch_accept import (
     AcceptedBatch,
     AcceptPlan,
+    Progress,
     UndoneBatch,
     apply_accept,
     has_batch,
@@ -41,6 +42,7 @@ from napari_detlab.core.evaluation.batch_accept import (
     undo_accept,
 )
 from napari_detlab.core.evaluation.review import ReviewThresholds
+from napari_detlab.core.relay import relay
 
 if TYPE_CHECKING:
     from napari.qt.threading import WorkerBase
@@ -52,6 +54,9 @@ __all__ = ["SCOPES", "BatchAcceptPanel"]
 # The choices of images, as the scope box lists them.
 SCOPES = ("every image with predictions", "images not annotated yet", "images named…")
 _UNANNOTATED, _NAMED = 1, 2
+# Progress is shown every this many images (and at the end): a label update per image of
+# 10,000 would cost the GUI thread more than the work.
+_PROGRESS_EVERY = 50
 
 
 class BatchAcceptPanel(QWidget):
@@ -186,18 +191,33 @@ class BatchAcceptPanel(QWidget):
         self._tell_docks(undone.restored)
 
     # -- running -----------------------------------------------------------------------------
-    def _run(self, text: str, work: Callable[[], object], done: Callable) -> None:
+    def _run(self, text: str, work: Callable[..., object], done: Callable) -> None:
+        """Run ``work(on_progress=...)`` in a worker, its progress on the status line."""
         self.status.setText(text)
         self.accept_button.setEnabled(False)
         self.undo_button.setEnabled(False)
+
+        def run(post: Callable[[tuple[int, int]], None]) -> object:
+            def report(step: int, total: int) -> None:
+                if step % _PROGRESS_EVERY == 0 or step == total:
+                    post((step, total))
+
+            return work(on_progress=report)
+
+        def steps() -> Generator[tuple[int, int] | None, None, object]:
+            return (yield from relay(run, name="detlab-accept"))
+
+        def progress(step: tuple[int, int] | None) -> None:
+            if step is not None:
+                self.status.setText(f"{text} {step[0]} / {step[1]}")
 
         def finish(result: object) -> None:
             self._idle()
             done(result)
 
         self.worker = start_worker(
-            work, description=text.rstrip("…"), activity=True,
-            on_done=finish, on_error=self._failed,
+            steps, description=text.rstrip("…"), activity=True,
+            on_yield=progress, on_done=finish, on_error=self._failed,
         )  # fmt: skip
 
     def _failed(self, error: Exception) -> None:
@@ -235,7 +255,8 @@ def _plan(
     *,
     unannotated_only: bool,
     patterns: list[str],
+    on_progress: Progress,
 ) -> AcceptPlan:
     """Choose the images and count (in the worker: both read the folder)."""
     images = images_to_accept(store, unannotated_only=unannotated_only, patterns=patterns)
-    return plan_accept(store, folder, thresholds, images)
+    return plan_accept(store, folder, thresholds, images, on_progress=on_progress)

@@ -53,6 +53,7 @@ __all__ = [
     "AcceptedBatch",
     "BatchAcceptError",
     "PlannedImage",
+    "Progress",
     "UndoneBatch",
     "apply_accept",
     "has_batch",
@@ -349,13 +350,14 @@ def _read_journal(store: AnnotationStore) -> list[dict[str, object]]:
     return images
 
 
-def undo_accept(store: AnnotationStore) -> UndoneBatch:
+def undo_accept(store: AnnotationStore, *, on_progress: Progress | None = None) -> UndoneBatch:
     """Put every file of the last batch back as it was, except those changed since.
 
     A file still holding exactly what the batch wrote gets its old bytes back, or is
     deleted when the image had none; a file already back as it was counts as restored (a
     batch stopped by a failed write). Any other file was changed since the batch and is
-    kept. The journal is removed.
+    kept. The journal is removed. ``on_progress`` is called with ``(done, total)`` after
+    each file.
 
     Raises
     ------
@@ -364,7 +366,8 @@ def undo_accept(store: AnnotationStore) -> UndoneBatch:
     """
     restored: list[Path] = []
     kept: list[Path] = []
-    for entry in _read_journal(store):
+    entries = _read_journal(store)
+    for done, entry in enumerate(entries, 1):
         image = store.root / str(entry["image"])
         path = store.annotations_dir / Path(str(entry["file"])).name
         encoded = entry.get("before")
@@ -380,5 +383,7 @@ def undo_accept(store: AnnotationStore) -> UndoneBatch:
             restored.append(image)
         else:
             kept.append(image)
+        if on_progress is not None:
+            on_progress(done, len(entries))
     journal_path(store).unlink()
     return UndoneBatch(restored, kept)
