@@ -16,7 +16,8 @@ def test_json_holds_the_known_figures(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["stats", str(folder), "--json", "--top", "1"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["images"] == {
-        "total": 6, "annotated": 2, "negative": 1, "untouched": 2, "unreadable": 1,
+        "total": 6, "annotated": 2, "model_accepted": 0, "negative": 1, "untouched": 2,
+        "unreadable": 1,
     }  # fmt: skip
     assert figures["unreadable"][0]["image"] == str(folder / "img6.png")
     assert [(c["name"], c["boxes"], c["share"]) for c in figures["classes"]] == [

@@ -7,7 +7,7 @@ import pytest
 from napari_detlab.cli.main import VERB_MODULES, build_parser, main
 
 # What a user types after `detlab` (interop holds three verbs), written out as a user would.
-VERBS = "demo train predict evaluate anchors stats import export convert weights".split()  # noqa: SIM905
+VERBS = "demo train predict evaluate anchors stats accept import export convert weights".split()  # noqa: SIM905
 
 
 def test_every_verb_is_listed_with_a_one_line_summary(capsys: pytest.CaptureFixture[str]) -> None:
@@ -18,7 +18,7 @@ def test_every_verb_is_listed_with_a_one_line_summary(capsys: pytest.CaptureFixt
     for verb in VERBS:
         assert f"    {verb} " in listing
     assert "``" not in listing  # reST markup is turned into plain text
-    assert len(VERB_MODULES) == 8 and build_parser().prog == "detlab"
+    assert len(VERB_MODULES) == 9 and build_parser().prog == "detlab"
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -40,6 +40,7 @@ from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.plugin_settings import remember_all, values
 from napari_detlab._qt.review_layers import STATUS_COLORS, ReviewLayers
 from napari_detlab._qt.session import session_for
+from napari_detlab._qt.widgets.batch_accept_panel import BatchAcceptPanel
 from napari_detlab._qt.widgets.split_figures_panel import SplitFiguresPanel
 from napari_detlab._qt.widgets.threshold_controls import ThresholdControls
 from napari_detlab.core.annotations.annotation import ImageAnnotation
@@ -184,6 +185,10 @@ class ReviewWidget(QWidget):
         self.split_figures.split_changed.connect(self._schedule_dataset_metrics)
         layout.addWidget(self.split_figures)
         layout.addLayout(buttons)
+        self.batch = BatchAcceptPanel(
+            self.session, lambda: self.thresholds, lambda: self.predictions_dir
+        )
+        layout.addWidget(self.batch)
         layout.addStretch(1)
 
     def _remember_thresholds(self) -> None:

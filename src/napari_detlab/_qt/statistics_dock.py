@@ -3,8 +3,9 @@
 It shows the figures of :class:`~napari_detlab.core.annotations.statistics.DatasetStatistics`
 (the same as ``detlab stats``):
 
-* the counts line: images annotated, reviewed negative, untouched (and unreadable) out of the
-  total; each count is a link to the next image in that state;
+* the counts line: images annotated, accepted from the model and not yet reviewed (when
+  any), reviewed negative, untouched (and unreadable) out of the total; each count is a
+  link to the next image in that state;
 * a table of classes (boxes, share of all boxes); a click goes to the next image with a box
   of that class;
 * a histogram of the boxes' ``sqrt(area)`` with COCO's small / medium / large counts;
@@ -35,6 +36,7 @@ from napari_detlab._qt.widgets.size_histogram import SizeHistogram
 from napari_detlab.core.anchors.figures import format_percent
 from napari_detlab.core.annotations.statistics import (
     ANNOTATED,
+    MODEL_ACCEPTED,
     NEGATIVE,
     UNREADABLE,
     UNTOUCHED,
@@ -58,6 +60,7 @@ CLASS_TABLE_HEIGHT = 160  # a few classes: the rest of the height goes to the im
 # The counts line's links: state -> the words after the count.
 _STATE_WORDS = {
     ANNOTATED: "annotated",
+    MODEL_ACCEPTED: "accepted from model, not yet reviewed",
     NEGATIVE: "reviewed negative",
     UNTOUCHED: "untouched",
     UNREADABLE: "unreadable",
@@ -252,6 +255,7 @@ def _counts_html(stats: DatasetStatistics) -> str:
     """The counts line, each count a link to the next image in its state."""
     counts = {
         ANNOTATED: stats.annotated,
+        MODEL_ACCEPTED: stats.model_accepted,
         NEGATIVE: stats.negative,
         UNTOUCHED: stats.untouched,
         UNREADABLE: len(stats.unreadable),
@@ -259,7 +263,7 @@ def _counts_html(stats: DatasetStatistics) -> str:
     parts = [
         f'<a href="{state}" style="color: {LINK_COLOR}">{count} {_STATE_WORDS[state]}</a>'
         for state, count in counts.items()
-        if count or state != UNREADABLE
+        if count or state not in (UNREADABLE, MODEL_ACCEPTED)
     ]
     boxes = counted(stats.boxes, "box", "boxes")
     return f"{', '.join(parts)} of {counted(stats.total, 'image')}; {boxes}"

@@ -29,6 +29,7 @@ VERB_MODULES = (
     "evaluate",
     "anchors",
     "stats",
+    "accept",
     "interop",
     "weights",
 )

@@ -1,6 +1,7 @@
 """``detlab stats``: where the work on a dataset stands.
 
-Prints the images annotated, reviewed negative and untouched out of the total (and the
+Prints the images annotated, accepted from the model and not yet reviewed (when any),
+reviewed negative and untouched out of the total (and the
 annotation files that cannot be read, each named), the boxes of each class and their share,
 the box sizes (width, height and ``sqrt(area)`` in pixels of the image as shown, COCO's small
 < 32², medium < 96² and large counts, and a histogram of ``sqrt(area)``) and the images with

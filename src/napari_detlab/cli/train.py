@@ -173,8 +173,8 @@ class _Printer:
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(
                 f"training on {event.device}: {event.train_images} train / {event.val_images} val "
-                f"images, {event.iterations_per_epoch} iterations per epoch, {event.epochs} "
-                f"epochs{resumed} -> {event.run_dir}",
+                f"images{event.unreviewed_note()}, {event.iterations_per_epoch} iterations per "
+                f"epoch, {event.epochs} epochs{resumed} -> {event.run_dir}",
                 flush=True,
             )
         elif kind == "IterationEnded":

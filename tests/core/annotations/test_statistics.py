@@ -55,7 +55,8 @@ def test_the_known_dataset_has_its_known_figures(store: AnnotationStore) -> None
 def test_to_dict_holds_the_same_figures(store: AnnotationStore) -> None:
     figures = dataset_statistics(store, top=1).to_dict()
     assert figures["images"] == {
-        "total": 6, "annotated": 2, "negative": 1, "untouched": 2, "unreadable": 1,
+        "total": 6, "annotated": 2, "model_accepted": 0, "negative": 1, "untouched": 2,
+        "unreadable": 1,
     }  # fmt: skip
     assert figures["boxes"] == 4
     assert figures["box_sizes"]["bins"] == {"small": 2, "medium": 1, "large": 1}

@@ -32,6 +32,11 @@ def test_events_move_the_bar_say_where_the_run_is_and_add_curve_points(run):
     assert progress.update(RunStarted("r", "cpu", 2, 5, 9, 3)) is None
     assert (progress.iteration, progress.total_iterations) == (0, 10)
     assert progress.status == "Training on cpu: 9 training and 3 validation images"
+    progress.update(RunStarted("r", "cpu", 2, 5, 9, 3, unreviewed_images=4))
+    assert progress.status == (
+        "Training on cpu: 9 training and 3 validation images "
+        "(4 accepted from the model, not yet reviewed)"
+    )
 
     point = progress.update(IterationEnded(1, 4, 10, 0.8125, {}, 0.01, 2.5, 185.0))
     assert point == CurvePoint("loss", 4, 0.8125)

@@ -13,6 +13,11 @@ Boxes and ``image_size`` are in pixels of the image as shown, its EXIF orientati
 before the orientation was honoured, in the stored pixels; for a photo whose orientation is
 not 1 they are validated against their own size and moved onto the shown image on load, and
 written as version 2 at the next save. Nothing else changes for them.
+
+A file written by accepting the model's predictions in a batch also holds
+``"model_accepted": True`` (:data:`MODEL_ACCEPTED_KEY`) until a person reviews the image; it
+is kept with the other keys in ``extra`` and read through
+:attr:`ImageAnnotation.model_accepted`. Files without it read as before.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from napari_detlab.core.images import orient_stored_boxes
 __all__ = [
     "CLIP_TOLERANCE",
     "FORMAT_VERSION",
+    "MODEL_ACCEPTED_KEY",
     "AnnotationError",
     "ImageAnnotation",
     "sanitize_boxes",
@@ -40,6 +46,10 @@ __all__ = [
 FORMAT_VERSION = 2
 # Files of this version hold boxes in the image's stored pixels, its orientation not applied.
 STORED_PIXELS_VERSION = 1
+# The key that marks an annotation accepted from the model in one batch and not yet reviewed
+# by a person (core.evaluation.batch_accept writes it, the Annotator clears it). Only present
+# while true: every file written without it reads as before.
+MODEL_ACCEPTED_KEY = "model_accepted"
 # How far (pixels) a box may overshoot the image and still be clipped rather than refused.
 CLIP_TOLERANCE = 1.0
 
@@ -84,6 +94,21 @@ class ImageAnnotation(BoxRecord):
         if self.image_size is not None:
             data["image_size"] = [int(self.image_size[0]), int(self.image_size[1])]
         return data
+
+    @property
+    def model_accepted(self) -> bool:
+        """Whether the boxes were accepted from the model in a batch and no person has
+        reviewed the image since (the file's :data:`MODEL_ACCEPTED_KEY`)."""
+        return self.extra.get(MODEL_ACCEPTED_KEY) is True
+
+    def marked_from_model(self, marked: bool) -> ImageAnnotation:
+        """A copy with the "accepted from model, not yet reviewed" mark set or cleared."""
+        extra = {key: value for key, value in self.extra.items() if key != MODEL_ACCEPTED_KEY}
+        if marked:
+            extra[MODEL_ACCEPTED_KEY] = True
+        return ImageAnnotation(
+            self.boxes.copy(), list(self.labels), self.reviewed, self.image_size, extra
+        )
 
     @property
     def trainable(self) -> bool:
@@ -233,6 +258,11 @@ def validate_annotation(
     reviewed = data.get("reviewed", True)
     if not isinstance(reviewed, (bool, np.bool_, int)):
         raise AnnotationError(f"{source}: 'reviewed' must be true or false, got {reviewed!r}")
+    if not isinstance(data.get(MODEL_ACCEPTED_KEY, False), bool):
+        raise AnnotationError(
+            f"{source}: {MODEL_ACCEPTED_KEY!r} must be true or false, "
+            f"got {data[MODEL_ACCEPTED_KEY]!r}"
+        )
     annotation = ImageAnnotation(
         boxes=boxes.astype(np.float32),
         labels=labels,

@@ -45,7 +45,10 @@ from napari_detlab.core.annotations.store import (
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import ImageReadError
 
-__all__ = ["Annotator", "Drawing", "Level", "ShownImage"]
+__all__ = ["MODEL_ACCEPTED_STATUS", "Annotator", "Drawing", "Level", "ShownImage"]
+
+# What the status line says of an image whose boxes were accepted from the model in a batch.
+MODEL_ACCEPTED_STATUS = "accepted from model, not yet reviewed"
 
 # How loudly the view tells the user: a notification's level.
 Level = Literal["info", "warning", "error"]
@@ -214,8 +217,8 @@ class Annotator:
         self.image_size = (int(pixels.shape[0]), int(pixels.shape[1]))
         self.saved = loaded if loaded is not None else ImageAnnotation()
         self.image_shown.emit(ShownImage(index, path, pixels, self.saved))
-        self._set_reviewed(self.saved.trainable)
-        self.status_changed.emit("Saved" if loaded is not None else "Not annotated yet")
+        self._set_reviewed(self.saved.trainable and not self.saved.model_accepted)
+        self.status_changed.emit(self.saved_status if loaded is not None else "Not annotated yet")
         return True
 
     def next_image(self) -> None:
@@ -289,13 +292,25 @@ class Annotator:
             self._tell(
                 "info", f"Ignored {dropped} box(es) smaller than 1 pixel (a click, not a drag)"
             )
-        return ImageAnnotation(
+        drawn = ImageAnnotation(
             boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4)),
             labels=labels,
             reviewed=self.reviewed or bool(labels),
             image_size=self.image_size,
             extra=dict(self.saved.extra),  # keys of other tools survive an edit
         )
+        # Boxes accepted from the model stay marked until the person reviews them: an edit
+        # of the image, or the reviewed mark set (k, the check box), clears the mark.
+        unreviewed = self.saved.model_accepted and not self.reviewed
+        return drawn.marked_from_model(unreviewed and drawn.same_as(self.saved, ordered=False))
+
+    @property
+    def saved_status(self) -> str:
+        """The status of an image whose file holds what is drawn: "Saved", and for boxes
+        accepted from the model in a batch, that no person has reviewed them yet."""
+        if self.saved.model_accepted:
+            return f"Saved: {MODEL_ACCEPTED_STATUS} (edit it or tick Reviewed)"
+        return "Saved"
 
     def flush(self) -> bool:
         """Write the current image's annotation now if it changed; ``True`` if on disk.
@@ -308,8 +323,11 @@ class Annotator:
         if path is None:
             return True
         annotation = self.current_annotation()
-        if annotation.same_as(self.saved, ordered=False):
-            self.status_changed.emit("Saved")
+        if (
+            annotation.same_as(self.saved, ordered=False)
+            and annotation.model_accepted == self.saved.model_accepted
+        ):
+            self.status_changed.emit(self.saved_status)
             return True
         previous = self.saved
         if not self._write(path, annotation):
@@ -395,6 +413,7 @@ class Annotator:
         for label in self.saved.labels:
             self.ensure_class(label)
         self._display(self.saved)
+        self.status_changed.emit(self.saved_status if loaded is not None else "Not annotated yet")
 
     # -- classes ---------------------------------------------------------------------------
     def add_class(self, name: str, color: str | None = None) -> ClassSpec:
@@ -505,8 +524,8 @@ class Annotator:
             self.status_changed.emit("NOT SAVED")
             return False
         self.saved = annotation
-        self._set_reviewed(annotation.reviewed)
-        self.status_changed.emit("Saved")
+        self._set_reviewed(annotation.reviewed and not annotation.model_accepted)
+        self.status_changed.emit(self.saved_status)
         self.annotation_saved.emit(path)
         return True
 
@@ -532,7 +551,7 @@ class Annotator:
 
     def _display(self, annotation: ImageAnnotation) -> None:
         self.annotation_shown.emit(annotation)
-        self._set_reviewed(annotation.trainable)
+        self._set_reviewed(annotation.trainable and not annotation.model_accepted)
 
     def _set_reviewed(self, reviewed: bool) -> None:
         self.reviewed = reviewed

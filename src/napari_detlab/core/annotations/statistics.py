@@ -36,6 +36,7 @@ from napari_detlab.core.wording import counted
 __all__ = [
     "ANNOTATED",
     "IMAGE_STATES",
+    "MODEL_ACCEPTED",
     "NEGATIVE",
     "TOP_IMAGES",
     "UNREADABLE",
@@ -50,6 +51,7 @@ __all__ = [
     "dataset_statistics",
     "read_image_figures",
     "summarise",
+    "unreviewed_among",
 ]
 
 # What an image is, as far as the work on it goes.
@@ -57,7 +59,9 @@ ANNOTATED = "annotated"  # it has boxes
 NEGATIVE = "negative"  # reviewed, no boxes: a confirmed negative example
 UNTOUCHED = "untouched"  # no file (or a file with neither boxes nor the reviewed flag)
 UNREADABLE = "unreadable"  # a file the store refuses (the reason is kept)
-IMAGE_STATES = (ANNOTATED, NEGATIVE, UNTOUCHED, UNREADABLE)
+# boxes accepted from the model in a batch, no person has reviewed them yet
+MODEL_ACCEPTED = "model_accepted"
+IMAGE_STATES = (ANNOTATED, MODEL_ACCEPTED, NEGATIVE, UNTOUCHED, UNREADABLE)
 
 TOP_IMAGES = 10  # images listed by their box count: more is a list nobody reads
 HISTOGRAM_BINS = 20
@@ -110,10 +114,11 @@ def read_image_figures(store: AnnotationStore, image: str | Path) -> ImageFigure
     if annotation is None or not annotation.trainable:
         return ImageFigures(image)
     if not len(annotation):
-        return ImageFigures(image, NEGATIVE)
+        return ImageFigures(image, MODEL_ACCEPTED if annotation.model_accepted else NEGATIVE)
     boxes = as_boxes(annotation.boxes)
     sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
-    return ImageFigures(image, ANNOTATED, tuple(annotation.labels), sizes)
+    state = MODEL_ACCEPTED if annotation.model_accepted else ANNOTATED
+    return ImageFigures(image, state, tuple(annotation.labels), sizes)
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,10 @@ class DatasetStatistics:
         The folder.
     total, annotated, negative, untouched
         Images in all; with boxes; reviewed without boxes; never looked at (no file).
+    model_accepted
+        Images whose boxes were accepted from the model in a batch and that no person has
+        reviewed since (not among ``annotated``; their boxes are counted with the others,
+        as training uses them).
     unreadable
         Images whose annotation file the store refuses, with the reason (counted apart:
         their boxes are unknown). Two images with one stem (``a.jpg``, ``a.png``) share one
@@ -182,6 +191,7 @@ class DatasetStatistics:
     histogram_edges: np.ndarray
     histogram_counts: np.ndarray
     top_images: list[ImageCount]
+    model_accepted: int = 0
 
     @property
     def boxes(self) -> int:
@@ -189,10 +199,14 @@ class DatasetStatistics:
 
     def summary(self) -> str:
         """The counts line: ``"12 annotated, 3 reviewed negative, 9 untouched of 24 images"``."""
-        line = (
-            f"{self.annotated} annotated, {self.negative} reviewed negative, "
-            f"{self.untouched} untouched of {counted(self.total, 'image')}"
-        )
+        parts = [f"{self.annotated} annotated"]
+        if self.model_accepted:
+            parts.append(f"{self.model_accepted} accepted from model, not yet reviewed")
+        parts += [
+            f"{self.negative} reviewed negative",
+            f"{self.untouched} untouched of {counted(self.total, 'image')}",
+        ]
+        line = ", ".join(parts)
         if self.unreadable:
             unusable = ("image with an unreadable file", "images with an unreadable file")
             line += f"; {counted(len(self.unreadable), *unusable)}"
@@ -206,6 +220,7 @@ class DatasetStatistics:
             "images": {
                 "total": self.total,
                 "annotated": self.annotated,
+                "model_accepted": self.model_accepted,
                 "negative": self.negative,
                 "untouched": self.untouched,
                 "unreadable": len(self.unreadable),
@@ -287,6 +302,7 @@ def summarise(
         dataset=Path(dataset),
         total=len(figures),
         annotated=states[ANNOTATED],
+        model_accepted=states[MODEL_ACCEPTED],
         negative=states[NEGATIVE],
         untouched=states[UNTOUCHED],
         unreadable=[
@@ -464,6 +480,17 @@ def _stamp(path: Path) -> Stamp | None:
         return file_stamp(path)
     except OSError:
         return None
+
+
+def unreviewed_among(store: AnnotationStore, stems: Iterable[str]) -> int:
+    """How many of the images named by ``stems`` hold boxes accepted from the model that no
+    person has reviewed yet: training says so when it starts (they train like the others)."""
+    wanted = set(stems)
+    return sum(
+        1
+        for image, annotation in store.annotated(on_error=lambda image, error: None)
+        if image.stem in wanted and annotation.model_accepted
+    )
 
 
 def dataset_statistics(store: AnnotationStore, *, top: int = TOP_IMAGES) -> DatasetStatistics:

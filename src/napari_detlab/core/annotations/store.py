@@ -8,6 +8,8 @@ Layout of a dataset folder (the names are this module's constants; nothing else 
             img001.pt        {"boxes": float32 [N, 4] xyxy, "labels": [str] * N,
                               "reviewed": bool, "image_size": [height, width], "version": 2}
             classes.json     {"classes": [{"name": ..., "color": "#rrggbb"}, ...]}
+            accept_batch.json  ACCEPT_JOURNAL_FILENAME: the last batch of accepted
+                             predictions, for its undo (core.evaluation.batch_accept)
         predictions/         PREDICTIONS_DIRNAME: <stem>.pt per image, written by the model
         runs/                RUNS_DIRNAME: <date>-<time>[-n]/ per training run started here
 
@@ -89,6 +91,7 @@ ANNOTATIONS_DIRNAME = "annotations"
 PREDICTIONS_DIRNAME = "predictions"
 RUNS_DIRNAME = "runs"
 CLASSES_FILENAME = "classes.json"
+ACCEPT_JOURNAL_FILENAME = "accept_batch.json"
 # The class a new dataset starts with, so that a box can be drawn before any class is named.
 DEFAULT_CLASS = "object"
 DEFAULT_COLORS = (

@@ -5,6 +5,7 @@ nothing; code inside the project imports from the modules themselves.
 """
 
 from . import (
+    batch_accept,
     confusion,
     dataset_review,
     image_review,
@@ -15,6 +16,7 @@ from . import (
     split_figures,
     split_groups,
 )
+from .batch_accept import *
 from .confusion import *
 from .dataset_review import *
 from .image_review import *
@@ -26,6 +28,7 @@ from .split_figures import *
 from .split_groups import *
 
 __all__ = [
+    *batch_accept.__all__,
     *confusion.__all__,
     *dataset_review.__all__,
     *image_review.__all__,

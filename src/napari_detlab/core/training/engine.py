@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from napari_detlab.core.annotations.index import folder_cache
+from napari_detlab.core.annotations.statistics import unreviewed_among
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import (
     WriteError,
@@ -471,6 +472,9 @@ class _Run:
                     val_images=len(self.val_stems),
                     config=self.config.to_dict(),
                     start_epoch=self.epoch,
+                    unreviewed_images=unreviewed_among(
+                        self.store, [*self.train_stems, *self.val_stems]
+                    ),
                 )
             )
             return self._loop()

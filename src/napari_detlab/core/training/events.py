@@ -27,7 +27,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RunStarted:
-    """Sent once, before the first iteration."""
+    """Sent once, before the first iteration.
+
+    ``unreviewed_images`` counts the training and validation images whose boxes were
+    accepted from the model in a batch and that no person has reviewed yet: they train like
+    the others, and the run says how many there are.
+    """
 
     run_dir: str
     device: str
@@ -37,6 +42,13 @@ class RunStarted:
     val_images: int
     config: dict[str, Any] = field(default_factory=dict)
     start_epoch: int = 0
+    unreviewed_images: int = 0
+
+    def unreviewed_note(self) -> str:
+        """What the run's first line adds when some images were never reviewed by a person:
+        ``" (3 accepted from the model, not yet reviewed)"``, else nothing."""
+        count = self.unreviewed_images
+        return f" ({count} accepted from the model, not yet reviewed)" if count else ""
 
 
 @dataclass(frozen=True)
