@@ -1,0 +1,178 @@
+"""Stacks: a multi-page TIFF, or a 3-D / 4-D TIFF (z, time, channels), as planes.
+
+Every plane of a stack is annotated, trained on, predicted and exported as an image of its
+own. Rather than teach every part of the package a second kind of image, a plane is named by
+a path that says file and plane, ``cells.plane-0003.tif`` for plane 3 (counted from 0, as
+napari's dims slider counts) of ``cells.tif``. Such a path is an image like any other:
+:func:`~napari_detlab.core.images.read_image` and
+:func:`~napari_detlab.core.images.image_size` read that plane, its stem
+(``cells.plane-0003``) names its annotation and prediction files, and a listing holds the
+planes of a file where it would hold the file (:func:`expand_planes`), so ``n`` goes over the
+planes of a file and then to the next file. A file with one plane keeps its own path, so a
+folder without stacks is listed, named and stored exactly as before.
+
+What a plane is: every index over the axes before the image's rows (``Y``), flattened in
+C order (a ``T x Z`` stack of 2 x 5 has planes 0-9, plane 7 being t=1, z=2). Colour is
+channels-last: a trailing axis of 3 or 4 (``...YXS``, RGB or RGBA) is the colour of one
+plane. A leading axis is always planes, also of 3 or 4 (``3 x H x W`` is a z-stack of 3, as
+``tifffile.imwrite`` of such an array writes it), so a rare planar-RGB file (colour stored
+channels-first) opens as 3 grey planes.
+
+A real file whose name looks like a plane's (``a.plane-0001.tif`` on disk) is that file.
+Counting the planes of a file opens only its header, and the count is kept under the file's
+stamp, so listing a folder of stacks does not decode them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import tifffile
+
+__all__ = [
+    "PLANE_WORD",
+    "expand_planes",
+    "is_tiff",
+    "plane_count",
+    "plane_path",
+    "planes_of",
+    "read_tiff_plane",
+    "split_plane",
+    "tiff_plane_size",
+]
+
+PLANE_WORD = "plane"
+_PLANE_NAME = re.compile(rf"^(?P<stem>.+)\.{PLANE_WORD}-(?P<plane>\d{{4,}})(?P<suffix>\.[^.]+)$")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def is_tiff(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a TIFF (the only format that holds stacks)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in _TIFF_SUFFIXES
+
+
+def plane_path(file: str | os.PathLike[str], plane: int) -> Path:
+    """The path that names plane ``plane`` (from 0) of ``file``: ``cells.plane-0003.tif``."""
+    file = Path(file)
+    return file.with_name(f"{file.stem}.{PLANE_WORD}-{plane:04d}{file.suffix}")
+
+
+def split_plane(path: str | os.PathLike[str]) -> tuple[Path, int] | None:
+    """``(file, plane)`` when ``path`` names a plane of a stack, else ``None``.
+
+    ``None`` for a real file (whatever its name) and for a name whose stack file is absent.
+    """
+    match = _PLANE_NAME.match(os.path.basename(os.fspath(path)))
+    if match is None:
+        return None
+    path = Path(path)
+    file = path.with_name(match["stem"] + match["suffix"])
+    if os.path.exists(path) or not os.path.isfile(file):
+        return None
+    return file, int(match["plane"])
+
+
+class _Layout:
+    """Where the planes of a TIFF's first series are: ``count`` planes, ``per_page`` of them
+    in each page (more than one when a page holds several grey samples), ``size`` the
+    ``(height, width)`` of a plane as stored and ``orientation`` the TIFF's."""
+
+    def __init__(self, tif: tifffile.TiffFile) -> None:
+        from napari_detlab.core.orientation import ORIENTATION_TAG, orientation_value
+
+        series = tif.series[0]
+        axes, shape = series.axes, tuple(int(n) for n in series.shape)
+        self.orientation = orientation_value(series.keyframe.tags.valueof(ORIENTATION_TAG))
+        self.count, self.per_page = 1, 1
+        if "Y" not in axes or "X" not in axes:
+            self.size = (shape[0], shape[1])
+            return
+        rows = axes.index("Y")
+        self.size = (shape[rows], shape[axes.index("X")])
+        count, pages = math.prod(shape[:rows]), len(series.pages)
+        if count > 1 and pages and count % pages == 0:
+            self.count, self.per_page = count, count // pages
+
+
+def _layout(file: Path) -> _Layout:
+    import tifffile
+
+    with tifffile.TiffFile(file) as tif:
+        return _Layout(tif)
+
+
+_counts: dict[str, tuple[tuple[int, int, int, int], int]] = {}
+_counts_lock = threading.Lock()
+
+
+def plane_count(file: str | os.PathLike[str]) -> int:
+    """How many planes ``file`` holds: 1 for anything but a stack (and for a file that
+    cannot be read, which reading it then reports). Kept under the file's stamp."""
+    if not is_tiff(file):
+        return 1
+    key = os.fspath(file)
+    try:
+        status = os.stat(key)
+    except OSError:
+        return 1
+    stamp = (status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino)
+    with _counts_lock:
+        known = _counts.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        count = _layout(Path(key)).count
+    except Exception:  # any decoder error: listed as one image, reading it names the problem
+        count = 1
+    with _counts_lock:
+        _counts[key] = (stamp, count)
+    return count
+
+
+def expand_planes(files: Iterable[Path]) -> list[Path]:
+    """``files`` with each stack replaced by its planes, in order (file by file)."""
+    images: list[Path] = []
+    for file in files:
+        count = plane_count(file)
+        images.extend([file] if count < 2 else (plane_path(file, k) for k in range(count)))
+    return images
+
+
+def planes_of(image: str | os.PathLike[str]) -> list[Path]:
+    """Every plane of the stack ``image`` belongs to (``image`` itself when not a plane)."""
+    where = split_plane(image)
+    if where is None:
+        return [Path(image)]
+    return expand_planes([where[0]])
+
+
+def read_tiff_plane(file: Path, plane: int) -> tuple[np.ndarray, int]:
+    """The stored pixels of plane ``plane`` of ``file`` and the orientation to apply.
+
+    Only the page holding the plane is decoded.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(file) as tif:
+        layout = _Layout(tif)
+        if not 0 <= plane < layout.count:
+            raise ValueError(f"it has {layout.count} plane(s), not a plane {plane}")
+        page = np.asarray(tif.asarray(key=plane // layout.per_page, series=0))
+    if layout.per_page > 1:
+        page = page.reshape(layout.per_page, *page.shape[-2:])[plane % layout.per_page]
+    return page, layout.orientation
+
+
+def tiff_plane_size(file: Path) -> tuple[tuple[int, int], int]:
+    """``((height, width), orientation)`` of each plane of ``file``, from its header."""
+    layout = _layout(file)
+    return layout.size, layout.orientation
