@@ -39,8 +39,10 @@ if TYPE_CHECKING:
     import tifffile
 
 __all__ = [
+    "PLANE_EXPORT_SUFFIX",
     "PLANE_WORD",
     "expand_planes",
+    "export_name",
     "is_tiff",
     "plane_count",
     "plane_path",
@@ -53,6 +55,8 @@ __all__ = [
 PLANE_WORD = "plane"
 _PLANE_NAME = re.compile(rf"^(?P<stem>.+)\.{PLANE_WORD}-(?P<plane>\d{{4,}})(?P<suffix>\.[^.]+)$")
 _TIFF_SUFFIXES = (".tif", ".tiff")
+# What a plane is exported as: COCO, VOC and YOLO know images as files of one picture.
+PLANE_EXPORT_SUFFIX = ".png"
 
 
 def is_tiff(path: str | os.PathLike[str]) -> bool:
@@ -79,6 +83,14 @@ def split_plane(path: str | os.PathLike[str]) -> tuple[Path, int] | None:
     if os.path.exists(path) or not os.path.isfile(file):
         return None
     return file, int(match["plane"])
+
+
+def export_name(image: str | os.PathLike[str]) -> str:
+    """The file name an exported image has in COCO, VOC or YOLO: a plane's own PNG
+    (``cells.plane-0003.png``, see :mod:`~napari_detlab.formats.plane_images`), else the
+    image's file name."""
+    image = Path(image)
+    return f"{image.stem}{PLANE_EXPORT_SUFFIX}" if split_plane(image) else image.name
 
 
 class _Layout:

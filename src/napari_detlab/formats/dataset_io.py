@@ -51,6 +51,7 @@ from napari_detlab.core.annotations.store import (
 )
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import ImageReadError, read_image
+from napari_detlab.core.stacks import export_name
 from napari_detlab.core.wording import counted
 from napari_detlab.formats.base import (
     Format,
@@ -64,7 +65,7 @@ from napari_detlab.formats.base import (
     parallel_map,
     report_progress,
 )
-from napari_detlab.formats.plane_images import plane_file_name, write_plane_images
+from napari_detlab.formats.plane_images import write_plane_images
 from napari_detlab.formats.registry import get_format
 from napari_detlab.formats.reports import ExportReport, ImportReport
 
@@ -434,7 +435,7 @@ def _decoded_records(
         records.append(
             Record(
                 stem=image.stem,
-                file_name=plane_file_name(image),
+                file_name=export_name(image),
                 image=image,
                 boxes=annotation.boxes,
                 labels=annotation.labels,

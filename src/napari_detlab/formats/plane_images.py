@@ -21,17 +21,10 @@ import numpy as np
 
 from napari_detlab.core.atomic import atomic_write_bytes, make_folder
 from napari_detlab.core.images import read_image, to_float_rgb
-from napari_detlab.core.stacks import split_plane
+from napari_detlab.core.stacks import PLANE_EXPORT_SUFFIX, export_name, split_plane
 from napari_detlab.formats.base import Record, parallel_map
 
-__all__ = ["PLANE_IMAGE_SUFFIX", "plane_file_name", "write_plane_images"]
-
-PLANE_IMAGE_SUFFIX = ".png"
-
-
-def plane_file_name(image: Path) -> str:
-    """The file name an exported image has in the labels: a plane's PNG, else its own."""
-    return f"{image.stem}{PLANE_IMAGE_SUFFIX}" if split_plane(image) else image.name
+__all__ = ["write_plane_images"]
 
 
 def _png_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -45,9 +38,9 @@ def _write_plane(record: Record, folder: Path) -> Path:
     import imageio.v3 as iio
 
     assert record.image is not None
-    path = folder / plane_file_name(record.image)
+    path = folder / export_name(record.image)
     pixels = _png_pixels(read_image(record.image))
-    atomic_write_bytes(path, iio.imwrite("<bytes>", pixels, extension=PLANE_IMAGE_SUFFIX))
+    atomic_write_bytes(path, iio.imwrite("<bytes>", pixels, extension=PLANE_EXPORT_SUFFIX))
     return path
 
 
