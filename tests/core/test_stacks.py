@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from stack_images import BRIGHT, DARK, HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.store import AnnotationStore
@@ -22,6 +21,7 @@ from napari_detlab.core.images import (
 )
 from napari_detlab.core.stacks import plane_count, plane_path, split_plane
 from napari_detlab.core.training.dataset import DetectionDataset
+from stack_images import BRIGHT, DARK, HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_training_reads_the_plane_each_annotation_belongs_to(folder):
     dataset = DetectionDataset(store, None, ["cell"])
     assert dataset.stems == ["a.plane-0000", "a.plane-0002"]
     for index, plane in enumerate((0, 2)):
-        image, target, stem = dataset[index]
+        image, target, _ = dataset[index]
         x1, y1, x2, y2 = (int(v) for v in target["boxes"][0])
         assert (x1, y1, x2, y2) == block_of(plane)
         np.testing.assert_allclose(image[:, y1:y2, x1:x2].numpy(), BRIGHT / 255, rtol=1e-6)

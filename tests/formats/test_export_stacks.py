@@ -11,11 +11,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from stack_images import HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.formats.dataset_io import export_dataset, import_dataset
+from stack_images import HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from annotator_screen import on_disk, open_annotator, write_images
+
 from stack_images import block_of, plane_pixels, write_stack
 
 
