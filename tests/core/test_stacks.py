@@ -19,7 +19,7 @@ from napari_detlab.core.images import (
     read_stack,
     unreadable_images,
 )
-from napari_detlab.core.stacks import plane_count, plane_path, split_plane
+from napari_detlab.core.stacks import PlaneStack, plane_count, plane_path, split_plane
 from napari_detlab.core.training.dataset import DetectionDataset
 from stack_images import BRIGHT, DARK, HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
@@ -135,3 +135,25 @@ def test_the_plane_count_follows_the_file(tmp_path):
     write_stack(path, 5)  # rewritten by another program: counted again
     assert plane_count(path) == 5
     assert [p.name for p in AnnotationStore(tmp_path).images][-1] == "a.plane-0004.tif"
+
+
+def test_a_stack_is_decoded_plane_by_plane_as_the_slider_asks(tmp_path):
+    write_stack(tmp_path / "a.tif", 5)
+    decoded: list[str] = []
+
+    def reader(path: Path) -> np.ndarray:
+        decoded.append(path.name)
+        return read_image(path)
+
+    planes = [plane_path(tmp_path / "a.tif", k) for k in range(5)]
+    stack = PlaneStack(planes, reader, plane_pixels(0), keep=2)
+    assert stack.shape == (5, HEIGHT, WIDTH) and stack.dtype == np.uint8 and len(stack) == 5
+    np.testing.assert_array_equal(stack[3], plane_pixels(3))  # napari's slice at plane 3
+    np.testing.assert_array_equal(stack[(3, slice(None), slice(None))], plane_pixels(3))
+    assert decoded == ["a.plane-0003.tif"]  # one plane decoded, once
+    np.testing.assert_array_equal(
+        stack[1:3, 0:2], np.stack([plane_pixels(1), plane_pixels(2)])[:, 0:2]
+    )
+    assert decoded == ["a.plane-0003.tif", "a.plane-0001.tif", "a.plane-0002.tif"]
+    np.testing.assert_array_equal(np.asarray(stack)[4], plane_pixels(4))
+    assert len(read_stack(planes[2])) == 5

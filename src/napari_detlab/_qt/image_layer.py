@@ -17,13 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from napari_detlab._layers import IMAGE_LAYER
-from napari_detlab.core.images import ImageReadError, contrast_for, read_stack
-from napari_detlab.core.stacks import plane_path, split_plane
+from napari_detlab.core.images import contrast_for, read_stack
+from napari_detlab.core.stacks import PlaneStack, plane_path, split_plane
 
 if TYPE_CHECKING:
     import napari
-    import numpy as np
     from napari.layers import Image
 
 __all__ = ["ImageView", "show_pixels"]
@@ -41,7 +42,7 @@ class ImageView:
     def __init__(self, viewer: napari.Viewer) -> None:
         self.viewer = viewer
         self.layer: Image | None = None
-        self._stack: tuple[Path, np.ndarray] | None = None  # the file and its planes on screen
+        self._stack: tuple[Path, PlaneStack] | None = None  # the file and its planes on screen
         self._showing = False  # the slider moves because an image is being shown
 
     def show(self, image: Path, pixels: np.ndarray) -> None:
@@ -55,10 +56,9 @@ class ImageView:
     def _show(self, image: Path, pixels: np.ndarray) -> None:
         where = split_plane(image)
         if where is not None and (self._stack is None or self._stack[0] != where[0]):
-            try:
-                self._stack = (where[0], read_stack(image))
-            except ImageReadError:  # a plane that cannot be decoded: this one plane alone
-                where = None
+            self._stack = (where[0], read_stack(image, pixels))
+        elif where is not None and self._stack is not None:
+            self._stack[1].put(where[1], pixels)  # decoded by the Annotator (or its prefetch)
         if where is None:
             self._stack = None
             self.layer = show_pixels(self.viewer, self.layer, pixels)
@@ -80,7 +80,7 @@ class ImageView:
 def show_pixels(
     viewer: napari.Viewer,
     layer: Image | None,
-    pixels: np.ndarray,
+    pixels: np.ndarray | PlaneStack,
     *,
     contrast_of: np.ndarray | None = None,
 ) -> Image:
@@ -89,7 +89,7 @@ def show_pixels(
     ``contrast_of`` is the plane the contrast is set from when ``pixels`` is a stack (planes
     first); without it ``pixels`` is one image.
     """
-    plane = pixels if contrast_of is None else contrast_of
+    plane = np.asarray(pixels) if contrast_of is None else contrast_of
     rgb = plane.ndim == 3
     full, limits = contrast_for(plane)
     if layer is not None and (

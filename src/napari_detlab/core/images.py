@@ -31,7 +31,13 @@ from napari_detlab.core.orientation import (
     orientation_value,
     oriented_size,
 )
-from napari_detlab.core.stacks import planes_of, read_tiff_plane, split_plane, tiff_plane_size
+from napari_detlab.core.stacks import (
+    PlaneStack,
+    planes_of,
+    read_tiff_plane,
+    split_plane,
+    tiff_plane_size,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -128,14 +134,21 @@ def read_image(path: str | Path) -> np.ndarray:
     return _read(Path(path))
 
 
-def read_stack(image: str | Path) -> np.ndarray:
+def read_stack(image: str | Path, pixels: np.ndarray | None = None) -> PlaneStack:
     """Every plane of the stack ``image`` (a plane's path) belongs to, as one array with the
-    planes first: ``(planes, H, W[, C])``; a single image as one plane.
+    planes first, ``(planes, H, W[, C])``, decoded plane by plane when asked for
+    (:class:`~napari_detlab.core.stacks.PlaneStack`); a single image as one plane.
 
-    What the Annotator shows under napari's dims slider. Raises :class:`ImageReadError` as
-    :func:`read_image` does, naming the first plane that cannot be decoded.
+    ``pixels`` are ``image``'s, when already decoded. What the Annotator shows under napari's
+    dims slider. Raises :class:`ImageReadError` as :func:`read_image` does when ``image``
+    cannot be decoded.
     """
-    return np.stack([read_image(plane) for plane in planes_of(image)])
+    planes = planes_of(image)
+    if pixels is None:
+        pixels = read_image(image)
+    stack = PlaneStack(planes, read_image, pixels)
+    stack.put(planes.index(Path(image)), pixels)
+    return stack
 
 
 def _read(path: Path, *, reduced: bool = False) -> np.ndarray:

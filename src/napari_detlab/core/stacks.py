@@ -29,7 +29,8 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PLANE_EXPORT_SUFFIX",
     "PLANE_WORD",
+    "PlaneStack",
     "expand_planes",
     "export_name",
     "is_tiff",
@@ -188,3 +190,80 @@ def tiff_plane_size(file: Path) -> tuple[tuple[int, int], int]:
     """``((height, width), orientation)`` of each plane of ``file``, from its header."""
     layout = _layout(file)
     return layout.size, layout.orientation
+
+
+class PlaneStack:
+    """The planes of one stack as a read-only array, planes first, decoded plane by plane.
+
+    What the Annotator gives napari's Image layer, so that entering a stack of hundreds of
+    planes costs one plane's decode, not all of them (napari slices it by the dims slider's
+    position, as it slices a dask array). The planes used last are kept.
+
+    Parameters
+    ----------
+    planes
+        The planes' paths, in order.
+    reader
+        Decodes one plane; a plane it cannot decode is shown black (the Annotator reports
+        it and moves on, as for any unreadable image).
+    sample
+        One decoded plane: every plane has its shape and type.
+    keep
+        How many decoded planes are kept.
+    """
+
+    def __init__(
+        self,
+        planes: Iterable[Path],
+        reader: Callable[[Path], np.ndarray],
+        sample: np.ndarray,
+        keep: int = 8,
+    ) -> None:
+        self.planes = list(planes)
+        self._reader, self._keep = reader, keep
+        self.shape = (len(self.planes), *sample.shape)
+        self.dtype = sample.dtype
+        self.ndim = len(self.shape)
+        self.size = math.prod(self.shape)
+        self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def put(self, index: int, pixels: np.ndarray) -> None:
+        """Keep ``pixels``, already decoded elsewhere, as plane ``index``."""
+        self._decoded[index] = pixels
+        self._decoded.move_to_end(index)
+        while len(self._decoded) > self._keep:
+            self._decoded.popitem(last=False)
+
+    def plane(self, index: int) -> np.ndarray:
+        """Plane ``index`` (negative counts from the end), decoded now if not kept."""
+        index = range(len(self))[index]
+        pixels = self._decoded.get(index)
+        if pixels is None:
+            try:
+                pixels = self._reader(self.planes[index])
+            except Exception:  # the reader's error is the Annotator's to report
+                pixels = np.zeros(self.shape[1:], self.dtype)
+            if pixels.shape != self.shape[1:]:
+                pixels = np.zeros(self.shape[1:], self.dtype)
+        self.put(index, pixels)
+        return pixels
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if not key or key[0] is Ellipsis:
+            return np.asarray(self)[key]
+        first, rest = key[0], key[1:]
+        if isinstance(first, (int, np.integer)):
+            return self.plane(int(first))[rest]
+        if isinstance(first, slice):
+            picked = [self.plane(i) for i in range(len(self))[first]]
+            stacked = np.stack(picked) if picked else np.zeros((0, *self.shape[1:]), self.dtype)
+            return stacked[(slice(None), *rest)]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        whole = np.stack([self.plane(i) for i in range(len(self))])
+        return whole if dtype is None else whole.astype(dtype)
