@@ -157,3 +157,27 @@ def test_a_stack_is_decoded_plane_by_plane_as_the_slider_asks(tmp_path):
     assert decoded == ["a.plane-0003.tif", "a.plane-0001.tif", "a.plane-0002.tif"]
     np.testing.assert_array_equal(np.asarray(stack)[4], plane_pixels(4))
     assert len(read_stack(planes[2])) == 5
+
+
+LAYOUTS = {  # what tifffile writes, and the planes a person means
+    "grey": (np.zeros((20, 30), np.uint16), {}, 1),
+    "rgb": (np.zeros((20, 30, 3), np.uint8), {}, 1),
+    "z5": (np.zeros((5, 20, 30), np.uint8), {}, 5),
+    "z3 in one page": (np.zeros((3, 20, 30), np.uint8), {}, 3),
+    "imagej z4": (np.zeros((4, 20, 30), np.uint8), {"imagej": True}, 4),
+    "imagej contiguous": (np.zeros((4, 20, 30), np.uint8), {"imagej": True, "contiguous": True}, 4),
+    "imagej grey": (np.zeros((20, 30), np.uint8), {"imagej": True}, 1),
+    "no description": (np.zeros((20, 30), np.uint8), {"description": None, "metadata": None}, 1),
+}
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_planes_are_counted_right_for_every_tiff_layout(tmp_path, layout, bigtiff, byteorder):
+    data, options, planes = LAYOUTS[layout]
+    if options.get("imagej") and (bigtiff or byteorder == ">"):
+        pytest.skip("ImageJ files are classic little-endian TIFFs")
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, data, bigtiff=bigtiff, byteorder=byteorder, **options)
+    assert plane_count(path) == planes
