@@ -83,3 +83,19 @@ def test_a_box_drawn_on_the_plane_the_slider_shows_is_saved_for_that_plane(
     np.testing.assert_allclose(
         napari_to_xyxy(viewer.layers["boxes: object"].data), [[5, 6, 25, 30]]
     )
+
+
+def test_the_copy_key_copies_the_previous_planes_boxes(annotator, stack_folder, qtbot, press):
+    viewer, widget = annotator(stack_folder)
+    draw(viewer.layers["boxes: object"], (5, 6, 25, 30))  # plane 0
+    viewer.dims.set_current_step(0, 1)
+    press(
+        viewer,
+        Qt.Key.Key_V,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    assert widget.current_path == stack_folder / "a.plane-0001.tif"
+    np.testing.assert_allclose(
+        saved(stack_folder, "a.plane-0001")["boxes"].numpy(), [[5, 6, 25, 30]]
+    )
+    assert viewer.layers["boxes: object"].nshapes == 1
