@@ -21,6 +21,7 @@ from napari_detlab.core.images import (
 )
 from napari_detlab.core.stacks import PlaneStack, plane_count, plane_path, split_plane
 from napari_detlab.core.training.dataset import DetectionDataset
+from napari_detlab.core.training.options import TrainingInputError
 from stack_images import BRIGHT, DARK, HEIGHT, WIDTH, block_of, plane_pixels, write_stack
 
 
@@ -181,3 +182,28 @@ def test_planes_are_counted_right_for_every_tiff_layout(tmp_path, layout, bigtif
     path = tmp_path / "s.tif"
     tifffile.imwrite(path, data, bigtiff=bigtiff, byteorder=byteorder, **options)
     assert plane_count(path) == planes
+
+
+def test_trainings_image_check_keeps_a_planes_verdict_until_its_stack_changes(
+    tmp_path, monkeypatch
+):
+    from napari_detlab.core.annotations import file_cache
+    from napari_detlab.core.training import engine
+
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)  # trust stamps at once
+    checked: list[str] = []
+
+    def counting(paths, **kwargs):
+        checked.extend(path.name for path in paths)
+        return unreadable_images(paths, **kwargs)
+
+    monkeypatch.setattr(engine, "unreadable_images", counting)
+    write_stack(tmp_path / "a.tif", 3)
+    store = AnnotationStore(tmp_path)
+    engine._check_images(store, store.images)
+    assert checked == ["a.plane-0000.tif", "a.plane-0001.tif", "a.plane-0002.tif"]
+    engine._check_images(store, store.images)
+    assert len(checked) == 3  # nothing decoded again
+    (tmp_path / "a.tif").write_bytes(b"II*\x00broken")  # the stack is replaced by a bad file
+    with pytest.raises(TrainingInputError, match=r"a\.plane-0000\.tif"):
+        engine._check_images(store, store.images)
