@@ -12,11 +12,14 @@ planes of a file and then to the next file. A file with one plane keeps its own 
 folder without stacks is listed, named and stored exactly as before.
 
 What a plane is: every index over the axes before the image's rows (``Y``), flattened in
-C order (a ``T x Z`` stack of 2 x 5 has planes 0-9, plane 7 being t=1, z=2). Colour is
-channels-last: a trailing axis of 3 or 4 (``...YXS``, RGB or RGBA) is the colour of one
-plane. A leading axis is always planes, also of 3 or 4 (``3 x H x W`` is a z-stack of 3, as
-``tifffile.imwrite`` of such an array writes it), so a rare planar-RGB file (colour stored
-channels-first) opens as 3 grey planes.
+C order (a ``T x Z`` stack of 2 x 5 has planes 0-9, plane 7 being t=1, z=2). Colour is not
+a stack: a trailing axis of 3 or 4 (``...YXS``, RGB or RGBA) is the colour of one plane, and
+so is a leading sample axis that the file itself tags as colour (photometric RGB, YCbCr or
+CIELab, "planar" colour), which is how the previous versions read such a file, so an
+annotated dataset keeps its ``<stem>.pt``. A leading axis of 3 in a file tagged grey
+(``photometric="minisblack"``, or ImageJ) is a stack of 3 planes. (``tifffile.imwrite`` of
+a ``3 x H x W`` array without ``photometric`` tags it RGB today, with a warning that it will
+not in future versions.)
 
 A real file whose name looks like a plane's (``a.plane-0001.tif`` on disk) is that file.
 Counting the planes of a file opens only its header, and the count is kept under the file's
@@ -58,6 +61,8 @@ __all__ = [
 PLANE_WORD = "plane"
 _PLANE_NAME = re.compile(rf"^(?P<stem>.+)\.{PLANE_WORD}-(?P<plane>\d{{4,}})(?P<suffix>\.[^.]+)$")
 _TIFF_SUFFIXES = (".tif", ".tiff")
+# TIFF photometric interpretations whose samples are one pixel's colour (RGB, YCbCr, CIELab).
+_COLOUR = (2, 6, 8)
 # What a plane is exported as: COCO, VOC and YOLO know images as files of one picture.
 PLANE_EXPORT_SUFFIX = ".png"
 
@@ -113,7 +118,10 @@ class _Layout:
             return
         rows = axes.index("Y")
         self.size = (shape[rows], shape[axes.index("X")])
-        count, pages = math.prod(shape[:rows]), len(series.pages)
+        leading = shape[:rows]
+        if axes[:rows].endswith("S") and int(series.keyframe.photometric) in _COLOUR:
+            leading = leading[:-1]  # planar colour: the samples are one plane's colour
+        count, pages = math.prod(leading), len(series.pages)
         if count > 1 and pages and count % pages == 0:
             self.count, self.per_page = count, count // pages
 
