@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_detlab.core.orientation import ORIENTATION_TAG, orientation_value
+
 if TYPE_CHECKING:
     import tifffile
 
@@ -107,8 +109,6 @@ class _Layout:
     ``(height, width)`` of a plane as stored and ``orientation`` the TIFF's."""
 
     def __init__(self, tif: tifffile.TiffFile) -> None:
-        from napari_detlab.core.orientation import ORIENTATION_TAG, orientation_value
-
         series = tif.series[0]
         axes, shape = series.axes, tuple(int(n) for n in series.shape)
         self.orientation = orientation_value(series.keyframe.tags.valueof(ORIENTATION_TAG))
