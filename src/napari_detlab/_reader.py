@@ -44,6 +44,7 @@ from napari_detlab.core.atomic import UnsafeFileError, safe_torch_load
 from napari_detlab.core.boxes import xyxy_to_napari
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, read_image
+from napari_detlab.core.stacks import split_plane
 
 __all__ = ["get_reader", "read_annotation_file", "read_dataset_folder"]
 
@@ -164,8 +165,8 @@ def _find_image(annotation_file: Path) -> Path | None:
     for folder in (annotation_file.parent.parent, annotation_file.parent):
         for suffix in IMAGE_SUFFIXES:
             for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
-                if candidate.is_file():
-                    return candidate
+                if candidate.is_file() or split_plane(candidate) is not None:
+                    return candidate  # a file, or a plane of a stack (cells.plane-0003.tif)
     return None
 
 

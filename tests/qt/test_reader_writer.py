@@ -212,3 +212,15 @@ def test_writer_takes_labels_from_features_or_the_layer_name(tmp_path: Path) -> 
     data = safe_torch_load(path)
     assert data["labels"] == ["a", "b", "nucleus"]
     np.testing.assert_allclose(data["boxes"].numpy(), [[0, 0, 4, 3], [0, 0, 4, 4], [0, 0, 4, 3]])
+
+
+def test_opening_a_planes_annotation_file_shows_that_plane(make_napari_viewer, tmp_path) -> None:
+    from stack_images import block_of, plane_pixels, write_stack
+
+    write_stack(tmp_path / "z.tif", 3)
+    AnnotationStore(tmp_path).save("z.plane-0002", ImageAnnotation([block_of(2)], ["cell"], True))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "annotations" / "z.plane-0002.pt"), plugin=PLUGIN)
+    layers = _layers_by_name(viewer)
+    np.testing.assert_array_equal(layers["z.plane-0002.tif"].data, plane_pixels(2))
+    np.testing.assert_allclose(napari_to_xyxy(layers["boxes: cell"].data), [block_of(2)])

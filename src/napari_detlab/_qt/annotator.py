@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -38,7 +37,7 @@ from napari_detlab._layers import BOX_EDGE_WIDTH
 from napari_detlab._qt.annotator_keys import AnnotatorKeys
 from napari_detlab._qt.box_edits import nudge_selected
 from napari_detlab._qt.box_layers import ClassLayers
-from napari_detlab._qt.image_layer import show_pixels
+from napari_detlab._qt.image_layer import ImageView
 from napari_detlab._qt.lifecycle import WindowCloseWatcher
 from napari_detlab._qt.plugin_settings import remember, setting
 from napari_detlab._qt.session import session_for
@@ -49,7 +48,6 @@ from napari_detlab.core.annotations.keymap import NUDGES
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image
 
     from napari_detlab.core.annotations.annotation import ImageAnnotation
     from napari_detlab.core.annotations.store import AnnotationStore, ClassSpec
@@ -98,7 +96,7 @@ class AnnotatorWidget(QWidget):
             partial(remember, SETTINGS, "box_edge_width"),
         )
         self.annotator = Annotator(self.class_layers)
-        self._image_layer: Image | None = None
+        self._image_view = ImageView(napari_viewer)
 
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -125,6 +123,7 @@ class AnnotatorWidget(QWidget):
             (self.viewer.layers.events.inserted, self._on_layer_inserted),
             (self.viewer.layers.events.removing, self._on_layer_removing),
             (self.viewer.layers.selection.events.active, self._on_active_layer),
+            (self.viewer.dims.events.current_step, self._on_dims_step),
         ]
         for signal, callback in viewer_events:
             signal.connect(callback)
@@ -384,7 +383,7 @@ class AnnotatorWidget(QWidget):
         self.annotator.reload()
 
     def _on_image_shown(self, shown: ShownImage) -> None:
-        self._show_image(shown.pixels)
+        self._image_view.show(shown.path, shown.pixels)
         self.class_layers.fill(shown.annotation)
         self._update_labels()
         self.session.set_image(shown.index, shown.path)
@@ -399,8 +398,12 @@ class AnnotatorWidget(QWidget):
             self.reload_current()
 
     # -- drawing layers ---------------------------------------------------------------------
-    def _show_image(self, pixels: np.ndarray) -> None:
-        self._image_layer = show_pixels(self.viewer, self._image_layer, pixels)
+    def _on_dims_step(self, event: object) -> None:
+        """The dims slider moved over a stack: show (and annotate) the plane it points at."""
+        plane = self._image_view.plane_on_slider()
+        if plane is not None and plane != self.current_path:
+            self._save_timer.stop()
+            self.annotator.show(plane)
 
     def _activate_class(self, class_name: str) -> None:
         """Make the class's layer the active one, in rectangle-drawing mode."""

@@ -3,7 +3,8 @@
 The wings, from the ground up (each imports only the ones above it in this list):
 
 - the base: :mod:`.boxes` (box formats, overlaps, the one xyxy <-> napari conversion),
-  :mod:`.images`, :mod:`.orientation` (a photo's EXIF orientation on pixels, sizes and boxes),
+  :mod:`.images`, :mod:`.stacks` (a multi-page or 3-D / 4-D TIFF as planes named by file and
+  plane), :mod:`.orientation` (a photo's EXIF orientation on pixels, sizes and boxes),
   :mod:`.atomic` (atomic writes, safe ``.pt`` reads), :mod:`.errors`, :mod:`.json_dataclass`;
 - :mod:`.annotations`: the store of a person's boxes, the Annotator's model, history, prefetch;
 - :mod:`.model`: config, device, builder, weights, checkpoints, prediction;

@@ -31,6 +31,13 @@ from napari_detlab.core.orientation import (
     orientation_value,
     oriented_size,
 )
+from napari_detlab.core.stacks import (
+    PlaneStack,
+    planes_of,
+    read_tiff_plane,
+    split_plane,
+    tiff_plane_size,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -45,6 +52,7 @@ __all__ = [
     "orient_stored_boxes",
     "read_header",
     "read_image",
+    "read_stack",
     "to_float_rgb",
     "unreadable_images",
 ]
@@ -119,21 +127,42 @@ def read_image(path: str | Path) -> np.ndarray:
     colour, dtype as stored, its EXIF (or TIFF) orientation applied.
 
     The result equals ``np.asarray(ImageOps.exif_transpose(Image.open(path)))`` for the
-    images Pillow reads. Multi-page TIFFs give their first page, and a trailing singleton
-    channel is dropped so grayscale is always 2-D.
+    images Pillow reads. A plane of a stack (``cells.plane-0003.tif``, see
+    :mod:`~napari_detlab.core.stacks`) gives that plane; a stack's own path its first page.
+    A trailing singleton channel is dropped so grayscale is always 2-D.
     """
     return _read(Path(path))
 
 
+def read_stack(image: str | Path, pixels: np.ndarray | None = None) -> PlaneStack:
+    """Every plane of the stack ``image`` (a plane's path) belongs to, as one array with the
+    planes first, ``(planes, H, W[, C])``, decoded plane by plane when asked for
+    (:class:`~napari_detlab.core.stacks.PlaneStack`); a single image as one plane.
+
+    ``pixels`` are ``image``'s, when already decoded. What the Annotator shows under napari's
+    dims slider. Raises :class:`ImageReadError` as :func:`read_image` does when ``image``
+    cannot be decoded.
+    """
+    planes = planes_of(image)
+    if pixels is None:
+        pixels = read_image(image)
+    stack = PlaneStack(planes, read_image, pixels)
+    stack.put(planes.index(Path(image)), pixels)
+    return stack
+
+
 def _read(path: Path, *, reduced: bool = False) -> np.ndarray:
     """:func:`read_image`; ``reduced`` decodes a JPEG at 1/8 scale (see :func:`_check`)."""
+    plane = split_plane(path) if _is_tiff(path) else None
     try:
-        if _is_tiff(path):
+        if plane is not None:
+            array, orientation = read_tiff_plane(*plane)
+        elif _is_tiff(path):
             array, orientation = _read_with_tifffile(path)
         else:
             array, orientation = _read_with_pillow(path, reduced=reduced)
     except Exception as error:  # decoders raise many types; the user needs the file name
-        raise _unreadable(path, _reason(path, error)) from error
+        raise _unreadable(path, _reason(plane[0] if plane else path, error)) from error
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[-1] > 4:
         array = np.moveaxis(array, 0, -1)  # channel-first TIFFs
@@ -235,6 +264,9 @@ def read_header(path: str | Path) -> ImageHeader:
 
 
 def _tiff_header(path: Path) -> ImageHeader:
+    plane = split_plane(path)
+    if plane is not None:
+        return ImageHeader(*tiff_plane_size(plane[0]))
     import tifffile
 
     with tifffile.TiffFile(path) as tif:

@@ -28,6 +28,7 @@ from napari_detlab.core.atomic import WriteError, atomic_write_bytes
 from napari_detlab.core.boxes import as_boxes
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import IMAGE_SUFFIXES, ImageReadError, image_size
+from napari_detlab.core.stacks import export_name
 
 __all__ = [
     "FilePerImageFormat",
@@ -175,7 +176,7 @@ class Record:
     def output_name(self) -> str:
         """The image file name to write into formats that name the image."""
         if self.image is not None:
-            return self.image.name
+            return export_name(self.image)  # a plane of a stack: its exported PNG
         return self.file_name or self.stem
 
     def difficult_flags(self) -> list[bool]:

@@ -51,6 +51,7 @@ from napari_detlab.core.annotations.store import (
 )
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.images import ImageReadError, read_image
+from napari_detlab.core.stacks import export_name
 from napari_detlab.core.wording import counted
 from napari_detlab.formats.base import (
     Format,
@@ -64,6 +65,7 @@ from napari_detlab.formats.base import (
     parallel_map,
     report_progress,
 )
+from napari_detlab.formats.plane_images import write_plane_images
 from napari_detlab.formats.registry import get_format
 from napari_detlab.formats.reports import ExportReport, ImportReport
 
@@ -336,7 +338,8 @@ def export_dataset(
     left out and counted in ``left_out_unreviewed``. Every exported image is decoded first
     (in the ``"decoding"`` stage): one that cannot be decoded, or whose boxes do not fit its
     real size by the store's rule, is left out and named in the problems, so no format
-    gets an image as if it were fine or a box outside its image.
+    gets an image as if it were fine or a box outside its image. A plane of a stack is
+    written as a PNG beside the labels (:mod:`~napari_detlab.formats.plane_images`).
 
     Raises
     ------
@@ -355,6 +358,8 @@ def export_dataset(
     if not records:
         raise FormatError(_nothing_to_export(store, report))
     _write(fmt, records, classes, target, report, on_progress)
+    folder = fmt.target_file(target).parent if fmt.target_is_file else target
+    report.files.extend(write_plane_images(records, folder, _stage(on_progress, "planes")))
     return report
 
 
@@ -430,7 +435,7 @@ def _decoded_records(
         records.append(
             Record(
                 stem=image.stem,
-                file_name=image.name,
+                file_name=export_name(image),
                 image=image,
                 boxes=annotation.boxes,
                 labels=annotation.labels,

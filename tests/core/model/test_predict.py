@@ -201,3 +201,26 @@ def test_a_version_1_prediction_is_moved_with_its_image(tmp_path):
     assert moved.image_size == photos.SHOWN[6][0] and moved.labels == ["head", "tag"]
     np.testing.assert_allclose(moved.scores, [0.9, 0.8])
     np.testing.assert_array_equal(load_prediction(path).boxes, [photos.OBJECT, photos.CORNER])
+
+
+def test_each_plane_of_a_stack_is_predicted_and_written_under_its_own_name(tiny, tmp_path):
+    from stack_images import block_of, write_stack
+
+    folder = tmp_path / "stacks"
+    write_stack(folder / "z.tif", 3)
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(folder / "zz_flat.png")
+    paths = collect_images(folder)
+    assert [p.name for p in paths] == [f"z.plane-{k:04d}.tif" for k in range(3)] + ["zz_flat.png"]
+    config = preset("fast", ["head"])
+    found = dict(predict_images(BrightBlockFinder(), config, paths[:3]))
+    for plane, path in enumerate(paths[:3]):  # the detector saw that plane's block
+        np.testing.assert_array_equal(found[path].boxes, [block_of(plane)])
+
+    model, tiny_config = tiny
+    checkpoint = save_checkpoint(
+        tmp_path / "m.pt", model=model, config=tiny_config, epoch=1, metrics={}
+    )
+    written = predict_folder(checkpoint, folder, tmp_path / "preds", device="cpu")
+    names = [p.name for p in written]
+    assert names == ["z.plane-0000.pt", "z.plane-0001.pt", "z.plane-0002.pt", "zz_flat.pt"]
+    assert load_prediction(written[1]).image_size == (40, 60)

@@ -11,10 +11,13 @@ import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 import torch
 
 import napari_detlab.core.training.engine as engine
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.sample_data import SAMPLE_CLASSES, write_synthetic_dataset
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.evaluation.metrics import coco_metrics
@@ -396,3 +399,20 @@ def test_negatives_train_and_tiny_dataset_evaluates_on_training_images(tmp_path)
     started = recorder.of(RunStarted)[0]
     assert (started.train_images, started.val_images) == (2, 0)
     assert recorder.of(EpochEnded)[0].metrics["evaluated_on"] == "train"
+
+
+def test_a_stack_trains_plane_by_plane(tmp_path):
+    """Each annotated plane of a multi-page TIFF is an image of the run, named by its plane."""
+    (tmp_path / "data").mkdir()
+    store = AnnotationStore(tmp_path / "data")
+    planes = np.full((6, 64, 64), 20, np.uint8)
+    for k in range(6):
+        planes[k, 10:30, 5 + 5 * k : 25 + 5 * k] = 220
+    tifffile.imwrite(store.root / "z.tif", planes, photometric="minisblack")
+    for k in range(5):  # plane 5 never annotated: left out
+        box = [5 + 5 * k, 10, 25 + 5 * k, 30]
+        store.save(f"z.plane-{k:04d}", ImageAnnotation([box], [CLASSES[0]], True))
+    finished = train(store.root, tmp_path / "run", small_config(64), quick_options())
+    assert finished.status == "completed", finished.message
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert sorted(split["train"] + split["val"]) == [f"z.plane-{k:04d}" for k in range(5)]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_detlab.core.stacks import split_plane
+
 __all__ = [
     "SETTLE_NS",
     "FileCache",
@@ -75,17 +77,32 @@ def stamp_of(status: os.stat_result) -> Stamp:
 
 
 def file_stamp(path: Path) -> Stamp:
-    """The stamp of ``path`` (see :func:`stamp_of`); ``OSError`` when it cannot be stat'ed."""
-    return stamp_of(path.stat())
+    """The stamp of ``path`` (see :func:`stamp_of`); ``OSError`` when it cannot be stat'ed.
+
+    A plane of a stack (:mod:`~napari_detlab.core.stacks`) has its stack file's stamp: what
+    was learnt from a plane holds until that file changes.
+    """
+    return stamp_of(_status(path))
 
 
 def regular_file_stamp(path: Path) -> Stamp | None:
-    """The stamp of ``path`` when it is a regular file (symlinks followed), else ``None``."""
+    """The stamp of ``path`` when it is a regular file (symlinks followed), else ``None``;
+    a plane of a stack has its file's, as for :func:`file_stamp`."""
     try:
-        status = path.stat()
+        status = _status(path)
     except OSError:
         return None
     return stamp_of(status) if stat.S_ISREG(status.st_mode) else None
+
+
+def _status(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError:  # only then is the name looked at: plain files pay nothing
+        plane = split_plane(path)
+        if plane is None:
+            raise
+        return plane[0].stat()
 
 
 def settled(stamp: Stamp, now_ns: int) -> bool:

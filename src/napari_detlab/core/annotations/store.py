@@ -23,6 +23,11 @@ against the image's real size, read from its header, by the same rule.
 What a file holds and the rules it must follow (EXIF orientation, version 1 files) are
 :mod:`~napari_detlab.core.annotations.annotation`'s.
 
+A plane of a stack (a multi-page or 3-D / 4-D TIFF) is an image of its own, named by file and
+plane (:mod:`~napari_detlab.core.stacks`): plane 3 of ``cells.tif`` is
+``cells.plane-0003.tif`` in :attr:`AnnotationStore.images` and its boxes are
+``annotations/cells.plane-0003.pt``. A single-plane image keeps ``annotations/<stem>.pt``.
+
 One image, one stem, one file: images whose names differ only in their extension
 (``a.jpg`` and ``a.png``) would share ``annotations/a.pt``, so the store reads, writes and
 deletes that file for neither of them (:class:`AmbiguousImageError`, naming both images),
@@ -71,6 +76,7 @@ from napari_detlab.core.images import (
     list_images,
     read_header,
 )
+from napari_detlab.core.stacks import expand_planes
 
 __all__ = [
     "ANNOTATIONS_DIRNAME",
@@ -117,6 +123,11 @@ def stem_of(image: str | Path) -> str:
     name = os.path.basename(os.fspath(image).rstrip("/" + os.sep))
     stem, suffix = os.path.splitext(name)
     return stem if suffix.lower() in IMAGE_SUFFIXES else name
+
+
+def _list_planes(folder: Path) -> list[Path]:
+    """The images of ``folder`` with each stack's planes in its place."""
+    return expand_planes(list_images(folder))
 
 
 class ClassInUseError(AnnotationError):
@@ -235,9 +246,13 @@ class AnnotationStore:
     # -- images -------------------------------------------------------------------------
     @property
     def images(self) -> list[Path]:
-        """The dataset's image files, natural order (cached; :meth:`refresh` re-reads)."""
+        """The dataset's images, natural order (cached; :meth:`refresh` re-reads).
+
+        A stack's planes stand where its file would (``cells.plane-0000.tif``, ...; see
+        :mod:`~napari_detlab.core.stacks`), each an image with its own annotation file.
+        """
         if self._images is None:
-            self._images = list_images(self.root)
+            self._images = _list_planes(self.root)
         return self._images
 
     def refresh(self) -> None:
@@ -290,11 +305,11 @@ class AnnotationStore:
         try:
             stamp = file_stamp(self.root)
         except OSError:
-            return list_images(self.root)
+            return _list_planes(self.root)
         now = time.time_ns()
         if self._listing is not None and self._listing[0] == stamp and self._listing[1]:
             return self._listing[2]
-        images = list_images(self.root)
+        images = _list_planes(self.root)
         self._listing = (stamp, settled(stamp, now), images)
         return images
 

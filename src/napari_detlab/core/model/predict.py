@@ -55,6 +55,7 @@ from napari_detlab.core.images import (
 )
 from napari_detlab.core.model.config import ModelConfig
 from napari_detlab.core.model.device import resolve_device
+from napari_detlab.core.stacks import expand_planes, split_plane
 
 __all__ = [
     "PREDICTION_VERSION",
@@ -202,6 +203,9 @@ def load_prediction(path: str | Path, image: str | Path | None = None) -> Predic
 def collect_images(images: str | Path | Iterable[str | Path]) -> list[Path]:
     """A folder's images, one image, or a list of images and folders, as image paths.
 
+    A stack stands for its planes (``cells.plane-0000.tif``, ...), each predicted as an image
+    and written as ``<stem>.plane-NNNN.pt`` (:mod:`~napari_detlab.core.stacks`).
+
     Raises ``FileNotFoundError`` for a path that does not exist and :class:`PredictionError` when
     is no image, a file is not an image, or two images share a stem (they would share one
     prediction file).
@@ -211,10 +215,12 @@ def collect_images(images: str | Path | Iterable[str | Path]) -> list[Path]:
     for item in items:
         item = Path(item)
         if item.is_dir():
-            paths.extend(list_images(item))
+            paths.extend(expand_planes(list_images(item)))
         elif item.is_file():
             if item.suffix.lower() not in IMAGE_SUFFIXES:
                 raise PredictionError(f"{item}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+            paths.extend(expand_planes([item]))
+        elif split_plane(item) is not None:  # one plane of a stack, named as the store names it
             paths.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
