@@ -31,6 +31,7 @@ VERB_MODULES = (
     "stats",
     "interop",
     "weights",
+    "export_model",
 )
 
 
