@@ -63,3 +63,14 @@ def test_a_full_disk_leaves_no_model_file(checkpoint, tmp_path, capsys, monkeypa
     )
     assert line.startswith(f"{tmp_path / 'm.pt'}: cannot write (No space left on device)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_export_says_where_it_differs(checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    assert (
+        main(["export-model", str(checkpoint), "--format", "onnx", "-o", str(tmp_path / "m.onnx")])
+        == 0
+    )
+    assert "note: some image sizes" in capsys.readouterr().err
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["model_format"] == "onnx"

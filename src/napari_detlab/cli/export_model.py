@@ -13,6 +13,8 @@ Example::
     detlab export-model runs/exp1/best.pt --format onnx --output deploy/detector.onnx
 
 The default output is beside the checkpoint: ``best.torchscript.pt`` or ``best.onnx``.
+TorchScript gives the checkpoint's boxes exactly; ONNX resizes some image sizes one pixel
+short (torchvision's float32 resize scale), which moves their boxes: a note says so.
 Exit codes: 0 exported, 2 refused (no such checkpoint, not a napari-detlab checkpoint, an
 unknown format, an exporter that cannot export the model) or a file that cannot be written.
 """
@@ -20,6 +22,7 @@ unknown format, an exporter that cannot export the model) or a file that cannot 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from napari_detlab.cli.verb import add_verb
@@ -43,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_detlab.core.model.export import export_model
+    from napari_detlab.core.model.export import ONNX_CAVEAT, export_model
 
     exported = export_model(args.checkpoint, args.format, args.output)
     print(f"{exported.path} ({exported.format}); classes and input contract: "
           f"{exported.metadata_path}")  # fmt: skip
+    if exported.format == "onnx":
+        print(f"detlab export-model: note: {ONNX_CAVEAT}", file=sys.stderr)
     return 0
