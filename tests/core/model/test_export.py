@@ -9,10 +9,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from napari_detlab.core.images import read_image, to_float_rgb
 from napari_detlab.core.model.checkpoint import model_from_checkpoint
-from napari_detlab.core.model.export import ExportError, default_export_path, export_model
+from napari_detlab.core.model.export import (
+    ExactResizeTransform,
+    ExportError,
+    default_export_path,
+    export_model,
+)
 from napari_detlab.core.model.predict import predict_images
 from tiny_detector import noise_images, tiny_checkpoint
 
@@ -90,15 +96,24 @@ def test_torchscript_export_matches_the_checkpoint_without_napari_detlab(workspa
         assert got["boxes"][:, 2].max() <= w and got["boxes"][:, 3].max() <= h  # input pixels
 
 
-def test_upstream_scripting_alone_would_move_the_boxes(workspace):
-    """Why ExactResizeTransform exists: without it the (70, 100) image gets other boxes."""
-    checkpoint, images, expected = workspace
-    model, _ = model_from_checkpoint(checkpoint)
+def test_the_scripted_resize_gives_eager_mode_sizes_and_pixels_for_any_image():
+    """Every (h, w) from 20 to 159 px at min 96 / max 128: the exported transform, scripted,
+    resizes exactly as the checkpoint's eager torchvision transform does."""
+    eager = GeneralizedRCNNTransform(96, 128, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    exact = ExactResizeTransform(96, 128, eager.image_mean, eager.image_std).eval()
     with pytest.warns(FutureWarning):  # torch.jit is deprecated upstream, still works
-        scripted = torch.jit.script(model)
-    with torch.inference_mode():
-        _, detections = scripted([_pixels(images[0])])
-    assert not np.allclose(detections[0]["boxes"].numpy()[:5], expected[0].boxes[:5], atol=1)
+        scripted = torch.jit.script(exact)
+    upstream = torch.jit.script(eager.eval())
+    torch.manual_seed(0)
+    upstream_misses = 0
+    for h in range(20, 160, 3):
+        for w in range(20, 160, 7):
+            image = torch.rand(3, h, w)
+            want = eager.resize(image)[0]
+            got = scripted.resize(image)[0]
+            assert got.shape == want.shape and torch.equal(got, want), (h, w)
+            upstream_misses += upstream.resize(image)[0].shape != want.shape
+    assert upstream_misses > 0  # what the exported transform is for
 
 
 def test_onnx_export_matches_the_checkpoint_in_onnxruntime(workspace, tmp_path):

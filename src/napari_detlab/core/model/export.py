@@ -12,22 +12,23 @@ What exports, with torch 2.14 / torchvision 0.29 (checked by tests/core/model/te
 
 - **TorchScript** (``torch.jit.script``): the whole detector, any image size, any batch. Its
   forward returns ``(losses, detections)`` when scripted (torchvision's choice). torchvision's
-  own resize computes the scale as a float32 tensor under scripting, so for some image sizes
-  (100 wide, 70 high at ``min_size`` 96, ``max_size`` 128) the resized image is one pixel
-  smaller than in eager mode and the boxes differ (pytorch/vision#3654,
-  pytorch/pytorch#58234). The exported model therefore resizes with
+  own resize computes the scale as a float32 tensor under scripting, so for many image sizes
+  (361 of 940 from 20 to 159 px at ``min_size`` 96, ``max_size`` 128; 100 wide, 70 high is
+  one) the resized image is one pixel smaller than in eager mode and the boxes differ
+  (pytorch/vision#3654, pytorch/pytorch#58234). The exported model therefore resizes with
   :class:`ExactResizeTransform`, which computes the size in double precision as eager mode
   does: its boxes equal the checkpoint's.
 - **ONNX** (``torch.onnx.export(..., dynamo=False)``, opset 11+, torchvision's documented
   route; it needs the ``onnx`` package, refused with that fix without it): one image per
   call, any size. The graph keeps torchvision's float32 scale (a traced graph needs it as a
-  tensor; computing the size in double precision there did not survive the exporter, which
-  hands onnxruntime a float32 scale again), so the one-pixel difference above remains for
+  tensor; computing the size in double precision inside the traced graph was tried and
+  still gave other boxes in onnxruntime), so the one-pixel difference above remains for
   some image sizes (4 of 32 from 20 to 700 px, e.g. 47 wide, 33 high at 96 / 128), where
   its boxes differ from the checkpoint's; on the others they match within 0.01 px.
   The newer exporter (``dynamo=True``, torch's default) cannot export the detector: its
   ``torch.export`` step stops on the data-dependent box count in ``batched_nms``
-  (``GuardOnDataDependentSymNode``), so it is not used.
+  (``GuardOnDataDependentSymNode``; open upstream: pytorch/vision#9462,
+  pytorch/pytorch#146152), so it is not used.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class ExactResizeTransform(GeneralizedRCNNTransform):
     Python floats (double); scripted, it computes that scale as a float32 tensor, and
     ``floor(side * scale)`` can then come out one pixel smaller. Here the size is computed
     in double precision in both modes and passed to ``interpolate`` (what eager mode's
-    ``recompute_scale_factor=True`` does), so the exported model sees the same pixels.
+    ``recompute_scale_factor=True`` does), so the exported model sees the same pixels. For
+    inference only: it always resizes to the last ``min_size``, never to a random one of
+    them as torchvision does in training.
     """
 
     def resize(
