@@ -9,6 +9,7 @@ import torch
 
 from failing_writes import disk_full, fail_writes, temp_files
 from napari_detlab.cli.main import main
+from napari_detlab.core.model.checkpoint import load_checkpoint
 from tiny_detector import tiny_checkpoint
 
 
@@ -49,11 +50,13 @@ def test_bad_input_is_one_line_with_exit_code_2(checkpoint, tmp_path, capsys):
         "not a checkpoint": ["export-model", str(not_a_checkpoint)],
         "unknown export format 'tflite'": ["export-model", str(checkpoint), "--format", "tflite"],
         "is a folder": ["export-model", str(checkpoint), "--output", str(tmp_path)],
+        "is the checkpoint itself": ["export-model", str(checkpoint), "-o", str(checkpoint)],
         "cannot write": ["export-model", str(checkpoint), "-o", str(not_a_checkpoint / "m.pt")],
     }
     for expected, argv in cases.items():
         assert expected in _error_line(capsys, main(argv)), argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
+    assert load_checkpoint(checkpoint)["epoch"] == 1  # not overwritten by an export
 
 
 def test_a_full_disk_leaves_no_model_file(checkpoint, tmp_path, capsys, monkeypatch):

@@ -201,8 +201,8 @@ def export_model(
     Raises
     ------
     ExportError
-        An unknown format, an output that is a folder, or an exporter that refuses the model
-        (its first line of reason).
+        An unknown format, an output that is a folder or the checkpoint itself, or an exporter
+        that refuses the model (its first line of reason).
     FileNotFoundError, CheckpointError
         No such checkpoint, or not a napari-detlab checkpoint.
     WriteError
@@ -212,6 +212,8 @@ def export_model(
     path = Path(output) if output is not None else default_export_path(checkpoint, model_format)
     if path.is_dir():
         raise ExportError(f"{path}: is a folder; give the model file's name, e.g. model.onnx")
+    if path.resolve() == Path(checkpoint).resolve():
+        raise ExportError(f"{path}: is the checkpoint itself; give the export another name")
     if model_format == "onnx" and importlib.util.find_spec("onnx") is None:
         raise ExportError(
             "ONNX export needs the onnx package, which is not installed: pip install onnx "
