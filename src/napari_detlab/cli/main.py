@@ -32,6 +32,7 @@ VERB_MODULES = (
     "accept",
     "interop",
     "weights",
+    "export_model",
 )
 
 

@@ -25,6 +25,7 @@ from napari_detlab.core.model.predict import (
     predict_images,
     write_prediction,
 )
+from tiny_detector import noise_images
 
 SIZES = [(70, 100), (120, 90), (64, 64)]  # (h, w): none is the model's 96 px input size
 
@@ -40,14 +41,7 @@ def tiny():
 
 @pytest.fixture
 def images(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = []
-    for index, (h, w) in enumerate(SIZES):
-        path = tmp_path / "images" / f"im{index}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
+    return noise_images(tmp_path / "images", SIZES)
 
 
 def _model_input(path):

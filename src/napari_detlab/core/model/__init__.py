@@ -8,12 +8,23 @@ A face: it re-exports the public names (``__all__``) of the modules below and de
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import builder, checkpoint, config, device, download, predict, weights, weights_catalog
+from . import (
+    builder,
+    checkpoint,
+    config,
+    device,
+    download,
+    export,
+    predict,
+    weights,
+    weights_catalog,
+)
 from .builder import *
 from .checkpoint import *
 from .config import *
 from .device import *
 from .download import *
+from .export import *
 from .predict import *
 from .weights import *
 from .weights_catalog import *
@@ -24,6 +35,7 @@ __all__ = [
     *config.__all__,
     *device.__all__,
     *download.__all__,
+    *export.__all__,
     *predict.__all__,
     *weights.__all__,
     *weights_catalog.__all__,
