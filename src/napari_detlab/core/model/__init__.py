@@ -2,19 +2,31 @@
 
 One :class:`~.config.ModelConfig` describes a model; :mod:`.builder` turns it into a torchvision
 Faster R-CNN, :mod:`.weights` finds pretrained weights offline, a checkpoint alone rebuilds a
-trained model, and :mod:`.predict` runs it on images.
+trained model, and :mod:`.predict` runs it on images
+(:mod:`.tiling`: large images in tiles).
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
 """
 
-from . import builder, checkpoint, config, device, download, predict, weights, weights_catalog
+from . import (
+    builder,
+    checkpoint,
+    config,
+    device,
+    download,
+    predict,
+    tiling,
+    weights,
+    weights_catalog,
+)
 from .builder import *
 from .checkpoint import *
 from .config import *
 from .device import *
 from .download import *
 from .predict import *
+from .tiling import *
 from .weights import *
 from .weights_catalog import *
 
@@ -25,6 +37,7 @@ __all__ = [
     *device.__all__,
     *download.__all__,
     *predict.__all__,
+    *tiling.__all__,
     *weights.__all__,
     *weights_catalog.__all__,
 ]
