@@ -69,7 +69,7 @@ def _found(tile, boxes, labels=None):
 
 def test_a_box_seen_whole_by_two_tiles_is_one_box():
     left, right = (0, 0, 100, 100), (60, 0, 160, 100)
-    boxes, scores, labels = merge_tiles(
+    boxes, _, labels = merge_tiles(
         [_found(left, [[70, 40, 85, 55]]), _found(right, [[10, 40, 25, 55]])], 100, 160, 40, 0.5
     )
     assert boxes.tolist() == [[70, 40, 85, 55]] and labels.tolist() == [1]
@@ -77,7 +77,7 @@ def test_a_box_seen_whole_by_two_tiles_is_one_box():
 
 def test_two_classes_on_one_spot_are_both_kept():
     left, right = (0, 0, 100, 100), (60, 0, 160, 100)
-    boxes, _, labels = merge_tiles(
+    _, _, labels = merge_tiles(
         [_found(left, [[70, 40, 85, 55]], [1]), _found(right, [[10, 40, 25, 55]], [2])],
         100, 160, 40, 0.5,
     )  # fmt: skip
