@@ -138,7 +138,7 @@ def test_tiles_find_small_objects_that_resizing_the_whole_image_loses(slide):
     model = SquareFinder(config.min_size, config.max_size, min_side=6)
     tiling = Tiling("auto")
     # the known answer is not vacuous: some squares straddle an inner tile edge
-    grid = tile_grid(512, 768, 64, 16)
+    grid = tile_grid(512, 768, 64, Tiling().overlap_for(64))
     inner_x = {x for x0, _, x1, _ in grid for x in (x0, x1) if 0 < x < 768}
     assert any(x0 < x < x1 for x0, _, x1, _ in truth.tolist() for x in inner_x)
 

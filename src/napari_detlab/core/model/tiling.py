@@ -21,8 +21,8 @@ their objects at the size that tiled prediction shows it. ``"on"`` tiles every i
 
 Boxes cut by a tile edge
 ------------------------
-Tiles overlap by ``overlap`` pixels (default a quarter of the tile), and their starts are
-spread evenly, so neighbouring tiles share at least that much. A box that touches an *inner*
+Tiles overlap by ``overlap`` pixels (default a quarter of the tile but at least
+:data:`MIN_OVERLAP`, 32, and under half the tile), and their starts are spread evenly, so neighbouring tiles share at least that much. A box that touches an *inner*
 tile edge (one that is not the image border), within :data:`EDGE_MARGIN` pixels, is a piece
 of an object the tile does not see whole. What happens to it depends on its extent across
 that edge:
@@ -60,6 +60,7 @@ __all__ = [
     "CONTAINED",
     "EDGE_MARGIN",
     "JOIN_IOU",
+    "MIN_OVERLAP",
     "TILING_MODES",
     "TileDetections",
     "Tiling",
@@ -75,6 +76,7 @@ __all__ = [
 TILING_MODES = ("auto", "on", "off")
 AUTO_MAX_SHRINK = 4.0
 EDGE_MARGIN = 2.0
+MIN_OVERLAP = 32
 CONTAINED = 0.8
 JOIN_IOU = 0.5
 
@@ -105,8 +107,9 @@ class Tiling:
         Side of the square tiles in image pixels; ``None``: the model's ``min_size``, which
         the model sees at scale 1.
     overlap
-        Pixels shared by neighbouring tiles; ``None``: a quarter of the tile. Objects up to
-        ``overlap - 4`` pixels are seen whole by some tile (see the module's notes).
+        Pixels shared by neighbouring tiles; ``None``: a quarter of the tile, at least 32
+        (under half the tile). Objects up to ``overlap - 4`` pixels are seen whole, away from
+        every inner edge, by some tile (see the module's notes).
     batch_size
         Tiles per forward pass.
     """
@@ -142,7 +145,10 @@ class Tiling:
 
     def overlap_for(self, min_size: int) -> int:
         size = self.size_for(min_size)
-        overlap = self.overlap if self.overlap is not None else size // 4
+        if self.overlap is not None:
+            overlap = self.overlap
+        else:
+            overlap = min(max(size // 4, MIN_OVERLAP), (size - 1) // 2)
         if overlap >= size:
             raise TilingError(f"tile overlap ({overlap}) must be smaller than the tile ({size})")
         return int(overlap)
