@@ -67,12 +67,32 @@ def _found(tile, boxes, labels=None):
     return TileDetections(tile, boxes, torch.full((len(boxes),), 0.8), labels)
 
 
-def test_a_box_seen_whole_by_two_tiles_is_one_box():
-    left, right = (0, 0, 100, 100), (60, 0, 160, 100)
+# A left tile (0, 0, 100, 100) and a right one of 100 px from x = start, on an image 100 px
+# high that ends with the right tile: (start, overlap, the left tile's box, the right tile's
+# box, each in the tile's own pixels, and the one box expected in the image).
+PAIRS = {
+    # x 70..85 lies in both tiles, whole in each: NMS keeps one
+    "seen whole by two tiles": (60, 40, [70, 40, 85, 55], [10, 40, 25, 55], [70, 40, 85, 55]),
+    # x 90..105: the left tile sees 90..100, cut by its inner right edge; the right one sees
+    # it whole. The piece is dropped, not kept beside the whole box.
+    "small, cut by a tile edge": (60, 40, [90, 40, 100, 55], [30, 40, 45, 55], [90, 40, 105, 55]),
+    # x 50..140 is wider than the overlap and neither tile sees it whole: the pieces join.
+    "larger than the overlap": (80, 20, [50, 20, 100, 60], [0, 21, 60, 60], [50, 20, 140, 60]),
+    # x 30..97.5 is whole in the left tile (2.5 px from its edge); the right tile sees 17.5 px
+    # of it, more than the overlap less the margins and far from an IoU of 0.5 with the whole
+    # box, so NMS alone would keep both: the piece inside a whole box is dropped.
+    "a piece of a whole box": (80, 20, [30, 20, 97.5, 60], [0, 20, 17.5, 60], [30, 20, 97.5, 60]),
+}
+
+
+@pytest.mark.parametrize("case", PAIRS.values(), ids=PAIRS.keys())
+def test_an_object_seen_by_two_tiles_is_one_box(case):
+    start, overlap, left_box, right_box, expected = case
+    left, right = (0, 0, 100, 100), (start, 0, start + 100, 100)
     boxes, _, labels = merge_tiles(
-        [_found(left, [[70, 40, 85, 55]]), _found(right, [[10, 40, 25, 55]])], 100, 160, 40, 0.5
+        [_found(left, [left_box]), _found(right, [right_box])], 100, start + 100, overlap, 0.5
     )
-    assert boxes.tolist() == [[70, 40, 85, 55]] and labels.tolist() == [1]
+    assert boxes.tolist() == [expected] and labels.tolist() == [1]
 
 
 def test_two_classes_on_one_spot_are_both_kept():
@@ -84,43 +104,12 @@ def test_two_classes_on_one_spot_are_both_kept():
     assert sorted(labels.tolist()) == [1, 2]
 
 
-def test_a_small_box_cut_by_a_tile_edge_is_not_duplicated():
-    # The object spans x 90..105: the left tile sees 90..100 (cut by its inner right edge),
-    # the right tile sees it whole.
-    left, right = (0, 0, 100, 100), (60, 0, 160, 100)
-    boxes, _, _ = merge_tiles(
-        [_found(left, [[90, 40, 100, 55]]), _found(right, [[30, 40, 45, 55]])], 100, 160, 40, 0.5
-    )
-    assert boxes.tolist() == [[90, 40, 105, 55]]
-
-
 def test_a_box_at_the_image_border_is_not_taken_for_a_cut_one():
     only = (0, 0, 100, 100)
     boxes, _, _ = merge_tiles(
         [_found(only, [[0, 0, 10, 10], [92, 92, 100, 100]])], 100, 100, 40, 0.5
     )
     assert len(boxes) == 2
-
-
-def test_an_object_larger_than_the_overlap_is_joined_from_its_pieces():
-    # x 50..140 spans both tiles; neither sees it whole.
-    left, right = (0, 0, 100, 100), (80, 0, 180, 100)
-    boxes, _, _ = merge_tiles(
-        [_found(left, [[50, 20, 100, 60]]), _found(right, [[0, 21, 60, 60]])], 100, 180, 20, 0.5
-    )
-    assert boxes.tolist() == [[50, 20, 140, 60]]
-
-
-def test_a_piece_of_an_object_another_tile_saw_whole_is_dropped():
-    # The object x 30..97.5 is whole in the left tile (its right edge is 2.5 px from the
-    # tile's); the right tile sees 17.5 px of it, more than the overlap less the margins,
-    # and far from an IoU of 0.5 with the whole box: NMS alone would keep both.
-    left, right = (0, 0, 100, 100), (80, 0, 180, 100)
-    boxes, _, _ = merge_tiles(
-        [_found(left, [[30, 20, 97.5, 60]]), _found(right, [[0, 20, 17.5, 60]])],
-        100, 180, 20, 0.5,
-    )  # fmt: skip
-    assert boxes.tolist() == [[30, 20, 97.5, 60]]
 
 
 @pytest.fixture
