@@ -22,10 +22,10 @@ their objects at the size that tiled prediction shows it. ``"on"`` tiles every i
 Boxes cut by a tile edge
 ------------------------
 Tiles overlap by ``overlap`` pixels (default a quarter of the tile but at least
-:data:`MIN_OVERLAP`, 32, and under half the tile), and their starts are spread evenly, so neighbouring tiles share at least that much. A box that touches an *inner*
-tile edge (one that is not the image border), within :data:`EDGE_MARGIN` pixels, is a piece
-of an object the tile does not see whole. What happens to it depends on its extent across
-that edge:
+:data:`MIN_OVERLAP`, 32, and under half the tile), and their starts are spread evenly, so
+neighbouring tiles share at least that much. A box that touches an *inner* tile edge (one
+that is not the image border), within :data:`EDGE_MARGIN` pixels, is a piece of an object
+the tile does not see whole. What happens to it depends on its extent across that edge:
 
 - **narrower than** ``overlap - 2 * EDGE_MARGIN``: dropped. The piece lies wholly inside the
   neighbouring tile, at least the margin away from that tile's facing edge, so the neighbour
@@ -34,9 +34,9 @@ that edge:
   the whole object, not a union of two guesses.
 - **wider**: the object may be larger than the overlap, and then no tile sees it whole. Such
   pieces are kept: a piece mostly (:data:`CONTAINED`) inside a box of its class that some
-  tile saw uncut is dropped as a part of it; the remaining pieces of one class that overlap
-  and agree along the other axis (1-D IoU of at least :data:`JOIN_IOU`) are joined into their
-  union, with the higher score.
+  tile saw uncut is dropped as a part of it; the remaining pieces of one class from different
+  tiles that overlap and agree along one axis (1-D IoU of at least :data:`JOIN_IOU`: two
+  slices of one object) are joined into their union, with the higher score.
 
 Then every box goes through per-class NMS at the model's own NMS IoU, which removes the
 copies of an object seen whole by two tiles. Nothing is capped at the model's
@@ -282,6 +282,9 @@ def merge_tiles(
     for index, found in enumerate(detections):
         x0, y0 = found.tile[0], found.tile[1]
         boxes = found.boxes.float().reshape(-1, 4) + torch.tensor([x0, y0, x0, y0])
+        # a tile padded past the image's border may have boxes reaching into the padding
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
         scores, labels = found.scores.float().reshape(-1), found.labels.long().reshape(-1)
         cut = _cut_sides(boxes, found.tile, height, width)
         extent = torch.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, dim=1)
