@@ -32,6 +32,7 @@ the rest of it. (Tiled prediction drops or joins such pieces for the same reason
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +151,11 @@ class CropSampler:
         if not self.applies(height, width):
             return 1
         return max(1, min(self.max_repeats, math.ceil(height * width / self.size**2)))
+
+    def items(self, sizes: Sequence[tuple[int, int]]) -> list[int]:
+        """Item -> image index for images of these ``(height, width)``: each image's index
+        repeated :meth:`repeats` times, in order."""
+        return [index for index, size in enumerate(sizes) for _ in range(self.repeats(*size))]
 
     def __call__(
         self, image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor

@@ -335,13 +335,8 @@ class DetectionDataset(Dataset):
         # Item -> image: a large image trained on crops stands for several items.
         self._items = list(range(len(self.stems)))
         if crops is not None:
-            self._items = [
-                index
-                for index, (path, annotation) in enumerate(
-                    zip(self.image_paths, self._annotations, strict=True)
-                )
-                for _ in range(crops.repeats(*(annotation.image_size or image_size(path))))
-            ]
+            pairs = zip(self.image_paths, self._annotations, strict=True)
+            self._items = crops.items([a.image_size or image_size(p) for p, a in pairs])
 
     def __len__(self) -> int:
         return len(self._items)
