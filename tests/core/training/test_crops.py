@@ -94,6 +94,10 @@ def test_the_auto_rule_crops_a_slide_and_not_a_photo():
         CropSampler(256, 256, 512, mode="yes")
     with pytest.raises(TrainingInputError, match="crops must be"):
         TrainOptions(crops="always").validate()
+    with pytest.raises(TrainingInputError, match="crop_size must be at least 16"):
+        TrainOptions(crop_size=8).validate()
+    options = TrainOptions.from_dict({"crops": "on", "crop_size": 64}).validate()
+    assert (options.crops, options.crop_size) == ("on", 64)
 
 
 @pytest.fixture
