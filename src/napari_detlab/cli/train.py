@@ -14,8 +14,11 @@ pretrained file, from scratch, or the checkpoint it resumes). Progress is one li
 ``--print-every`` iterations and one per epoch, or every event as a JSON line with
 ``--json-events``. Validation images are chosen by a hash of their names
 (``--val-fraction``, ``--stratify-split``), so they stay the same as the folder grows;
-``--split-file`` fixes them. The first Ctrl+C (or SIGTERM) stops cleanly after
-the current iteration and writes ``last.pt`` (exit 130); a second one aborts.
+``--split-file`` fixes them. Images that resizing whole would shrink more than 4 times on a
+side are trained on crops of the model's input size around their boxes (``--crops
+auto|on|off``, ``--crop-size``), as ``detlab predict`` tiles them. The first Ctrl+C (or
+SIGTERM) stops cleanly after the current iteration and writes ``last.pt`` (exit 130); a
+second one aborts.
 
 Exit codes: 0 trained, 1 the run failed (a non-finite loss, out of memory), 2 one line on
 stderr: inputs refused before anything is written (numbers out of range, annotated images
@@ -47,7 +50,7 @@ __all__ = ["register", "run"]
 _OPTION_FLAGS = (
     "epochs", "batch_size", "lr", "optimizer", "device", "resume", "max_iterations",
     "patience", "val_fraction", "stratify_split", "split_file", "seed", "num_workers",
-    "eval_every", "overwrite",
+    "eval_every", "overwrite", "crops", "crop_size",
 )  # fmt: skip
 
 
@@ -81,6 +84,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, metavar="N")
     train.add_argument("--num-workers", type=int, metavar="N", help="DataLoader processes")
     train.add_argument("--eval-every", type=int, metavar="N", help="epochs between evaluations")
+    train.add_argument(
+        "--crops", choices=("auto", "on", "off"),
+        help="train on crops around the boxes (auto: images resizing would shrink over 4x)",
+    )  # fmt: skip
+    train.add_argument("--crop-size", type=int, metavar="PX", help="crop side (default min_size)")
     train.add_argument(
         "--overwrite", action="store_true", default=None, help="reuse a RUN_DIR holding a run"
     )

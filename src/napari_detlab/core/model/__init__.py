@@ -2,7 +2,8 @@
 
 One :class:`~.config.ModelConfig` describes a model; :mod:`.builder` turns it into a torchvision
 Faster R-CNN, :mod:`.weights` finds pretrained weights offline, a checkpoint alone rebuilds a
-trained model, and :mod:`.predict` runs it on images.
+trained model, and :mod:`.predict` runs it on images
+(:mod:`.tiling`: large images in tiles).
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
@@ -16,6 +17,7 @@ from . import (
     download,
     export,
     predict,
+    tiling,
     weights,
     weights_catalog,
 )
@@ -26,6 +28,7 @@ from .device import *
 from .download import *
 from .export import *
 from .predict import *
+from .tiling import *
 from .weights import *
 from .weights_catalog import *
 
@@ -37,6 +40,7 @@ __all__ = [
     *download.__all__,
     *export.__all__,
     *predict.__all__,
+    *tiling.__all__,
     *weights.__all__,
     *weights_catalog.__all__,
 ]

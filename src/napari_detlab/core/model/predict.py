@@ -55,6 +55,7 @@ from napari_detlab.core.images import (
 )
 from napari_detlab.core.model.config import ModelConfig
 from napari_detlab.core.model.device import resolve_device
+from napari_detlab.core.model.tiling import Tiling, detect
 from napari_detlab.core.stacks import expand_planes, split_plane
 
 __all__ = [
@@ -283,6 +284,7 @@ def predict_images(
     skipped: list[SkippedImage] | None = None,
     amp: bool = False,
     channels_last: bool = False,
+    tiling: Tiling | str = "auto",
 ) -> Iterator[tuple[Path, Prediction]]:
     """Predict images in batches, yielding ``(path, Prediction)`` in input order.
 
@@ -309,7 +311,12 @@ def predict_images(
     amp, channels_last
         On a GPU, run the forward pass in mixed precision (autocast) and the convolutions
         in channels-last memory order; boxes and scores come back as float32 either way.
+    tiling
+        ``"auto"``, ``"on"``, ``"off"`` or a :class:`~napari_detlab.core.model.tiling.Tiling`:
+        images much larger than the model's input are predicted in overlapping tiles at
+        full resolution (:mod:`~napari_detlab.core.model.tiling`).
     """
+    tiling = Tiling.of(tiling)
     if batch_size < 1:
         raise PredictionError(f"batch_size must be at least 1, got {batch_size}")
     device = resolve_device(device)
@@ -335,8 +342,11 @@ def predict_images(
                 good.append((path, item[0], item[1]))
         if not good:
             continue
-        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
-            outputs = model([tensor.to(device, non_blocking=True) for _, tensor, _ in good])
+        with torch.inference_mode():
+            outputs = detect(
+                model, [tensor for _, tensor, _ in good], config.min_size, config.max_size,
+                tiling, device=device, amp=amp,
+            )  # fmt: skip
         for (path, _, size), output in zip(good, outputs, strict=True):
             labels = output["labels"].cpu().tolist()
             yield (
@@ -369,6 +379,7 @@ def predict_folder(
     cancel: threading.Event | None = None,
     skipped: list[SkippedImage] | None = None,
     score_floor: float | None = None,
+    tiling: Tiling | str = "auto",
 ) -> list[Path]:
     """Predict images with a checkpoint and write one prediction file per image.
 
@@ -394,6 +405,8 @@ def predict_folder(
     score_floor
         Lower (or raise) the model's score threshold for this run, between 0 and 1; default:
         the checkpoint's.
+    tiling
+        As in :func:`predict_images`.
 
     Returns
     -------
@@ -412,6 +425,7 @@ def predict_folder(
 
     if score_floor is not None and not 0.0 <= score_floor <= 1.0:
         raise PredictionError(f"the score floor must be between 0 and 1, got {score_floor}")
+    tiling = Tiling.of(tiling)
     paths = collect_images(images)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -436,8 +450,9 @@ def predict_folder(
                 on_progress(done, len(paths), paths[done - 1])
 
     for path, prediction in predict_images(
-        model, config, paths, batch_size=batch_size, device=device, cancel=cancel, skipped=failures
-    ):
+        model, config, paths, batch_size=batch_size, device=device, cancel=cancel,
+        skipped=failures, tiling=tiling,
+    ):  # fmt: skip
         written.append(write_prediction(output_dir, path.stem, prediction, checkpoint=source))
         # Count the skipped images before ``path`` too, so the counter never stalls.
         count_to(position[path] + 1)

@@ -10,6 +10,7 @@ nothing; code inside the project imports from the modules themselves.
 from . import (
     augment,
     background_save,
+    crops,
     dataset,
     distributed,
     engine,
@@ -22,6 +23,7 @@ from . import (
 )
 from .augment import *
 from .background_save import *
+from .crops import *
 from .dataset import *
 from .distributed import *
 from .engine import *
@@ -35,6 +37,7 @@ from .validate import *
 __all__ = [
     *augment.__all__,
     *background_save.__all__,
+    *crops.__all__,
     *dataset.__all__,
     *distributed.__all__,
     *engine.__all__,

@@ -32,8 +32,9 @@ from torch.utils.data import Dataset
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.store import AnnotationStore, stem_of
-from napari_detlab.core.images import read_image, to_float_rgb
+from napari_detlab.core.images import image_size, read_image, to_float_rgb
 from napari_detlab.core.training.augment import Augmenter, clean_boxes
+from napari_detlab.core.training.crops import CropSampler
 from napari_detlab.core.training.options import TrainingInputError
 
 __all__ = [
@@ -268,6 +269,10 @@ class DetectionDataset(Dataset):
     augment
         ``True`` for the default :class:`~napari_detlab.core.training.augment.Augmenter`, or an
         ``Augmenter`` (or any callable ``(image, boxes, labels) -> same``) to use.
+    crops
+        A :class:`~napari_detlab.core.training.crops.CropSampler`: the images it applies to
+        are served as random crops, each standing for ``crops.repeats`` items per epoch
+        (before augmentation).
 
     Items are ``(image, target, stem)``: ``image`` a ``float32 3 x H x W`` tensor in
     ``[0, 1]`` (:func:`~napari_detlab.core.images.to_float_rgb`), ``target`` a dict with
@@ -288,6 +293,7 @@ class DetectionDataset(Dataset):
         classes: Sequence[str],
         *,
         augment: bool | Any = False,
+        crops: CropSampler | None = None,
     ) -> None:
         self.store = AnnotationStore.of(root)
         self.root = self.store.root
@@ -325,9 +331,15 @@ class DetectionDataset(Dataset):
             self.image_paths.append(paths[stem])
             self._annotations.append(annotation)
             self._targets.append((annotation.boxes.astype(np.float32).reshape(-1, 4), labels))
+        self.crops = crops
+        # Item -> image: a large image trained on crops stands for several items.
+        self._items = list(range(len(self.stems)))
+        if crops is not None:
+            pairs = zip(self.image_paths, self._annotations, strict=True)
+            self._items = crops.items([a.image_size or image_size(p) for p, a in pairs])
 
     def __len__(self) -> int:
-        return len(self.stems)
+        return len(self._items)
 
     def box_count(self) -> int:
         """Boxes over all served images (0 means every image is a negative)."""
@@ -344,13 +356,16 @@ class DetectionDataset(Dataset):
         pixels = to_float_rgb(read_image(self.image_paths[index]))
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target, str]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, Target, str]:
+        index = self._items[item]
         image = self.load_image(index)
         boxes_np, labels_np = self._targets[index]
         height, width = image.shape[-2:]
         boxes, labels = clean_boxes(
             torch.from_numpy(boxes_np.copy()), torch.from_numpy(labels_np.copy()), width, height
         )
+        if self.crops is not None:
+            image, boxes, labels = self.crops(image, boxes, labels)
         if self.augment is not None:
             image, boxes, labels = self.augment(image, boxes, labels)
         target = {"boxes": boxes.float().reshape(-1, 4), "labels": labels.long().reshape(-1)}

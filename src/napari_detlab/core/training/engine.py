@@ -67,6 +67,7 @@ from napari_detlab.core.model.checkpoint import (
 )
 from napari_detlab.core.model.config import ModelConfig
 from napari_detlab.core.training.background_save import CheckpointWriter
+from napari_detlab.core.training.crops import CropSampler
 from napari_detlab.core.training.dataset import (
     DetectionDataset,
     collate,
@@ -293,8 +294,12 @@ class _Run:
         if not self.train_stems:
             raise TrainingInputError("the split leaves no training images; lower val_fraction")
         self.train_set = DetectionDataset(
-            store, self.train_stems, config.classes, augment=options.augment
-        )
+            store, self.train_stems, config.classes, augment=options.augment,
+            crops=CropSampler(
+                options.crop_size or config.min_size, config.min_size, config.max_size,
+                mode=options.crops,
+            ),
+        )  # fmt: skip
         # With no validation image (a tiny dataset) the metrics are those of the training
         # images: flagged in each EpochEnded's metrics["evaluated_on"].
         self.eval_stems = self.val_stems or self.train_stems

@@ -58,6 +58,11 @@ class TrainOptions(JsonDataclass):
         DataLoader processes; ``None`` picks from the CPU count (0 on a 2-core machine).
     augment
         Random flips and scale jitter on the training images.
+    crops, crop_size
+        Train large images on crops of the model's input size around their boxes
+        (:mod:`~napari_detlab.core.training.crops`): ``"auto"`` when resizing an image whole
+        would shrink it over 4 times a side (the rule of tiled prediction), ``"on"``,
+        ``"off"``; the crop side in pixels, ``None`` for the model's ``min_size``.
     resume
         A ``last.pt`` to continue from (model, optimiser, schedule, epoch).
     max_iterations
@@ -90,6 +95,8 @@ class TrainOptions(JsonDataclass):
     device: str = "auto"
     num_workers: int | None = None
     augment: bool = True
+    crops: str = "auto"
+    crop_size: int | None = None
     resume: str | None = None
     max_iterations: int | None = None
     eval_every: int = 1
@@ -152,6 +159,14 @@ class TrainOptions(JsonDataclass):
                 f"max_iterations must be at least 1, got {self.max_iterations}",
             ),
             (self.num_workers is None or self.num_workers >= 0, "num_workers must be >= 0"),
+            (
+                self.crops in ("auto", "on", "off"),
+                f"crops must be 'auto', 'on' or 'off', got {self.crops!r}",
+            ),
+            (
+                self.crop_size is None or self.crop_size >= 16,
+                f"crop_size must be at least 16 pixels, got {self.crop_size}",
+            ),
             (
                 self.amp in ("auto", True, False),
                 f"amp must be 'auto', true or false, got {self.amp!r}",
