@@ -1,0 +1,122 @@
+"""Pre-labels in a real viewer: the model's boxes proposed on unannotated images, predicted
+ahead of ``n``, never saved until accepted (a real Shift-A, an edit), declined by a real
+Delete; and "Next most informative" going to the image the model is least sure of. The
+model is a stand-in given to the session, as a test's predictor, not a trained network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from annotator_drawing import saved
+from qtpy.QtCore import Qt
+
+from napari_detlab._layers import PROPOSAL_FACE_ALPHA, PROPOSALS_LAYER
+from napari_detlab.core.model.predict import Prediction
+
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+
+
+class StandIn:
+    """Two sure boxes (an ``object``, a ``cell``) and a faint one per image; ``img3`` is the
+    one the model is unsure of. Records every image it is asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, image: Path) -> Prediction:
+        self.asked.append(image.stem)
+        sure = 0.55 if image.stem == "img3" else 0.95
+        return Prediction(
+            boxes=[[5, 5, 20, 20], [30, 10, 50, 30], [0, 0, 4, 4]],
+            labels=["object", "cell", "object"],
+            scores=[0.9, sure, 0.2],  # 0.2: below the Review's threshold, never proposed
+        )
+
+
+def _with_model(widget, tmp_path) -> StandIn:
+    model = StandIn()
+    widget.session.make_predictor = lambda checkpoint: model
+    widget.session.set_checkpoint(tmp_path / "best.pt")  # as the train dock does
+    return model
+
+
+def _file(folder: Path, stem: str) -> Path:
+    return folder / "annotations" / f"{stem}.pt"
+
+
+def test_proposals_are_predicted_ahead_shown_apart_and_saved_only_when_accepted(
+    annotator, image_folder, press, qtbot, tmp_path
+) -> None:
+    viewer, widget = annotator(image_folder)
+    model = _with_model(widget, tmp_path)
+    qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
+    proposals = viewer.layers[PROPOSALS_LAYER]
+    qtbot.waitUntil(lambda: proposals.nshapes == 2, timeout=5000)
+    # filled and translucent, where the class layers' boxes are hollow
+    assert np.allclose(proposals.face_color[:, 3], PROPOSAL_FACE_ALPHA)
+    assert viewer.layers.selection.active is viewer.layers["boxes: object"]  # still drawing
+    # the next unannotated images are predicted without anyone pressing n
+    qtbot.waitUntil(lambda: model.asked == ["img1", "img2", "img3"], timeout=5000)
+
+    press(viewer, Qt.Key.Key_N)
+    assert proposals.nshapes == 2  # at once: predicted ahead, n waits for nothing
+    assert not _file(image_folder, "img1").exists()  # left without accepting: nothing saved
+    press(viewer, Qt.Key.Key_A, SHIFT)  # accept them all
+    on_disk = saved(image_folder, "img2")
+    assert sorted(on_disk["labels"]) == ["cell", "object"]
+    assert sorted(on_disk["boxes"].numpy().tolist()) == [[5, 5, 20, 20], [30, 10, 50, 30]]
+    assert proposals.nshapes == 0
+    assert viewer.layers["boxes: cell"].nshapes == 1  # the model's class joined the list
+    press(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # one undo step
+    assert not _file(image_folder, "img2").exists()
+
+    press(viewer, Qt.Key.Key_B)
+    assert proposals.nshapes == 2 and not _file(image_folder, "img1").exists()
+    press(viewer, Qt.Key.Key_K)  # reviewed, no objects: the image is annotated now
+    press(viewer, Qt.Key.Key_N)
+    press(viewer, Qt.Key.Key_B)
+    assert proposals.nshapes == 0  # an annotated image gets no proposals
+    assert model.asked == ["img1", "img2", "img3"]  # each image predicted once
+
+
+def test_an_edited_proposal_is_accepted_and_a_deleted_one_declined(
+    annotator, image_folder, press, qtbot, tmp_path
+) -> None:
+    viewer, widget = annotator(image_folder)
+    _with_model(widget, tmp_path)
+    qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
+    proposals = viewer.layers[PROPOSALS_LAYER]
+    qtbot.waitUntil(lambda: proposals.nshapes == 2, timeout=5000)
+    viewer.layers.selection.active = proposals
+    proposals.mode = "select"
+    proposals.selected_data = {list(proposals.features["label"]).index("cell")}
+    press(viewer, Qt.Key.Key_Delete)
+    assert proposals.nshapes == 1
+    assert not _file(image_folder, "img1").exists()  # declining saves nothing
+
+    # moving the other one, as napari reports a drag in select mode: accepted as moved
+    vertices = proposals.data[0] + np.array([2.0, 3.0])
+    proposals.selected_data = {0}
+    proposals._data_view.edit(0, vertices)  # what the drag does to the shape...
+    proposals.events.data(
+        value=proposals.data, action="changed", data_indices=(0,), vertex_indices=((),)
+    )  # ...and the event it sends on release
+    qtbot.waitUntil(lambda: _file(image_folder, "img1").exists(), timeout=2000)
+    on_disk = saved(image_folder, "img1")
+    assert on_disk["labels"] == ["object"]
+    assert on_disk["boxes"].numpy().tolist() == [[8, 7, 23, 22]]
+    assert proposals.nshapes == 0
+
+
+def test_next_most_informative_goes_to_the_image_the_model_is_unsure_of(
+    annotator, image_folder, qtbot, tmp_path
+) -> None:
+    _, widget = annotator(image_folder)
+    model = _with_model(widget, tmp_path)
+    qtbot.waitUntil(lambda: len(model.asked) == 3, timeout=5000)
+    widget.prelabels.label_next.next_button.click()
+    assert widget.current_path.name == "img3.png"
+    reason = widget.prelabels.label_next.reason_label.text()
+    assert reason.startswith("img3.png: 1 box with scores in 0.3-0.7")
+    assert "of 2 predicted images" in reason
