@@ -80,8 +80,35 @@ def test_proposals_are_predicted_ahead_shown_apart_and_saved_only_when_accepted(
     assert model.asked == ["img1", "img2", "img3"]  # each image predicted once
 
 
+def _drag(viewer, send_mouse, qtbot, start, end) -> None:
+    """A real left-button drag on the canvas from image point ``start`` to ``end`` (x, y).
+
+    Where the canvas centre falls in the image is read from napari's cursor after a move
+    there, so the drag lands on the image points whatever the canvas's size.
+    """
+    from qtpy.QtCore import QEvent
+
+    send_mouse(viewer, QEvent.Type.MouseMove, 0, 0)
+    qtbot.wait(50)  # napari handles a burst of moves as one
+    row, col = viewer.cursor.position[-2:]
+    zoom = viewer.camera.zoom
+
+    def screen(point):
+        return (point[0] - col) * zoom, (point[1] - row) * zoom
+
+    left = Qt.MouseButton.LeftButton
+    send_mouse(viewer, QEvent.Type.MouseMove, *screen(start))  # hover first, as a hand does
+    qtbot.wait(50)
+    send_mouse(viewer, QEvent.Type.MouseButtonPress, *screen(start), left)
+    for step in np.linspace(0, 1, 5)[1:]:
+        at = np.asarray(start) + step * (np.asarray(end) - np.asarray(start))
+        send_mouse(viewer, QEvent.Type.MouseMove, *screen(at), left)
+        qtbot.wait(50)
+    send_mouse(viewer, QEvent.Type.MouseButtonRelease, *screen(end))
+
+
 def test_an_edited_proposal_is_accepted_and_a_deleted_one_declined(
-    annotator, image_folder, press, qtbot, tmp_path
+    annotator, image_folder, press, send_mouse, qtbot, tmp_path
 ) -> None:
     viewer, widget = annotator(image_folder)
     _with_model(widget, tmp_path)
@@ -95,17 +122,13 @@ def test_an_edited_proposal_is_accepted_and_a_deleted_one_declined(
     assert proposals.nshapes == 1
     assert not _file(image_folder, "img1").exists()  # declining saves nothing
 
-    # moving the other one, as napari reports a drag in select mode: accepted as moved
-    vertices = proposals.data[0] + np.array([2.0, 3.0])
-    proposals.selected_data = {0}
-    proposals._data_view.edit(0, vertices)  # what the drag does to the shape...
-    proposals.events.data(
-        value=proposals.data, action="changed", data_indices=(0,), vertex_indices=((),)
-    )  # ...and the event it sends on release
+    # dragging the other one by (3, 2) image pixels with the mouse accepts it as moved
+    proposals.selected_data = set()
+    _drag(viewer, send_mouse, qtbot, (12.5, 12.5), (15.5, 14.5))
     qtbot.waitUntil(lambda: _file(image_folder, "img1").exists(), timeout=2000)
     on_disk = saved(image_folder, "img1")
     assert on_disk["labels"] == ["object"]
-    assert on_disk["boxes"].numpy().tolist() == [[8, 7, 23, 22]]
+    assert np.allclose(on_disk["boxes"].numpy(), [[8, 7, 23, 22]], atol=0.1)  # as dropped
     assert proposals.nshapes == 0
 
 

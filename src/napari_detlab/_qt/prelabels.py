@@ -199,8 +199,10 @@ class PrelabelPanel(QWidget):
         active = self.viewer.layers.selection.active
         layer = self.viewer.add_shapes(
             None, ndim=2, name=PROPOSALS_LAYER, shape_type="rectangle",
+            features={"label": np.array([], object), "score": np.array([], np.float32)},
             text={"string": "{label} {score:.2f}", "size": 8, "anchor": "upper_left"},
         )  # fmt: skip
+        layer.feature_defaults = {"label": "", "score": 0.0}  # captions of new boxes work
         layer.events.data.connect(self._on_proposals_edited)
         if active is not None:
             self.viewer.layers.selection.active = active
