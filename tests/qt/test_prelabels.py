@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 from annotator_drawing import saved
 from qtpy.QtCore import Qt
@@ -18,15 +19,16 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
 class StandIn:
-    """Two sure boxes (an ``object``, a ``cell``) and a faint one per image; ``img3`` is the
-    one the model is unsure of. Records every image it is asked for."""
+    """Two sure boxes (an ``object``, a ``cell``) and a faint one per image, except on the
+    image it is ``unsure`` of. Records every image it is asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, unsure: str = "img3") -> None:
         self.asked: list[str] = []
+        self.unsure = unsure
 
     def __call__(self, image: Path) -> Prediction:
         self.asked.append(image.stem)
-        sure = 0.55 if image.stem == "img3" else 0.95
+        sure = 0.55 if image.stem == self.unsure else 0.95
         return Prediction(
             boxes=[[5, 5, 20, 20], [30, 10, 50, 30], [0, 0, 4, 4]],
             labels=["object", "cell", "object"],
@@ -34,8 +36,8 @@ class StandIn:
         )
 
 
-def _with_model(widget, tmp_path) -> StandIn:
-    model = StandIn()
+def _with_model(widget, tmp_path, unsure: str = "img3") -> StandIn:
+    model = StandIn(unsure)
     widget.session.make_predictor = lambda checkpoint: model
     widget.session.set_checkpoint(tmp_path / "best.pt")  # as the train dock does
     return model
@@ -133,13 +135,43 @@ def test_an_edited_proposal_is_accepted_and_a_deleted_one_declined(
 
 
 def test_next_most_informative_goes_to_the_image_the_model_is_unsure_of(
+    annotator, tmp_path, qtbot
+) -> None:
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for index in range(6):
+        iio.imwrite(folder / f"img{index + 1}.png", np.full((40, 60, 3), index * 30, np.uint8))
+    _, widget = annotator(folder)
+    model = _with_model(widget, tmp_path, unsure="img6")
+    qtbot.waitUntil(lambda: len(model.asked) == 4, timeout=5000)  # this image and 3 ahead
+    label_next = widget.prelabels.label_next
+    label_next.next_button.click()  # img6 not predicted yet: the sure ones tie, in order
+    assert widget.current_path.name == "img2.png"
+    assert "no undecided box" in label_next.reason_label.text()
+    assert "of 3 predicted images; 2 not predicted yet" in label_next.reason_label.text()
+
+    label_next.predict_all_button.click()  # every unannotated image, in the background
+    qtbot.waitUntil(lambda: len(model.asked) == 6, timeout=5000)
+    label_next.next_button.click()
+    assert widget.current_path.name == "img6.png"
+    reason = label_next.reason_label.text()
+    assert reason.startswith("img6.png: 1 box with scores in 0.3-0.7 (the least sure of 5")
+
+
+def test_a_checkpoint_chosen_in_the_train_dock_brings_proposals(
     annotator, image_folder, qtbot, tmp_path
 ) -> None:
-    _, widget = annotator(image_folder)
-    model = _with_model(widget, tmp_path)
-    qtbot.waitUntil(lambda: len(model.asked) == 3, timeout=5000)
-    widget.prelabels.label_next.next_button.click()
-    assert widget.current_path.name == "img3.png"
-    reason = widget.prelabels.label_next.reason_label.text()
-    assert reason.startswith("img3.png: 1 box with scores in 0.3-0.7")
-    assert "of 2 predicted images" in reason
+    from napari_detlab._qt.train_dock import TrainDockWidget
+
+    viewer, widget = annotator(image_folder)
+    model = StandIn()
+    widget.session.make_predictor = lambda checkpoint: model
+    dock = TrainDockWidget(viewer)
+    viewer.window.add_dock_widget(dock, name="Train / predict")
+    checkpoint = tmp_path / "runs" / "best.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")  # the stand-in never reads it
+    dock.predict_panel.checkpoint_row.edit.setText(str(checkpoint))
+    qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.layers[PROPOSALS_LAYER].nshapes == 2, timeout=5000)
+    assert "2 proposals from best.pt: Shift-A accepts all" in widget.prelabels.status_label.text()
