@@ -129,6 +129,7 @@ class PrelabelPanel(QWidget):
     def _on_checkpoint(self, checkpoint: Path) -> None:
         """A new checkpoint: a new model and an empty cache (its boxes may all differ)."""
         self.checkpoint = Path(checkpoint)
+        self._close_model()
         self.prelabels = Prelabels(self.session.make_predictor(self.checkpoint))
         self.refresh()
         self._schedule()
@@ -168,13 +169,13 @@ class PrelabelPanel(QWidget):
     def _fill(self, kept: Prediction) -> None:
         layer = self._proposals_layer()
         colors = {spec.name: spec.color for spec in self.host.classes}
-        edges = transform_color([colors.get(label, _UNKNOWN_CLASS_COLOR) for label in kept.labels])
-        faces = edges.copy()
-        faces[:, 3] = PROPOSAL_FACE_ALPHA
         self._filling = True
         try:
             set_layer_boxes(layer, kept.boxes, self.host.class_layers.edge_width)
             if len(kept):
+                edges = transform_color([colors.get(c, _UNKNOWN_CLASS_COLOR) for c in kept.labels])
+                faces = edges.copy()
+                faces[:, 3] = PROPOSAL_FACE_ALPHA
                 layer.features = {"label": kept.labels, "score": kept.scores}
                 layer.edge_color, layer.face_color = edges, faces
         finally:
@@ -302,7 +303,8 @@ class PrelabelPanel(QWidget):
             return
         self.prelabels = None  # a checkpoint that cannot predict: no retry on every n
         show_error(f"Pre-labels stopped: {error}")
-        if not isinstance(error, DetlabError):
+        self._show_status()
+        if not isinstance(error, (DetlabError, OSError)):  # a bug: napari's crash report too
             raise error
 
     # -- what to label next ----------------------------------------------------------------
@@ -345,6 +347,12 @@ class PrelabelPanel(QWidget):
         self._closed = True
         self._unsubscribe()
         self._stop_watching()
+        self._close_model()
+
+    def _close_model(self) -> None:
+        close = getattr(self.prelabels.predictor, "close", None) if self.prelabels else None
+        if close is not None:
+            close()
 
 
 def _accept_later(panel_ref: weakref.ref[PrelabelPanel], indices: list[int], drawn: bool) -> None:

@@ -4,13 +4,23 @@ changes, the model loaded once, and proposals filtered as the Review filters."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from napari_detlab.core.assist.prelabels import CheckpointPredictor, Prelabels, proposals
+from napari_detlab.core.assist.prelabels import (
+    BACKGROUND_NICE,
+    CheckpointPredictor,
+    Prelabels,
+    lower_priority,
+    proposals,
+)
 from napari_detlab.core.evaluation.review import ReviewThresholds
 from napari_detlab.core.model import checkpoint as checkpoint_module
 from napari_detlab.core.model.builder import build_model
@@ -100,3 +110,15 @@ def test_a_checkpoint_is_loaded_once_and_predicts_as_the_folder_prediction(
     assert np.allclose(second.boxes, expected.boxes) and second.labels == expected.labels
     assert len(first.scores) == len(first.labels)
     assert len(predictor(tmp_path / "missing.png")) == 0  # nothing to propose, no error
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_models_thread_runs_at_the_lowest_priority_and_the_caller_does_not() -> None:
+    def nice_of_this_thread() -> int:
+        lower_priority()
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(nice_of_this_thread).result() == BACKGROUND_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

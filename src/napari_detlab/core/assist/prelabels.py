@@ -17,8 +17,11 @@ only thread that touches the cache.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,10 +34,12 @@ from napari_detlab.core.model.predict import Prediction, SkippedImage, predict_i
 
 __all__ = [
     "AHEAD",
+    "BACKGROUND_NICE",
     "CheckpointPredictor",
     "Predicted",
     "Predictor",
     "Prelabels",
+    "lower_priority",
     "proposals",
 ]
 
@@ -42,6 +47,8 @@ __all__ = [
 # image and a CPU prediction takes about one, so three keep ahead without occupying the
 # machine with images nobody will open soon.
 AHEAD = 3
+# The model's thread runs at this nice value (19: the lowest priority), see CheckpointPredictor.
+BACKGROUND_NICE = 19
 
 
 class Predictor(Protocol):
@@ -57,8 +64,11 @@ class CheckpointPredictor:
     """A checkpoint's detector, loaded on first use and kept, predicting one image per call.
 
     Loading (reading the file, building the model) is the slow part, paid once per
-    checkpoint instead of once per image. The lock makes two workers wait for each other
-    rather than load the model twice or run it concurrently.
+    checkpoint instead of once per image. The model runs in a thread of its own, whatever
+    thread calls: on Linux that thread (and the threads torch starts from it) runs at the
+    lowest CPU priority (:data:`BACKGROUND_NICE`), so on a CPU the person's ``n`` and the
+    canvas repaint are served first and the prediction takes the cycles left over. Calls
+    from several threads wait for each other rather than load the model twice.
 
     Parameters
     ----------
@@ -71,25 +81,47 @@ class CheckpointPredictor:
     def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
         self.checkpoint = Path(checkpoint)
         self.device = device
-        self._lock = threading.Lock()
         self._loaded: tuple[object, object] | None = None
+        self._thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="detlab-prelabels", initializer=lower_priority
+        )
 
     def __call__(self, image: Path) -> Prediction:
+        return self._thread.submit(self._predict, Path(image)).result()
+
+    def close(self) -> None:
+        """Let the model's thread end once its current image is done."""
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    def _predict(self, image: Path) -> Prediction:
         from napari_detlab.core.model.checkpoint import model_from_checkpoint
         from napari_detlab.core.model.device import resolve_device
 
-        with self._lock:
-            device = resolve_device(self.device)
-            if self._loaded is None:
-                self._loaded = model_from_checkpoint(self.checkpoint, device=device)
-            model, config = self._loaded
-            skipped: list[SkippedImage] = []
-            found = list(
-                predict_images(model, config, [image], batch_size=1, device=device,
-                               skipped=skipped)
-            )  # fmt: skip
+        device = resolve_device(self.device)
+        if self._loaded is None:
+            self._loaded = model_from_checkpoint(self.checkpoint, device=device)
+        model, config = self._loaded
+        skipped: list[SkippedImage] = []
+        found = list(
+            predict_images(model, config, [image], batch_size=1, device=device, skipped=skipped)
+        )
         # An image that cannot be decoded has nothing to propose; the Annotator reports it.
         return found[0][1] if found else Prediction()
+
+
+def lower_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux; elsewhere nothing changes).
+
+    Linux's ``nice`` is per thread and inherited by the threads it starts (torch's OpenMP
+    team included). On other systems ``setpriority`` of this id would lower the whole
+    process, the viewer with it, so nothing is done there.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except OSError:  # a sandbox may refuse it: predict at the normal priority then
+        return
 
 
 @dataclass(frozen=True)
