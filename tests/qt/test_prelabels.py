@@ -175,3 +175,34 @@ def test_a_checkpoint_chosen_in_the_train_dock_brings_proposals(
     qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
     qtbot.waitUntil(lambda: viewer.layers[PROPOSALS_LAYER].nshapes == 2, timeout=5000)
     assert "2 proposals from best.pt: Shift-A accepts all" in widget.prelabels.status_label.text()
+
+
+def test_a_checkpoint_that_cannot_predict_is_reported_once_and_proposals_can_be_off(
+    annotator, image_folder, press, qtbot, tmp_path, notifications
+) -> None:
+    from napari_detlab.core.model.checkpoint import CheckpointError
+
+    viewer, widget = annotator(image_folder)
+    asked = []
+
+    def broken(image: Path) -> Prediction:
+        asked.append(image)
+        raise CheckpointError(f"{tmp_path / 'old.pt'}: weights do not fit the stored config")
+
+    widget.session.make_predictor = lambda checkpoint: broken
+    widget.session.set_checkpoint(tmp_path / "old.pt")
+    qtbot.waitUntil(lambda: any("Pre-labels stopped" in n for n in notifications), timeout=5000)
+    assert any("old.pt: weights do not fit" in n for n in notifications)
+    press(viewer, Qt.Key.Key_N)
+    qtbot.wait(100)
+    assert len(asked) == 1  # not tried again on every n
+    assert PROPOSALS_LAYER not in viewer.layers
+
+    _with_model(widget, tmp_path)  # a good checkpoint next
+    qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.layers[PROPOSALS_LAYER].nshapes == 2, timeout=5000)
+    widget.prelabels.enabled.setChecked(False)  # the person annotates without them
+    assert viewer.layers[PROPOSALS_LAYER].nshapes == 0
+    assert "Proposals off" in widget.prelabels.status_label.text()
+    press(viewer, Qt.Key.Key_N)
+    assert viewer.layers[PROPOSALS_LAYER].nshapes == 0
