@@ -146,6 +146,7 @@ def test_next_most_informative_goes_to_the_image_the_model_is_unsure_of(
     qtbot.waitUntil(lambda: len(model.asked) == 4, timeout=5000)  # this image and 3 ahead
     label_next = widget.prelabels.label_next
     label_next.next_button.click()  # img6 not predicted yet: the sure ones tie, in order
+    qtbot.waitUntil(lambda: label_next.reason_label.text().startswith("img2"), timeout=5000)
     assert widget.current_path.name == "img2.png"
     assert "no undecided box" in label_next.reason_label.text()
     assert "of 3 predicted images; 2 not predicted yet" in label_next.reason_label.text()
@@ -153,9 +154,28 @@ def test_next_most_informative_goes_to_the_image_the_model_is_unsure_of(
     label_next.predict_all_button.click()  # every unannotated image, in the background
     qtbot.waitUntil(lambda: len(model.asked) == 6, timeout=5000)
     label_next.next_button.click()
+    qtbot.waitUntil(lambda: label_next.reason_label.text().startswith("img6"), timeout=5000)
     assert widget.current_path.name == "img6.png"
     reason = label_next.reason_label.text()
     assert reason.startswith("img6.png: 1 box with scores in 0.3-0.7 (the least sure of 5")
+
+
+def test_next_most_informative_also_ranks_the_prediction_files_of_detlab_predict(
+    annotator, image_folder, qtbot
+) -> None:
+    from napari_detlab.core.model.predict import write_prediction
+
+    _, widget = annotator(image_folder)  # no checkpoint chosen in this session
+    for stem, score in (("img2", 0.97), ("img3", 0.5)):
+        prediction = Prediction(boxes=[[5, 5, 20, 20]], labels=["object"], scores=[score])
+        write_prediction(image_folder / "predictions", stem, prediction, image_size=(40, 60))
+    label_next = widget.prelabels.label_next
+    label_next.next_button.click()
+    qtbot.waitUntil(lambda: label_next.reason_label.text().startswith("img"), timeout=5000)
+    assert widget.current_path.name == "img3.png"
+    assert label_next.reason_label.text() == (
+        "img3.png: 1 box with scores in 0.3-0.7 (the least sure of 2 predicted images)"
+    )
 
 
 def test_a_checkpoint_chosen_in_the_train_dock_brings_proposals(

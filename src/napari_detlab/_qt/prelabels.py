@@ -16,8 +16,9 @@ images (:meth:`~napari_detlab.core.assist.prelabels.Prelabels.plan`), with the m
 once per checkpoint. A proposal appears when its prediction arrives, usually before the
 person gets there.
 
-"Next most informative" ranks the unannotated images predicted so far
-(:mod:`~napari_detlab.core.assist.ranking`); "Rank all" predicts the rest in the background.
+"Next most informative" ranks the unannotated images predicted so far, and those with a
+prediction file from ``detlab predict`` (:mod:`~napari_detlab.core.assist.ranking`); "Rank
+all" predicts the rest in the background.
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ from napari_detlab._qt.box_layers import layer_boxes, set_layer_boxes
 from napari_detlab._qt.jobs import start_worker
 from napari_detlab._qt.plugin_settings import values, watch
 from napari_detlab._qt.widgets.label_next import LabelNextControl
-from napari_detlab.core.assist.prelabels import Predicted, Prelabels, proposals
-from napari_detlab.core.assist.ranking import rank_images
+from napari_detlab.core.assist.prelabels import (
+    Predicted,
+    Prelabels,
+    proposals,
+    saved_predictions,
+)
+from napari_detlab.core.assist.ranking import ImageUncertainty, rank_images
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.review import ReviewThresholds
 from napari_detlab.core.wording import counted
@@ -317,29 +323,47 @@ class PrelabelPanel(QWidget):
         self.label_next.show_reason("Predicting every unannotated image in the background…")
         self._schedule()
 
-    def next_most_informative(self) -> Path | None:
-        """Show the unannotated image the model is least sure of, and say why."""
+    def next_most_informative(self) -> None:
+        """Go to the unannotated image the model is least sure of, and say why.
+
+        It ranks this model's predictions made so far, and for the other unannotated images
+        the prediction files in the dataset's predictions folder (``detlab predict``, the
+        train dock's *Predict dataset*), read in the background.
+        """
         store = self.store
-        if store is None or self.prelabels is None:
-            self.label_next.show_reason("Choose a checkpoint first (Train / predict)")
-            return None
+        if store is None:
+            return
         current = self.host.current_path
         unannotated = [i for i in store.images if i != current and not store.has(i)]
-        ranked = rank_images(self.prelabels.predictions(unannotated), store.images)
+        made = self.prelabels.predictions(unannotated) if self.prelabels else {}
+        missing = [image for image in unannotated if image not in made]
+        folder = self.session.predictions_dir or store.predictions_dir
+        self.label_next.show_reason("Ranking…")
+        start_worker(
+            _rank, made, missing, folder, store.images, description="detlab label next",
+            on_done=partial(self._go_to_choice, len(unannotated)), on_error=self._rank_failed,
+        )  # fmt: skip
+
+    def _go_to_choice(self, unannotated: int, ranked: list[ImageUncertainty]) -> None:
+        if self._closed:
+            return
         if not ranked:
             self.label_next.show_reason(
-                "No unannotated image predicted yet: wait a moment, or press Rank all"
+                "No unannotated image predicted yet: choose a checkpoint (Train / predict), "
+                "wait a moment, or press Rank all"
             )
-            return None
+            return
         choice = ranked[0]
-        waiting = len(unannotated) - len(ranked)
+        waiting = unannotated - len(ranked)
         self.host.annotator.show(choice.image)
         self.label_next.show_reason(
             f"{choice.image.name}: {choice.reason()} (the least sure of "
             f"{counted(len(ranked), 'predicted image')}"
             + (f"; {waiting} not predicted yet)" if waiting else ")")
         )
-        return choice.image
+
+    def _rank_failed(self, error: Exception) -> None:
+        self.label_next.show_reason(f"Could not rank: {error}")
 
     # -- closing ---------------------------------------------------------------------------
     def teardown(self) -> None:
@@ -353,6 +377,13 @@ class PrelabelPanel(QWidget):
         close = getattr(self.prelabels.predictor, "close", None) if self.prelabels else None
         if close is not None:
             close()
+
+
+def _rank(
+    made: dict[Path, Prediction], missing: list[Path], folder: Path, order: list[Path]
+) -> list[ImageUncertainty]:
+    """The ranking, with the saved prediction files of the images not predicted here."""
+    return rank_images(made | saved_predictions(folder, missing), order)
 
 
 def _accept_later(panel_ref: weakref.ref[PrelabelPanel], indices: list[int], drawn: bool) -> None:

@@ -20,13 +20,14 @@ from napari_detlab.core.assist.prelabels import (
     Prelabels,
     lower_priority,
     proposals,
+    saved_predictions,
 )
 from napari_detlab.core.evaluation.review import ReviewThresholds
 from napari_detlab.core.model import checkpoint as checkpoint_module
 from napari_detlab.core.model.builder import build_model
 from napari_detlab.core.model.checkpoint import save_checkpoint
 from napari_detlab.core.model.config import preset
-from napari_detlab.core.model.predict import Prediction, predict_images
+from napari_detlab.core.model.predict import Prediction, predict_images, write_prediction
 
 
 def _images(folder: Path, count: int) -> list[Path]:
@@ -122,3 +123,13 @@ def test_the_models_thread_runs_at_the_lowest_priority_and_the_caller_does_not()
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert pool.submit(nice_of_this_thread).result() == BACKGROUND_NICE
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_saved_prediction_files_are_read_and_bad_or_missing_ones_left_out(tmp_path) -> None:
+    images = _images(tmp_path / "images", 3)
+    folder = tmp_path / "images" / "predictions"
+    write_prediction(folder, "im0", _one_box(images[0]), image_size=(48, 64))
+    (folder / "im1.pt").write_bytes(b"not a prediction")
+    found = saved_predictions(folder, images)
+    assert list(found) == [images[0]] and found[images[0]].labels == ["im0"]
+    assert saved_predictions(tmp_path / "nowhere", images) == {}

@@ -29,8 +29,14 @@ from typing import Protocol
 import numpy as np
 
 from napari_detlab.core.annotations.file_cache import Stamp, regular_file_stamp
+from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.review import ReviewThresholds, filter_predictions
-from napari_detlab.core.model.predict import Prediction, SkippedImage, predict_images
+from napari_detlab.core.model.predict import (
+    Prediction,
+    SkippedImage,
+    load_prediction,
+    predict_images,
+)
 
 __all__ = [
     "AHEAD",
@@ -41,6 +47,7 @@ __all__ = [
     "Prelabels",
     "lower_priority",
     "proposals",
+    "saved_predictions",
 ]
 
 # Unannotated images predicted ahead of the one on screen. A person spends seconds on an
@@ -226,3 +233,22 @@ def proposals(prediction: Prediction, thresholds: ReviewThresholds) -> Predictio
         image_size=prediction.image_size,
         checkpoint=prediction.checkpoint,
     )
+
+
+def saved_predictions(folder: Path, images: Iterable[Path]) -> dict[Path, Prediction]:
+    """The prediction files ``<folder>/<stem>.pt`` of ``images`` that exist and read well.
+
+    What ``detlab predict`` or the train dock's *Predict dataset* wrote: the order of what to
+    label next can use them at once, without predicting again. A file that cannot be read
+    is left out (the Review dock names it); the others still count.
+    """
+    found: dict[Path, Prediction] = {}
+    for image in images:
+        path = Path(folder) / f"{Path(image).stem}.pt"
+        if not path.is_file():
+            continue
+        try:
+            found[Path(image)] = load_prediction(path, image)
+        except (DetlabError, OSError):
+            continue
+    return found
