@@ -16,6 +16,8 @@ __all__ = [
     "CLASS_LAYER_PREFIX",
     "IMAGE_LAYER",
     "PREDICTION_LAYER_PREFIX",
+    "PROPOSALS_LAYER",
+    "PROPOSAL_FACE_ALPHA",
     "REVIEW_CAPTIONS_LAYER",
     "REVIEW_OUTLINES_LAYER",
     "class_layer_name",
@@ -26,6 +28,11 @@ __all__ = [
 IMAGE_LAYER = "image"
 CLASS_LAYER_PREFIX = "boxes: "
 BOX_EDGE_WIDTH = 2
+# The model's proposals (pre-labels) on an image nobody annotated yet: not saved until
+# accepted. Their boxes are filled, translucent in the class colour, where a class layer's
+# are hollow, so the two never look alike.
+PROPOSALS_LAYER = "proposals (not saved)"
+PROPOSAL_FACE_ALPHA = 0.25
 # The reader shows a prediction file's boxes per class under this prefix.
 PREDICTION_LAYER_PREFIX = "predictions: "
 # The Review dock: outlines as one Vectors layer, captions as one Points layer.

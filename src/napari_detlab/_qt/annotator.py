@@ -40,6 +40,7 @@ from napari_detlab._qt.box_layers import ClassLayers
 from napari_detlab._qt.image_layer import ImageView
 from napari_detlab._qt.lifecycle import WindowCloseWatcher
 from napari_detlab._qt.plugin_settings import remember, setting
+from napari_detlab._qt.prelabels import PrelabelPanel
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.class_list import ClassListControl
 from napari_detlab._qt.widgets.interop_menu import build_interop_menu
@@ -179,6 +180,7 @@ class AnnotatorWidget(QWidget):
         self.next_button.clicked.connect(self.next_image)
         self.unannotated_button = QPushButton("Next unannotated")
         self.unannotated_button.clicked.connect(self.next_unannotated)
+        self.prelabels = PrelabelPanel(self)  # the model's proposals, what to label next
         self.image_label = QLabel("")
         self.image_label.setWordWrap(True)
 
@@ -221,6 +223,7 @@ class AnnotatorWidget(QWidget):
         layout.addLayout(navigation)
         for widget in (
             self.unannotated_button,
+            self.prelabels,
             self.image_label,
             self.reviewed_checkbox,
             self.class_list,
@@ -284,7 +287,8 @@ class AnnotatorWidget(QWidget):
             self.nudge(action)
         else:  # the dock's own method when it has one (it saves first), else the model's
             name = {"redo_second_key": "redo"}.get(action, action)
-            (getattr(self, name, None) or getattr(self.annotator, name))()
+            owners = (self, self.prelabels, self.annotator)
+            next(getattr(o, name) for o in owners if hasattr(o, name))()
 
     def _show_keys(self) -> None:
         """The keys in force: a line per group in the dock, and in the buttons' tooltips."""
@@ -296,6 +300,7 @@ class AnnotatorWidget(QWidget):
                 self.undo_button: ("undo",),
                 self.redo_button: ("redo", "redo_second_key"),
                 self.copy_button: ("copy_previous",),
+                self.prelabels.accept_button: ("accept_proposals",),
                 self.reviewed_checkbox: ("toggle_reviewed",),
             }
         )
@@ -470,6 +475,7 @@ class AnnotatorWidget(QWidget):
         """
         self.flush()
         self._prefetch_timer.stop()
+        self.prelabels.teardown()
         _release(**self._release_arguments())
 
     def _release_arguments(self) -> dict[str, object]:

@@ -236,6 +236,14 @@ class ClassLayers:
                 boxes = annotation.boxes[labels == spec.name]
                 set_layer_boxes(self._layers[spec.name], boxes, self.edge_width)
 
+    def add_boxes(self, class_name: str, boxes: np.ndarray) -> None:
+        """Add ``boxes`` (xyxy) to the class's layer as the person's own edit: reported to
+        ``on_edit`` and saved like a drawn box (accepted proposals arrive this way)."""
+        layer = self.layer_for(class_name)
+        if layer is not None and len(boxes):
+            combined = np.concatenate([layer_boxes(layer), np.asarray(boxes, np.float64)])
+            set_layer_boxes(layer, combined, self.edge_width)
+
     def move_selected(self, target: str) -> int:
         """Move the boxes selected in the other class layers to ``target``'s; returns how many."""
         destination = self.layer_for(target)

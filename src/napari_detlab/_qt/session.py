@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import napari
     from qtpy.QtWidgets import QWidget
 
+    from napari_detlab.core.assist.prelabels import Predictor
+
 __all__ = ["DetlabSession", "session_for"]
 
 # The signals that describe state: a new subscriber is told their current value at once.
@@ -57,6 +59,9 @@ class DetlabSession:
         The checkpoint predictions come from (the last one trained or loaded).
     predictions_dir
         The folder of the predictions last made or chosen for review.
+    make_predictor
+        How a checkpoint becomes the model that pre-labels images (loaded once, kept); a
+        script or a test puts a stand-in here.
     """
 
     # -- state -----------------------------------------------------------------------------
@@ -84,6 +89,7 @@ class DetlabSession:
         self.config: ModelConfig | None = None
         self.checkpoint: Path | None = None
         self.predictions_dir: Path | None = None
+        self.make_predictor: Callable[[Path], Predictor] = _checkpoint_predictor
 
     @property
     def dataset(self) -> Path | None:
@@ -197,6 +203,13 @@ class DetlabSession:
 _SIGNAL_NAMES = frozenset(
     name for name in vars(DetlabSession) if isinstance(vars(DetlabSession)[name], Signal)
 )
+
+
+def _checkpoint_predictor(checkpoint: Path) -> Predictor:
+    """The checkpoint's model, loaded on its first prediction (torch is imported then)."""
+    from napari_detlab.core.assist.prelabels import CheckpointPredictor
+
+    return CheckpointPredictor(checkpoint)
 
 
 def _ask(signal: object, *args: object) -> bool:

@@ -133,6 +133,7 @@ class TrainDockWidget(QWidget):
         self.predict_panel.dataset_button.clicked.connect(self.predict_dataset)
         self.predict_panel.folder_button.clicked.connect(self._choose_predict_folder)
         self.predict_panel.cancel_button.clicked.connect(self.cancel_prediction)
+        self.predict_panel.checkpoint_row.edit.textChanged.connect(self._checkpoint_typed)
         layout = QVBoxLayout(self)
         layout.addWidget(self.train_form)
         layout.addWidget(self.predict_panel)
@@ -157,6 +158,17 @@ class TrainDockWidget(QWidget):
 
     def _on_checkpoint_changed(self, checkpoint: Path) -> None:
         self.predict_panel.checkpoint_row.edit.setText(str(checkpoint))
+
+    def _checkpoint_typed(self, _text: str) -> None:
+        """A checkpoint chosen here (typed or browsed) is the session's: the Annotator's
+        pre-labels come from it."""
+        checkpoint = self.predict_panel.checkpoint_row.path()
+        if (
+            checkpoint is not None
+            and checkpoint.is_file()
+            and checkpoint != self.session.checkpoint
+        ):
+            self.session.set_checkpoint(checkpoint)
 
     @property
     def dataset(self) -> Path | None:

@@ -11,7 +11,8 @@ The wings, from the ground up (each imports only the ones above it in this list)
 - :mod:`.anchors`: anchor layout on the real feature maps, coverage, fitted anchors;
 - :mod:`.evaluation`: COCO metrics and the Review rules;
 - :mod:`.training`: the training loop, its data and its validation step, and launching it
-  in a child process.
+  in a child process;
+- :mod:`.assist`: the model helping the person annotate (pre-labels, what to label next).
 
 The names below are imported on first use (``from napari_detlab.core import train`` loads the
 training wing then, not before), so importing one module of the core never pays for all of
@@ -22,7 +23,7 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["anchors", "annotations", "evaluation", "model", "training"],
+    submodules=["anchors", "annotations", "assist", "evaluation", "model", "training"],
     submod_attrs={
         "errors": ["DetlabError"],
         "annotations": ["AnnotationStore", "ClassSpec", "ImageAnnotation"],

@@ -9,7 +9,9 @@ napari's (``"Control-Shift-Z"``, ``"Alt-Left"``); ``Control`` is Cmd on macOS.
 The defaults avoid napari's own keys: the Shapes layer binds letters to its modes (``r``
 rectangle, ``b`` to back, which our ``b`` shadows on purpose) and the digits 1-7, so a class is
 chosen with ``Control`` + its number, as in CVAT; ``Control-Y`` (also redo) shadows napari's
-2D/3D toggle while the Annotator is open.
+2D/3D toggle while the Annotator is open. Accepting the model's proposals is ``Shift-A``: the
+Shapes layer's ``a`` selects all shapes, and only the Points layer binds ``Shift-A`` (select
+all, appending), which the Annotator's layers never are.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ ANNOTATOR_KEYS: tuple[KeyAction, ...] = (
     KeyAction("redo_second_key", "Control-Y", "redo (second key)", "viewer"),
     KeyAction("toggle_reviewed", "k", "mark reviewed / not reviewed"),
     KeyAction("copy_previous", "Control-Shift-V", "copy the previous image's boxes"),
+    KeyAction("accept_proposals", "Shift-A", "accept the model's proposals"),
     KeyAction("class_modifier", "Control", "with 1-9: draw that class"),
     KeyAction("move_left", "Left", "move selected boxes left", "boxes"),
     KeyAction("move_right", "Right", "move selected boxes right", "boxes"),
@@ -184,6 +187,7 @@ _HELP_GROUPS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("undo", "redo", "redo_second_key"), "undo / redo"),
     (("toggle_reviewed",), "mark reviewed / not reviewed"),
     (("copy_previous",), "copy the previous image's boxes"),
+    (("accept_proposals",), "accept the model's proposals"),
     (("move_left", "move_right", "move_up", "move_down"), "move selected boxes"),
     (("narrow", "widen", "shorten", "lengthen"), "resize them"),
 )
