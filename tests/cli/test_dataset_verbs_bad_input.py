@@ -77,7 +77,8 @@ def test_stats_counts_both_images_of_a_shared_stem_as_unreadable_naming_them(
     assert main(["stats", str(dataset), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["images"] == {
-        "total": 3, "annotated": 1, "negative": 0, "untouched": 0, "unreadable": 2,
+        "total": 3, "annotated": 1, "model_accepted": 0, "negative": 0, "untouched": 0,
+        "unreadable": 2,
     }  # fmt: skip
     assert [Path(entry["image"]).name for entry in figures["unreadable"]] == ["a.jpg", "a.png"]
     assert all("images a.jpg and a.png" in entry["reason"] for entry in figures["unreadable"])

@@ -22,7 +22,7 @@ def test_every_verb_is_listed_with_a_one_line_summary(capsys: pytest.CaptureFixt
     for verb in VERBS:  # argparse puts a long verb's summary on the next line
         assert re.search(rf"\n    {verb}\s+[a-zA-Z]", listing), verb
     assert "``" not in listing  # reST markup is turned into plain text
-    assert len(VERB_MODULES) == 9 and build_parser().prog == "detlab"
+    assert len(VERB_MODULES) == 10 and build_parser().prog == "detlab"
 
 
 @pytest.mark.parametrize("verb", VERBS)
