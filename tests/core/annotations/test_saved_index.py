@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from index_helpers import HEIGHT, WIDTH, count_reads, relabel_in_place, write_dataset
 
 from napari_detlab.core.annotations import file_cache, saved_index
 from napari_detlab.core.annotations import store as store_module
@@ -25,9 +24,6 @@ from napari_detlab.core.annotations.statistics import dataset_statistics
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import WriteError
 from napari_detlab.formats.dataset_io import export_dataset
-
-HEIGHT, WIDTH = 40, 60
-CLASSES = ("cell", "dust", "rock")
 
 
 def _answers(root: Path) -> dict[str, object]:
@@ -57,17 +53,8 @@ def _new_process_answers(root: Path) -> dict[str, object]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the annotation files the store reads from disk (the index file is
-    read by :mod:`saved_index`, not counted)."""
-    seen: list[str] = []
-    real = store_module.safe_torch_load
-
-    def counting(path: Path, **kwargs: object) -> object:
-        seen.append(Path(path).name)
-        return real(path, **kwargs)
-
-    monkeypatch.setattr(store_module, "safe_torch_load", counting)
-    return seen
+    """The names of the annotation files the store reads from disk."""
+    return count_reads(monkeypatch)
 
 
 @pytest.fixture
@@ -82,28 +69,9 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
 def dataset(tmp_path: Path) -> Path:
     """12 images, the first 8 annotated (im3 a reviewed negative), one of them (im6)
     without ``image_size``: its boxes are held to its image's header."""
-    rng = np.random.default_rng(3)
-    for index in range(12):
-        Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(tmp_path / f"im{index}.png")
-    store = AnnotationStore(tmp_path)
-    for index in range(8):
-        count = 0 if index == 3 else int(rng.integers(1, 4))
-        x, y = rng.uniform(0, 40, count), rng.uniform(0, 25, count)
-        boxes = np.stack([x, y, x + 10, y + 10], axis=1).reshape(-1, 4)
-        labels = [CLASSES[int(i)] for i in rng.integers(0, 3, count)]
-        size = None if index == 6 else (HEIGHT, WIDTH)
-        store.save(f"im{index}.png", ImageAnnotation(boxes, labels, True, size))
+    write_dataset(tmp_path, 12, 8, negative=3, no_size=6, seed=3)
     forget_indexes()
     return tmp_path
-
-
-def _relabel_in_place(path: Path, label: str) -> None:
-    """Another program gives every box ``label``, writing into the same inode."""
-    data = torch.load(path, weights_only=True)
-    data["labels"] = [label] * len(data["labels"])
-    with open(path, "r+b") as handle:
-        handle.truncate(0)
-        torch.save(data, handle)
 
 
 @pytest.mark.usefixtures("settled")
@@ -129,7 +97,7 @@ def test_files_changed_added_and_deleted_between_processes_are_read_again(
     _new_process_answers(dataset)
     annotations = dataset / "annotations"
     saved_before = (annotations / INDEX_FILENAME).read_bytes()
-    _relabel_in_place(annotations / "im1.pt", "renamed")  # same inode
+    relabel_in_place(annotations / "im1.pt", "renamed")  # same inode
     (annotations / "im2.pt").unlink()
     torch.save(
         {"boxes": torch.tensor([[2.0, 2, 8, 8]]), "labels": ["ghost"], "reviewed": True,
@@ -170,7 +138,7 @@ def test_a_file_rewritten_in_the_same_tick_as_its_reading_is_not_kept(
     assert "cell" in _new_process_answers(dataset)["counts"]
     kept = read_saved_index(dataset / "annotations")
     assert "im0.pt" in kept and "im1.pt" not in kept
-    _relabel_in_place(path, "dust")  # as long as "cell"
+    relabel_in_place(path, "dust")  # as long as "cell"
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert coarse(path.stat()) == coarse(before)
     expected = _expected(dataset)
