@@ -339,7 +339,7 @@ def rectangles_from_template(
     vertices = list(data)
     attributes = template.attributes(data)
     per_box = dict(zip(map(id, vertices), attributes, strict=True))
-    meshes = _TemplateMeshes(template, attributes) if _template_meshes_checked() else None
+    meshes = _TemplateMeshes(template, data, attributes) if _template_meshes_checked() else None
     fill = RectangleFill(vertices, meshes_at_once=meshes is not None)
     napari_class = template.shape_class
     wanted_width = edge_width
@@ -411,7 +411,9 @@ class _TemplateMeshes:
     :func:`_template_meshes_checked` holds the result to napari's, array by array.
     """
 
-    def __init__(self, template: RectangleTemplate, attributes: list[dict[str, object]]) -> None:
+    def __init__(
+        self, template: RectangleTemplate, corners: np.ndarray, attributes: list[dict[str, object]]
+    ) -> None:
         shared = template.shared
         self.face_triangles = np.asarray(shared["_face_triangles"])
         self.edge_triangles = np.asarray(shared["_edge_triangles"])
@@ -419,8 +421,9 @@ class _TemplateMeshes:
         self.attributes = attributes
         self.rows: dict[int, tuple[object, int]] = {}
         self._row_of = {id(one): row for row, one in enumerate(attributes)}
-        self.displayed = np.stack([one["data_displayed"] for one in attributes])
-        self.edges = np.stack([one["_edge_vertices"] for one in attributes])
+        # What attributes() gave each box, for all of them (as it computes them).
+        self.displayed = corners
+        self.edges = corners[:, template.outline].astype(template.outline_dtype)
 
     def built(self, shape: object, attributes: dict[str, object]) -> None:
         """``shape`` was built from ``attributes`` (one of this batch's)."""
@@ -565,7 +568,7 @@ def _meshes_match() -> bool:
     polygon = Polygon(np.array([[0, 0], [9, 1], [4, 8]], float), dims_order=_NAPARI_DIMS_ORDER)
     lists = []
     for ours in (False, True):
-        meshes = _TemplateMeshes(template, attributes)
+        meshes = _TemplateMeshes(template, corners, attributes)
         shapes = []
         for one, width, z_index in zip(attributes, widths, z_indices, strict=True):
             shapes.append(template.build(one, width, z_index))
