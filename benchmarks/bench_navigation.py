@@ -20,7 +20,10 @@ cells) and reports each count's ``widget_warm`` median over the fewest count's, 
 the same run (the goal: at most 1.5 with 1,000); with ``--widget-only`` the cold and
 tutorial ways are left out. ``edit_stalls`` (fewest and most boxes): a box drawn, then a box
 deleted, each followed by the autosave, and the longest event-loop stall from the edit until
-the save is done (the goal: none over 50 ms; the canvas repaint is in each).
+the save is done (the goal: none over 50 ms; the canvas repaint is in each), with the
+longest edit call and the longest autosave in it; ``edit_stalls_napari_alone`` the same
+edits in a viewer without the Annotator (plain class layers, nothing of ours connected):
+what napari's edit and the repaint cost on their own.
 
 Usage::
 
@@ -197,23 +200,107 @@ def time_edit_stalls(
     viewer = napari.Viewer(show=True)
     widget = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
     widget.open_folder(folder)
-    layer = viewer.layers["boxes: cell"]
-    rng = np.random.default_rng(2)
+    saves: list[float] = []
+    widget.flush = _timed(widget.flush, saves)  # the autosave timer calls self.flush()
     settle = AUTOSAVE_DELAY_MS / 1000 + 0.5
-    stalls: dict[str, list[float]] = {"draw": [], "delete": []}
     try:
-        for _ in range(images):
-            longest_stall(app, 0.5)  # the image's own drawing is not an edit
-            for kind, edit in (("draw", edit_boxes), ("delete", delete_box)):
-                before = time.perf_counter()
-                edit(layer, rng) if kind == "draw" else edit(layer)
-                edited = time.perf_counter() - before
-                stalls[kind].append(max(edited, longest_stall(app, settle)))
-                assert widget.status_label.text() == "Saved", widget.status_label.text()
-            widget.next_image()
+        figures = _edit_stalls(
+            app, lambda: viewer.layers["boxes: cell"], images, settle, widget.next_image,
+            saved=lambda: widget.status_label.text() == "Saved", saves=saves,
+        )  # fmt: skip
     finally:
         viewer.close()
-    return {f"{kind}_max_ms": round(max(times) * 1000, 1) for kind, times in stalls.items()}
+    return figures
+
+
+def _timed(function, durations: list[float]):
+    """``function``, appending the seconds of each call to ``durations``."""
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            durations.append(time.perf_counter() - start)
+
+    return timed
+
+
+def _edit_stalls(
+    app, layer_of, images: int, settle: float, next_image, *, saved=None, saves=None
+) -> dict[str, float]:
+    """For each image: a box drawn, then one deleted, each followed by ``settle`` seconds of
+    event loop. The longest stall of each kind, the longest edit call (napari's change of
+    the layer, with every handler connected to it) and, with ``saves``, the longest save."""
+    rng = np.random.default_rng(2)
+    stalls: dict[str, list[float]] = {"draw": [], "delete": []}
+    edits: dict[str, list[float]] = {"draw": [], "delete": []}
+    for _ in range(images):
+        longest_stall(app, 0.5)  # the image's own drawing is not an edit
+        for kind, edit in (("draw", edit_boxes), ("delete", delete_box)):
+            layer = layer_of()
+            before = time.perf_counter()
+            edit(layer, rng) if kind == "draw" else edit(layer)
+            edited = time.perf_counter() - before
+            edits[kind].append(edited)
+            stalls[kind].append(max(edited, longest_stall(app, settle)))
+            if saved is not None:
+                assert saved(), "the edit was not saved"
+        next_image()
+    figures = {f"{kind}_max_ms": round(max(times) * 1000, 1) for kind, times in stalls.items()}
+    figures |= {f"{kind}_edit_call_max_ms": round(max(t) * 1000, 1) for kind, t in edits.items()}
+    if saves:
+        figures["save_max_ms"] = round(max(saves) * 1000, 1)
+    return figures
+
+
+def time_napari_edit_stalls(
+    folder: Path, size: tuple[int, int], boxes: int, quick: bool, app
+) -> dict[str, float]:
+    """The same edits and event loop as :func:`time_edit_stalls` in a viewer without the
+    Annotator: the same image and boxes in two plain class layers, nothing connected to
+    them (no autosave, no handler of ours; the Annotator's dock is there, with no folder,
+    so the canvas has the same size). What napari's edit and the canvas repaint cost on
+    their own."""
+    import napari
+
+    from napari_detlab._qt.annotator import AUTOSAVE_DELAY_MS
+    from napari_detlab._qt.box_layers import add_class_layer, set_layer_boxes
+    from napari_detlab._qt.image_layer import show_pixels
+    from napari_detlab.core.annotations.store import AnnotationStore
+    from napari_detlab.core.images import read_image
+
+    images = 2 if quick else 5
+    write_dataset(folder, images + 1, size, boxes=boxes)
+    store = AnnotationStore(folder)
+    classes = store.load_classes()
+    viewer = napari.Viewer(show=True)
+    # The dock as in the Annotator's run (the canvas keeps the same size), with no folder.
+    viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")
+    layers = {spec.name: add_class_layer(viewer, spec) for spec in classes}
+    state = {"index": 0, "image": None}
+
+    def show() -> None:
+        path = store.images[state["index"]]
+        state["image"] = show_pixels(viewer, state["image"], read_image(path))
+        annotation = store.load(path)
+        labels = np.asarray(annotation.labels, dtype=object)
+        for name, layer in layers.items():
+            set_layer_boxes(layer, annotation.boxes[labels == name])
+        viewer.layers.selection.active = layers["cell"]
+        layers["cell"].mode = "add_rectangle"
+
+    def next_image() -> None:
+        state["index"] += 1
+        show()
+
+    show()
+    try:
+        return _edit_stalls(
+            app, lambda: layers["cell"], images, AUTOSAVE_DELAY_MS / 1000 + 0.5, next_image
+        )
+    finally:
+        viewer.close()
 
 
 def time_baseline(folder: Path, app) -> list[tuple[float, float]]:
@@ -354,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[f"{label}_edit_stalls"] = {
                     f"{boxes}_boxes": time_edit_stalls(
                         Path(tmp) / f"{label}_edits_{boxes}", size, boxes, args.quick, app
+                    )
+                    for boxes in sorted({box_counts[0], box_counts[-1]})
+                }
+                results[f"{label}_edit_stalls_napari_alone"] = {
+                    f"{boxes}_boxes": time_napari_edit_stalls(
+                        Path(tmp) / f"{label}_napari_edits_{boxes}", size, boxes, args.quick, app
                     )
                     for boxes in sorted({box_counts[0], box_counts[-1]})
                 }

@@ -38,8 +38,8 @@ def fills(monkeypatch) -> list[RectangleFill]:
     seen: list[RectangleFill] = []
 
     @contextmanager
-    def recorded(corners: np.ndarray):
-        with rectangles_from_template(corners) as fill:
+    def recorded(corners: np.ndarray, edge_width: float | None = None):
+        with rectangles_from_template(corners, edge_width) as fill:
             seen.append(fill)
             yield fill
 
@@ -61,15 +61,24 @@ def test_boxes_filled_through_the_template_look_and_read_back_as_napari_draws_th
     set_layer_boxes(layer, boxes)
     # 0 would mean napari's shape internals changed: the boxes still draw, 10x slower
     assert [fill.built for fill in fills] == [len(boxes)]
+    assert fills[0].meshes_at_once  # False: napari's mesh internals changed (10 ms per n)
     ours = viewer.screenshot(canvas_only=True, flash=False)
     np.testing.assert_allclose(layer_boxes(layer), boxes, atol=1e-4)  # float32 vertices
+    layer.edge_width = 5  # napari moves each outline along the offsets the template gave
+    layer.refresh()
+    ours_wide = viewer.screenshot(canvas_only=True, flash=False)
 
     layer.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes)]  # napari's way
     layer.edge_width = 2
     theirs = viewer.screenshot(canvas_only=True, flash=False)
+    layer.edge_width = 5
+    layer.refresh()
+    theirs_wide = viewer.screenshot(canvas_only=True, flash=False)
 
     assert np.sum(ours[..., 0].astype(int) - ours[..., 2] > 100) > 1000  # red outlines drawn
     np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(ours, ours_wide)
+    np.testing.assert_array_equal(ours_wide, theirs_wide)
 
 
 def test_boxes_filled_through_the_template_can_be_deleted_and_added_to(make_napari_viewer, boxes):

@@ -95,7 +95,7 @@ def set_layer_boxes(layer: Shapes, boxes: np.ndarray, edge_width: float = BOX_ED
         return
     corners = xyxy_to_napari(boxes)
     positive = bool(np.all(boxes[:, 2:] > boxes[:, :2]))
-    with layer.block_thumbnail_update(), _from_template(corners, positive) as vertices:
+    with layer.block_thumbnail_update(), _from_template(corners, positive, edge_width) as vertices:
         layer.data = [(one, "rectangle") for one in vertices]
         if np.any(np.asarray(layer.edge_width) != edge_width):
             layer.edge_width = edge_width
@@ -103,12 +103,15 @@ def set_layer_boxes(layer: Shapes, boxes: np.ndarray, edge_width: float = BOX_ED
 
 
 @contextmanager
-def _from_template(corners: np.ndarray, wanted: bool) -> Iterator[Sequence[np.ndarray]]:
-    """The vertices to give napari: built from the template while inside when ``wanted``."""
+def _from_template(
+    corners: np.ndarray, wanted: bool, edge_width: float
+) -> Iterator[Sequence[np.ndarray]]:
+    """The vertices to give napari: built from the template while inside when ``wanted``,
+    with their edge width (napari would give new shapes 1, then update each one)."""
     if not wanted:
         yield corners
         return
-    with rectangles_from_template(corners) as fill:
+    with rectangles_from_template(corners, edge_width) as fill:
         yield corners if fill.vertices is None else fill.vertices
 
 

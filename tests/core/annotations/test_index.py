@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from index_helpers import HEIGHT, WIDTH, count_reads, relabel_in_place, write_dataset
 from PIL import Image
 
 from napari_detlab.core.anchors.dataset_boxes import DatasetBoxes
@@ -25,9 +26,6 @@ from napari_detlab.core.annotations.file_cache import index_disabled
 from napari_detlab.core.annotations.index import forget_indexes
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.atomic import UnsafeFileError
-
-HEIGHT, WIDTH = 40, 60
-CLASSES = ("cell", "dust", "rock")
 
 
 def _ask(question: Callable[[], object]) -> object:
@@ -71,18 +69,7 @@ def _counts(root: Path) -> dict[str, int]:
 def dataset(tmp_path: Path) -> Path:
     """16 images: boxes of three classes, a negative, a file without ``image_size``, a
     file set aside as unreadable, and images never looked at."""
-    rng = np.random.default_rng(1)
-    for index in range(16):
-        Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(tmp_path / f"im{index}.png")
-    store = AnnotationStore(tmp_path)
-    for index in range(10):
-        count = 0 if index == 4 else int(rng.integers(1, 4))
-        x, y = rng.uniform(0, 40, count), rng.uniform(0, 25, count)
-        boxes = np.stack([x, y, x + 10, y + 10], axis=1).reshape(-1, 4)
-        labels = [CLASSES[int(i)] for i in rng.integers(0, 3, count)]
-        size = None if index == 7 else (HEIGHT, WIDTH)  # im7: checked against its header
-        store.save(f"im{index}.png", ImageAnnotation(boxes, labels, True, size))
-    return tmp_path
+    return write_dataset(tmp_path, 16, 10, negative=4, no_size=7, seed=1)
 
 
 def test_the_index_gives_the_answers_of_reading_every_file(dataset: Path) -> None:
@@ -122,25 +109,7 @@ def test_a_refused_file_is_reported_as_before_also_when_asked_twice(dataset: Pat
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the annotation files the store reads from disk."""
-    seen: list[str] = []
-    real = store_module.safe_torch_load
-
-    def counting(path: Path, **kwargs: object) -> object:
-        seen.append(Path(path).name)
-        return real(path, **kwargs)
-
-    monkeypatch.setattr(store_module, "safe_torch_load", counting)
-    return seen
-
-
-def _relabel_in_place(path: Path, label: str) -> None:
-    """What another program may do: give every box ``label`` and write the dict back into
-    the same inode."""
-    data = torch.load(path, weights_only=True)
-    data["labels"] = [label] * len(data["labels"])
-    with open(path, "r+b") as handle:  # same inode, no rename
-        handle.truncate(0)
-        torch.save(data, handle)
+    return count_reads(monkeypatch)
 
 
 def test_only_files_changed_since_the_last_question_are_read_again(
@@ -154,7 +123,7 @@ def test_only_files_changed_since_the_last_question_are_read_again(
     store = AnnotationStore(dataset)
     store.save("im2.png", ImageAnnotation([[1, 1, 5, 5]], ["rock"], True, (HEIGHT, WIDTH)))
     (dataset / "annotations" / "im5.pt").unlink()
-    _relabel_in_place(dataset / "annotations" / "im6.pt", "rock")
+    relabel_in_place(dataset / "annotations" / "im6.pt", "rock")
     reads.clear()
     counts = _counts(dataset)
     assert sorted(reads) == ["im2.pt", "im6.pt"]  # deleted im5 is simply gone
@@ -180,7 +149,7 @@ def test_an_external_rewrite_of_the_same_size_in_the_same_tick_is_never_missed(
     before = path.stat()
     assert AnnotationStore(dataset).class_counts()["cell"] >= 1
     assert store.load("im1").labels == ["cell"]
-    _relabel_in_place(path, "dust")  # as long as "cell"
+    relabel_in_place(path, "dust")  # as long as "cell"
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same time
     after = path.stat()
     assert (after.st_size, after.st_ino, after.st_mtime_ns) == (
@@ -203,7 +172,7 @@ def test_files_added_removed_and_relabelled_by_another_program_show_at_once(
         annotations / "im13.pt",
     )  # fmt: skip
     (annotations / "im0.pt").unlink()
-    _relabel_in_place(annotations / "im8.pt", "renamed")
+    relabel_in_place(annotations / "im8.pt", "renamed")
     later = _answers(dataset)
     assert later != first
     assert "ghost" in later["classes"] and "renamed" in later["classes"]

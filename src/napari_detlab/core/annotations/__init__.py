@@ -4,8 +4,9 @@ A folder of images with one ``annotations/<stem>.pt`` per image (:mod:`.store`),
 file holds and how it is checked (:mod:`.annotation`), the Annotator's model
 (:mod:`.annotator`) with the undo history, image prefetch, keys (:mod:`.keymap`) and box
 copying it uses, a thread-safe cache of file reads and the in-memory index of each folder's
-files built on it (:mod:`.index`), the dataset's statistics kept current one file at a time
-(:mod:`.statistics`), and the built-in sample dataset.
+files built on it (:mod:`.index`), written down for the next process (:mod:`.saved_index`),
+the dataset's statistics kept current one file at a time (:mod:`.statistics`), and the
+built-in sample dataset.
 
 A face: it re-exports the public names (``__all__``) of the modules below and defines
 nothing; code inside the project imports from the modules themselves.
@@ -21,6 +22,7 @@ from . import (
     keymap,
     prefetch,
     sample_data,
+    saved_index,
     statistics,
     store,
 )
@@ -33,6 +35,7 @@ from .index import *
 from .keymap import *
 from .prefetch import *
 from .sample_data import *
+from .saved_index import *
 from .statistics import *
 from .store import *
 
@@ -46,6 +49,7 @@ __all__ = [
     *keymap.__all__,
     *prefetch.__all__,
     *sample_data.__all__,
+    *saved_index.__all__,
     *statistics.__all__,
     *store.__all__,
 ]

@@ -22,7 +22,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,10 @@ class FileCache:
         self._entries: dict[Path, _Entry] = {}
         self._derived: dict[Hashable, tuple[tuple[object, ...], Hashable, Any]] = {}
         self._lock = threading.Lock()
+        # Trusted values read from files since the last :meth:`mark_saved`.
+        self._unsaved = 0
+        self._seed_lock = threading.Lock()
+        self._seeded = False
 
     def get(
         self,
@@ -168,8 +172,7 @@ class FileCache:
         ):
             return hit.value
         value = load(path)  # after the stamp: a rewrite during the read shows a new one
-        with self._lock:
-            self._entries[path] = _Entry(stamp, settled(stamp, now), value)
+        self._put(path, stamp, settled(stamp, now), value)
         return value
 
     def get_many(
@@ -196,12 +199,51 @@ class FileCache:
         missing = [path for path in stamps if path not in values]
         if missing:
             loaded = load_many(missing)  # after the stamps, as in get()
-            with self._lock:
-                for path in missing:
-                    stamp = stamps[path]
-                    self._entries[path] = _Entry(stamp, settled(stamp, now), loaded[path])
+            for path in missing:
+                stamp = stamps[path]
+                self._put(path, stamp, settled(stamp, now), loaded[path])
             values.update((path, loaded[path]) for path in missing)
         return {path: values[path] for path in stamps}
+
+    def _put(self, path: Path, stamp: Stamp, trusted: bool, value: Any) -> None:
+        with self._lock:
+            self._entries[path] = _Entry(stamp, trusted, value)
+            self._unsaved += trusted
+
+    def seed_once(self, read: Callable[[], Mapping[Path, tuple[Stamp, Any]]]) -> None:
+        """Take in values an earlier process read (:mod:`.saved_index`), once per cache:
+        ``read()`` runs on the first call only (other threads wait for it), and its values
+        are trusted under their stamps, as if read here: each was stored only for a stamp
+        that had settled, and is used only while the file shows that very stamp. A file
+        this cache read itself meanwhile keeps its own value."""
+        if self._seeded:
+            return
+        with self._seed_lock:
+            if self._seeded:
+                return
+            entries = read()
+            with self._lock:
+                for path, (stamp, value) in entries.items():
+                    self._entries.setdefault(path, _Entry(stamp, True, value))
+            self._seeded = True
+
+    def trusted(self) -> dict[Path, tuple[Stamp, Any]]:
+        """``{path: (stamp, value)}`` of every value whose stamp had settled when read."""
+        with self._lock:
+            return {
+                path: (entry.stamp, entry.value)
+                for path, entry in self._entries.items()
+                if entry.trusted
+            }
+
+    def unsaved(self) -> int:
+        """How many trusted values were read from files since :meth:`mark_saved`."""
+        return self._unsaved
+
+    def mark_saved(self) -> None:
+        """The values now kept were written down (:mod:`.saved_index`)."""
+        with self._lock:
+            self._unsaved = 0
 
     def derived(
         self,
@@ -254,3 +296,4 @@ class FileCache:
         with self._lock:
             self._entries.clear()
             self._derived.clear()
+            self._unsaved = 0

@@ -1,6 +1,8 @@
 """The annotation index: every dataset's files read once per process, re-read when they change.
 
-The ``.pt`` files stay the only truth; the index is derived from them and lives in memory.
+The ``.pt`` files stay the only truth; the index is derived from them and lives in memory;
+what it learnt is written down for the next process (:mod:`.saved_index`), which trusts it
+by the same stamps.
 It is a :class:`~napari_detlab.core.annotations.file_cache.FileCache` per folder, shared by
 every :class:`~napari_detlab.core.annotations.store.AnnotationStore` of that folder in the
 process (the session's, the CLI's, the Review's and training's), holding each file's

@@ -10,6 +10,8 @@ Layout of a dataset folder (the names are this module's constants; nothing else 
             classes.json     {"classes": [{"name": ..., "color": "#rrggbb"}, ...]}
             accept_batch.json  ACCEPT_JOURNAL_FILENAME: the last batch of accepted
                              predictions, for its undo (core.evaluation.batch_accept)
+            .detlab-index.pt what the last process read of the files above (derived, a
+                             cache: see core/annotations/saved_index.py)
         predictions/         PREDICTIONS_DIRNAME: <stem>.pt per image, written by the model
         runs/                RUNS_DIRNAME: <date>-<time>[-n]/ per training run started here
 
@@ -55,6 +57,7 @@ from napari_detlab.core.annotations.annotation import (
     written_on_stored_pixels,
 )
 from napari_detlab.core.annotations.file_cache import (
+    FileCache,
     Stamp,
     file_stamp,
     regular_file_stamp,
@@ -62,6 +65,11 @@ from napari_detlab.core.annotations.file_cache import (
     stamp_of,
 )
 from napari_detlab.core.annotations.index import folder_cache
+from napari_detlab.core.annotations.saved_index import (
+    read_saved_index,
+    save_due,
+    write_saved_index,
+)
 from napari_detlab.core.atomic import (
     atomic_torch_save,
     atomic_write_json,
@@ -377,7 +385,7 @@ class AnnotationStore:
     def _load_stamped(self, image: str | Path, path: Path, stamp: Stamp) -> ImageAnnotation:
         """:meth:`load` of a file stamped just now, through the folder's index when it is on
         (:mod:`~napari_detlab.core.annotations.index`): a copy, as callers may edit it."""
-        cache = folder_cache(self.annotations_dir)
+        cache = self._index()
         if cache is None:
             return self._read(image, path).annotation()
         read = cache.get(
@@ -501,6 +509,41 @@ class AnnotationStore:
                 on_error(image, error)
                 continue
             yield image, annotation
+        self._save_index()
+
+    def _index(self) -> FileCache | None:
+        """The folder's index (:mod:`~napari_detlab.core.annotations.index`), taking in
+        what the last process wrote down of it on first use; ``None`` while it is off."""
+        cache = folder_cache(self.annotations_dir)
+        if cache is not None:
+            cache.seed_once(self._saved_reads)
+        return cache
+
+    def _saved_reads(self) -> dict[Path, tuple[Stamp, _FileRead]]:
+        saved = read_saved_index(self.annotations_dir)
+        return {
+            self.annotations_dir / name: (stamp, _FileRead(annotation))
+            for name, (stamp, annotation) in saved.items()
+        }
+
+    def _save_index(self) -> None:
+        """Write the index down (:mod:`~napari_detlab.core.annotations.saved_index`) once a
+        whole-dataset question had to read enough files: the first one after opening the
+        folder, or after many saves. Only reads that depend on their file alone are kept;
+        a folder that cannot be written keeps its index in memory, silently."""
+        cache = folder_cache(self.annotations_dir)
+        if cache is None or not save_due(cache.unsaved(), len(cache)):
+            return
+        entries = {
+            path.name: (stamp, read.result)
+            for path, (stamp, read) in cache.trusted().items()
+            if isinstance(read, _FileRead) and read.result is not None and read.images is None
+        }
+        try:
+            write_saved_index(self.annotations_dir, entries)
+        except OSError:
+            return
+        cache.mark_saved()
 
     def _annotation_files(self) -> dict[str, Stamp]:
         """``{file name: stamp}`` of the annotations folder's ``.pt`` files, in one
@@ -521,7 +564,7 @@ class AnnotationStore:
                             continue
                         if stat.S_ISREG(status.st_mode):
                             files[entry.name] = stamp_of(status)
-        cache = folder_cache(self.annotations_dir)
+        cache = self._index()
         if cache is not None and len(cache) > len(files):  # some were deleted
             cache.retain({self.annotations_dir / name for name in files})
         return files
