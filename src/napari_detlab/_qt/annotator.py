@@ -23,27 +23,17 @@ from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from napari_detlab._layers import BOX_EDGE_WIDTH
+from napari_detlab._qt.annotator_controls import build_controls
 from napari_detlab._qt.annotator_keys import AnnotatorKeys
 from napari_detlab._qt.box_edits import nudge_selected
 from napari_detlab._qt.box_layers import ClassLayers
 from napari_detlab._qt.image_layer import ImageView
 from napari_detlab._qt.lifecycle import WindowCloseWatcher
 from napari_detlab._qt.plugin_settings import remember, setting
-from napari_detlab._qt.prelabels import PrelabelPanel
 from napari_detlab._qt.session import session_for
-from napari_detlab._qt.widgets.class_list import ClassListControl
-from napari_detlab._qt.widgets.interop_menu import build_interop_menu
 from napari_detlab.core.annotations.annotator import Annotator, Level, ShownImage
 from napari_detlab.core.annotations.keymap import NUDGES
 
@@ -83,6 +73,9 @@ class AnnotatorWidget(QWidget):
         The model: dataset, image on screen, classes, undo, and the rules of saving.
     class_layers
         The Shapes layers the boxes are drawn in, one per class.
+    next_button, status_label, reviewed_checkbox, class_list, prelabels, ...
+        The controls, made and laid out by
+        :func:`~napari_detlab._qt.annotator_controls.build_controls`.
     """
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -108,7 +101,7 @@ class AnnotatorWidget(QWidget):
         self._prefetch_timer.setInterval(PREFETCH_DELAY_MS)
         self._prefetch_timer.timeout.connect(self.annotator.prefetch_neighbours)
 
-        self._build_ui()
+        build_controls(self)  # buttons and labels, wired to this dock's methods
         self._bind_keys()
         model = self.annotator
         model.image_shown.connect(self._on_image_shown)
@@ -166,74 +159,7 @@ class AnnotatorWidget(QWidget):
         """The image on screen, or ``None``."""
         return self.annotator.current_path
 
-    # -- user interface ---------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        self.open_button = QPushButton("Open folder…")
-        self.open_button.clicked.connect(self._choose_folder)
-        self.folder_label = QLabel("No folder open")
-        self.folder_label.setWordWrap(True)
-
-        self.previous_button = QPushButton("◀ Previous (b)")
-        self.previous_button.clicked.connect(self.previous_image)
-        self.position_label = QLabel("0 / 0")
-        self.next_button = QPushButton("Next (n) ▶")
-        self.next_button.clicked.connect(self.next_image)
-        self.unannotated_button = QPushButton("Next unannotated")
-        self.unannotated_button.clicked.connect(self.next_unannotated)
-        self.prelabels = PrelabelPanel(self)  # the model's proposals, what to label next
-        self.image_label = QLabel("")
-        self.image_label.setWordWrap(True)
-
-        self.reviewed_checkbox = QCheckBox("Reviewed (no boxes = no objects here)")
-        self.reviewed_checkbox.setToolTip(
-            "Checked images are used for training; an empty checked image teaches the model "
-            "what background looks like. Drawing a box checks it."
-        )
-        self.reviewed_checkbox.toggled.connect(self.annotator.set_reviewed)
-
-        self.class_list = ClassListControl(self.annotator)
-        self.class_list.class_chosen.connect(self._activate_class)
-        self.class_list.move_requested.connect(self._move_selected)
-        self.undo_button = QPushButton("Undo")
-        self.undo_button.clicked.connect(self.undo)
-        self.redo_button = QPushButton("Redo")
-        self.redo_button.clicked.connect(self.annotator.redo)
-        self.copy_button = QPushButton("Copy boxes of the previous image")
-        self.copy_button.clicked.connect(self.copy_previous)
-        self.status_label = QLabel("")
-        self.keys_label = QLabel("")
-        self.keys_label.setWordWrap(True)
-        self.keys_label.setStyleSheet("font-size: small")
-
-        # Import / export sits beside "Open folder": both decide what the dataset holds.
-        self.interop_button = build_interop_menu(self, self.session)
-        top_row = QHBoxLayout()
-        top_row.addWidget(self.open_button, 1)
-        top_row.addWidget(self.interop_button)
-        navigation = QHBoxLayout()
-        for widget in (self.previous_button, self.position_label, self.next_button):
-            navigation.addWidget(widget)
-        edits = QHBoxLayout()
-        for widget in (self.undo_button, self.redo_button, self.copy_button):
-            edits.addWidget(widget)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(top_row)
-        layout.addWidget(self.folder_label)
-        layout.addLayout(navigation)
-        for widget in (
-            self.unannotated_button,
-            self.prelabels,
-            self.image_label,
-            self.reviewed_checkbox,
-            self.class_list,
-        ):
-            layout.addWidget(widget)
-        layout.addLayout(edits)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.keys_label)
-        layout.addStretch(1)
-
+    # -- user interface (the controls: annotator_controls) ---------------------------------
     def _choose_folder(self) -> None:
         last = setting(SETTINGS, "last_folder", "")
         folder = QFileDialog.getExistingDirectory(self, "Image folder to annotate", last)
