@@ -23,8 +23,10 @@ starts from; its Download button fetches the weights the choice lacks (see
 :mod:`~napari_detlab._qt.widgets.start_choice`). A choice whose file is missing is refused at
 Start, before a run folder is made.
 
-Predictions go to ``predictions/`` beside the images; the session's ``predictions_changed``
-tells the Review panel (docked here if it is not yet) to show them as layers.
+The predict box's "Tiles" choice (auto / on / off) is passed to ``predict_folder`` and
+remembered with the training values. Predictions go to ``predictions/`` beside the images;
+the session's ``predictions_changed`` tells the Review panel (docked here if it is not yet)
+to show them as layers.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_detlab._qt.jobs import start_worker
-from napari_detlab._qt.plugin_settings import remember_all, values
+from napari_detlab._qt.plugin_settings import remember, remember_all, values
 from napari_detlab._qt.session import session_for
 from napari_detlab._qt.widgets.predict_panel import PredictPanel
 from napari_detlab._qt.widgets.train_form import ANCHOR_VIEWER_CHOICE, TrainForm
@@ -134,6 +136,8 @@ class TrainDockWidget(QWidget):
         self.predict_panel.folder_button.clicked.connect(self._choose_predict_folder)
         self.predict_panel.cancel_button.clicked.connect(self.cancel_prediction)
         self.predict_panel.checkpoint_row.edit.textChanged.connect(self._checkpoint_typed)
+        self.predict_panel.restore_tiling(values(SETTINGS).get("tiling"))
+        self.predict_panel.tiling_changed.connect(partial(remember, SETTINGS, "tiling"))
         layout = QVBoxLayout(self)
         layout.addWidget(self.train_form)
         layout.addWidget(self.predict_panel)
@@ -336,6 +340,7 @@ class TrainDockWidget(QWidget):
         predict = partial(
             predict_folder, checkpoint, paths, output_dir,
             device=self.train_form.device_combo.currentText(), cancel=cancel, skipped=skipped,
+            tiling=self.predict_panel.tiling(),
         )  # fmt: skip
 
         def run(post: Callable[[PredictStep], None]) -> list[Path]:
