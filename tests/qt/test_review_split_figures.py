@@ -42,6 +42,9 @@ def test_the_dock_shows_each_split_its_ap_table_curves_and_confusion(
 
     text = panel.splits_label.text()
     assert "validation (1 image) · training (1 image) · new (1 image)" in text
+    # The line over the split mixes them, and says so: one image was trained on.
+    mixed = "All 3 images (training images included, see the split below): "
+    assert review.dataset_label.text().startswith(mixed)
     assert str(tmp_path / "data" / "run" / "best.pt") in text
     # The dock scores its kept boxes (score >= 0.5): the crystal at 0.3 is not among them.
     assert _cells(panel.ap_table) == [
@@ -85,3 +88,11 @@ def test_the_dock_shows_each_split_its_ap_table_curves_and_confusion(
     assert panel.use_split_from(None)  # back to the checkpoints' own
     qtbot.waitUntil(lambda: not review.busy, timeout=20_000)
     assert panel.splits_label.text().startswith("validation (1 image) · training (1 image)")
+
+    # A split that trained on none of them: the dataset line is just the images' figures.
+    untrained = tmp_path / "untrained_split.json"
+    untrained.write_text('{"train": ["elsewhere"], "val": ["v1", "t1", "n1"]}')
+    assert panel.use_split_from(untrained)
+    qtbot.waitUntil(lambda: not review.busy, timeout=20_000)
+    assert panel.splits_label.text().startswith("validation (3 images)<br>")
+    assert review.dataset_label.text().startswith("3 images: ")

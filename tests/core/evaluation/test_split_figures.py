@@ -151,3 +151,17 @@ def test_the_review_of_a_prediction_folder_splits_its_figures(tmp_path):
         {"cell": COCO_CELL_AP, "crystal": 0.0}
     )
     assert review.dataset.counts == Counts(tp=3, fp=2, missed=2)  # all three images together
+    counts = review.dataset.counts.summary()
+    assert review.headline() == (
+        f"All 3 images (training images included, see the split below): {counts}"
+    )
+
+
+def test_the_dataset_line_says_all_images_only_when_some_were_trained_on(tmp_path):
+    store, predictions = write_scene(tmp_path / "data")
+    (tmp_path / "split.json").write_text('{"train": [], "val": ["v1", "t1", "n1"]}')
+    review = review_prediction_folder(
+        predictions, store, FileCache(), ReviewThresholds(), split=read_run_split(tmp_path)
+    )
+    assert list(review.figures.splits) == ["validation"]
+    assert review.headline() == f"3 images: {review.dataset.counts.summary()}"

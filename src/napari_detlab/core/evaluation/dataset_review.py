@@ -168,10 +168,20 @@ class FolderReview:
         )
 
     def headline(self) -> str:
-        """``"12 images: 10 TP · ..."``: the dataset's counts; ``""`` without figures."""
+        """``"12 images: 10 TP · ..."``: the dataset's counts; ``""`` without figures.
+
+        These counts take every image together. When the split says some of them were
+        trained on, the line says so (``"All 12 images (training images included, see the
+        split below): ..."``): on its own it would flatter the model, and the honest
+        figures are the validation split's, under it.
+        """
         if self.dataset is None:
             return ""
-        return f"{counted(self.images, 'image')}: {self.dataset.counts.summary()}"
+        images = counted(self.images, "image")
+        trained = None if self.figures is None else self.figures.splits.get("training")
+        if trained is not None and trained.images:
+            images = f"All {images} (training images included, see the split below)"
+        return f"{images}: {self.dataset.counts.summary()}"
 
 
 def review_prediction_folder(
