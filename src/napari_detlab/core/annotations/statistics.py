@@ -140,6 +140,7 @@ def _figures_of(image: Path, annotation: ImageAnnotation) -> ImageFigures:
         return ImageFigures(image, MODEL_ACCEPTED if annotation.model_accepted else NEGATIVE)
     boxes = as_boxes(annotation.boxes)
     sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+    sizes.flags.writeable = False  # kept beside the index and shared by every tracker
     state = MODEL_ACCEPTED if annotation.model_accepted else ANNOTATED
     return ImageFigures(image, state, tuple(annotation.labels), sizes)
 
