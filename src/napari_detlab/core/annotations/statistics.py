@@ -384,8 +384,9 @@ class StatisticsTracker:
     ----------
     classes_stale
         ``classes.json`` changed since the class list was read (a class was added, renamed or
-        removed). The list costs a read of every file, so :meth:`update` leaves it to the
-        next :meth:`changes`; labels new to the list are counted at once all the same.
+        removed). A rename rewrites many files, so :meth:`update` leaves the list to the
+        next :meth:`changes`, which finds them too; labels new to the list are counted at
+        once all the same.
     """
 
     def __init__(self, store: AnnotationStore) -> None:
