@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from index_helpers import count_reads, relabel_in_place
 
+from napari_detlab.core.annotations import file_cache
+from napari_detlab.core.annotations.file_cache import index_disabled
 from napari_detlab.core.annotations.statistics import (
     ANNOTATED,
     UNTOUCHED,
@@ -95,13 +98,51 @@ def test_updates_one_file_at_a_time_equal_a_full_recount(store: AnnotationStore)
 
 def test_an_update_reads_only_its_own_file(store: AnnotationStore, monkeypatch) -> None:
     tracker = StatisticsTracker.load(store)
-    read: list[str] = []
-    load = store.load
-    monkeypatch.setattr(store, "load", lambda image: read.append(Path(image).name) or load(image))
+    read = count_reads(monkeypatch)
     store.save("img4.png", annotation([[0, 0, 5, 5]], ["cell"]))
     tracker.update(store.root / "img4.png")
     assert tracker.statistics().annotated == 3
-    assert read == ["img4.png"]
+    assert read == ["img4.pt"]
+
+
+def test_a_file_another_program_rewrites_changes_the_next_warm_figures(
+    store: AnnotationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures kept per file (the warm path: a new store asks, no file is read) are
+    never older than the file: a rewrite in place by another program shows at once."""
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)  # trust every stamp at once: warm
+    first = dataset_statistics(AnnotationStore(store.root)).to_dict()
+    reads = count_reads(monkeypatch)
+    assert dataset_statistics(AnnotationStore(store.root)).to_dict() == first
+    assert reads == []  # warm: every file's figures (or error) kept
+
+    reads.clear()
+    relabel_in_place(store.path_for("img2.png"), "debris")  # same inode, no rename
+    after = dataset_statistics(AnnotationStore(store.root)).to_dict()
+    assert reads == ["img2.pt"]
+    assert [(c["name"], c["boxes"]) for c in after["classes"]] == [
+        ("cell", 2),
+        ("crystal", 1),
+        ("debris", 1),
+    ]
+    assert first["classes"][2]["boxes"] == 0
+    with index_disabled():  # the same figures as reading every file
+        assert dataset_statistics(AnnotationStore(store.root)).to_dict() == after
+
+
+def test_a_warm_tracker_gives_a_full_recount_figures(
+    store: AnnotationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)
+    StatisticsTracker.load(AnnotationStore(store.root))  # warms the kept figures
+    relabel_in_place(store.path_for("img1.png"), "crystal")
+    tracker = StatisticsTracker.load(AnnotationStore(store.root))
+    assert [(c.name, c.boxes) for c in tracker.statistics().classes][:2] == [
+        ("cell", 1),
+        ("crystal", 3),
+    ]
+    with index_disabled():
+        assert tracker.statistics().to_dict() == dataset_statistics(store).to_dict()
 
 
 def test_changes_reread_only_files_written_behind_its_back(store: AnnotationStore) -> None:

@@ -13,21 +13,25 @@ that was written (:meth:`StatisticsTracker.update`); :meth:`StatisticsTracker.ch
 the files rewritten behind its back (an import, a class renamed) by their stamps, reading only
 those. The figures are summed from the contributions in memory, never from the folder.
 
-Only the store's public methods are used (``images``, ``load``, ``path_for``,
-``class_names``), so a faster store makes this faster too.
+Only the store's public methods are used (``images``, ``derived``, ``derived_each``,
+``path_for``, ``listed_classes``). Each image's contribution is derived once per version of
+its file and kept beside the store's index (:meth:`AnnotationStore.derived`), so a new
+tracker on a folder already read (``detlab stats`` again, the dock reopened) costs a lookup
+per file, and a file rewritten by any program is read again by its new stamp.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from napari_detlab.core.annotations.file_cache import file_stamp
+from napari_detlab.core.annotations.annotation import ImageAnnotation
+from napari_detlab.core.annotations.file_cache import Stamp, file_stamp
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import SIZE_BUCKETS, as_boxes
 from napari_detlab.core.errors import DetlabError
@@ -66,8 +70,6 @@ IMAGE_STATES = (ANNOTATED, MODEL_ACCEPTED, NEGATIVE, UNTOUCHED, UNREADABLE)
 TOP_IMAGES = 10  # images listed by their box count: more is a list nobody reads
 HISTOGRAM_BINS = 20
 
-Stamp = tuple[int, int, int]
-
 
 @dataclass(frozen=True)
 class ImageFigures:
@@ -93,30 +95,52 @@ class ImageFigures:
     image: Path
     state: str = UNTOUCHED
     labels: tuple[str, ...] = ()
-    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    sizes: np.ndarray = field(default_factory=lambda: _NO_SIZES)
     error: str = ""
     boxes: int = field(init=False)
     class_boxes: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:  # frozen: the derived fields are set once, here
         object.__setattr__(self, "boxes", len(self.labels))
-        object.__setattr__(self, "class_boxes", dict(Counter(self.labels)))
+        # Half of a large folder is untouched: those images pay no Counter.
+        object.__setattr__(self, "class_boxes", dict(Counter(self.labels)) if self.labels else {})
+
+
+# The sizes of an image without boxes, shared (read-only) by every such image.
+_NO_SIZES = np.zeros((0, 2))
+_NO_SIZES.flags.writeable = False
 
 
 def read_image_figures(store: AnnotationStore, image: str | Path) -> ImageFigures:
     """``image``'s figures from its annotation file; a file the store refuses is
-    :data:`UNREADABLE` with the store's message (it names the file and what is wrong)."""
+    :data:`UNREADABLE` with the store's message (it names the file and what is wrong).
+
+    They are derived once per version of the file and kept beside the store's index
+    (:meth:`AnnotationStore.derived`): asked again, they cost a lookup."""
     image = Path(image)
     try:
-        annotation = store.load(image)
+        figures = store.derived(image, _FIGURES_KEY, _figures_of)
     except (OSError, DetlabError) as error:
-        return ImageFigures(image, UNREADABLE, error=str(error))
-    if annotation is None or not annotation.trainable:
+        return _unreadable(image, error)
+    return ImageFigures(image) if figures is None else figures
+
+
+# What the store keeps this module's per-image figures under.
+_FIGURES_KEY = "statistics.image_figures"
+
+
+def _unreadable(image: Path, error: Exception) -> ImageFigures:
+    return ImageFigures(image, UNREADABLE, error=str(error))
+
+
+def _figures_of(image: Path, annotation: ImageAnnotation) -> ImageFigures:
+    if not annotation.trainable:
         return ImageFigures(image)
     if not len(annotation):
         return ImageFigures(image, MODEL_ACCEPTED if annotation.model_accepted else NEGATIVE)
     boxes = as_boxes(annotation.boxes)
     sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+    sizes.flags.writeable = False  # kept beside the index and shared by every tracker
     state = MODEL_ACCEPTED if annotation.model_accepted else ANNOTATED
     return ImageFigures(image, state, tuple(annotation.labels), sizes)
 
@@ -360,8 +384,9 @@ class StatisticsTracker:
     ----------
     classes_stale
         ``classes.json`` changed since the class list was read (a class was added, renamed or
-        removed). The list costs a read of every file, so :meth:`update` leaves it to the
-        next :meth:`changes`; labels new to the list are counted at once all the same.
+        removed). A rename rewrites many files, so :meth:`update` leaves the list to the
+        next :meth:`changes`, which finds them too; labels new to the list are counted at
+        once all the same.
     """
 
     def __init__(self, store: AnnotationStore) -> None:
@@ -392,18 +417,14 @@ class StatisticsTracker:
         (which then wins for its image: :meth:`apply` skips images updated meanwhile).
         """
         known = dict(self._stamps)  # one C call: a copy the owner's updates cannot tear
-        figures, stamps = {}, {}
-        for image in self.images:
-            stamp = self._stamp_of(image)
-            if image not in known or known[image] != stamp:
-                figures[image], stamps[image] = read_image_figures(self.store, image), stamp
+        figures: dict[Path, ImageFigures] = {}
+        stamps: dict[Path, Stamp | None] = {}
+        for image, stamp, image_figures in _figures_each(self.store, self.images, known):
+            figures[image], stamps[image] = image_figures, stamp
         classes_stamp = _stamp(self.store.classes_path)
         class_names = None
         if not self._classes_read or classes_stamp != self._classes_stamp:
-            try:
-                class_names = self.store.class_names()
-            except DetlabError:  # an unreadable class list: the labels in the files still count
-                class_names = []
+            class_names = _listed_class_names(self.store)
         return StatisticsChanges(figures, stamps, known, class_names, classes_stamp)
 
     def apply(self, changes: StatisticsChanges) -> None:
@@ -475,6 +496,33 @@ class StatisticsTracker:
         return None
 
 
+def _figures_each(
+    store: AnnotationStore,
+    images: Iterable[Path],
+    unchanged: Mapping[Path, Stamp | None] | None = None,
+) -> Iterator[tuple[Path, Stamp | None, ImageFigures]]:
+    """Each image's file stamp and figures, but those whose file still shows the stamp
+    ``unchanged`` gives it. One pass over the folder; each file's figures are kept beside
+    the store's index, so an unchanged file costs a lookup even for a new tracker."""
+    each = store.derived_each(images, _FIGURES_KEY, _figures_of, unchanged=unchanged)
+    for image, stamp, value in each:
+        if value is None:
+            yield image, stamp, ImageFigures(image)
+        elif isinstance(value, ImageFigures):
+            yield image, stamp, value
+        else:
+            yield image, stamp, _unreadable(image, value)
+
+
+def _listed_class_names(store: AnnotationStore) -> list[str]:
+    """The saved class list alone: labels missing from it are found in the figures
+    (:func:`summarise` adds them in the order the store's class list does)."""
+    try:
+        return [spec.name for spec in store.listed_classes()]
+    except DetlabError:  # an unreadable class list: the labels in the files still count
+        return []
+
+
 def _stamp(path: Path) -> Stamp | None:
     try:
         return file_stamp(path)
@@ -494,5 +542,8 @@ def unreviewed_among(store: AnnotationStore, stems: Iterable[str]) -> int:
 
 
 def dataset_statistics(store: AnnotationStore, *, top: int = TOP_IMAGES) -> DatasetStatistics:
-    """The figures of ``store``'s dataset, every file read once (``detlab stats``)."""
-    return StatisticsTracker.load(store).statistics(top=top)
+    """The figures of ``store``'s dataset, every file read once (``detlab stats``); a file
+    read before (by any store of the folder in this process) and unchanged since is not
+    read again."""
+    figures = [image_figures for _, _, image_figures in _figures_each(store, store.images)]
+    return summarise(store.root, figures, _listed_class_names(store), top=top)
