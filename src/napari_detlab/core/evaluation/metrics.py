@@ -26,7 +26,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,10 @@ from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import as_boxes
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.evaluation.coco_images import ImageEvaluations
+
+if TYPE_CHECKING:  # pycocotools is imported when first scoring
+    from pycocotools.cocoeval import COCOeval
 
 __all__ = [
     "METRIC_KEYS",
@@ -115,9 +119,7 @@ def coco_ground_truth(
             raise EvaluationError(f"{stem}: {len(boxes)} boxes but {len(labels)} labels")
         for box, label in zip(boxes, labels, strict=True):
             if label not in category:
-                raise EvaluationError(
-                    f"{stem}: ground-truth class {label!r} is not one of {list(category)}"
-                )
+                raise _unknown_class(stem, "ground-truth", label, category)
             x1, y1, x2, y2 = (float(v) for v in box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": category[label],
@@ -155,10 +157,7 @@ def coco_results(
             )
         for box, score, label in zip(boxes, scores, labels, strict=True):
             if label not in category:
-                raise EvaluationError(
-                    f"{stem}: predicted class {label!r} is not one of the dataset's classes "
-                    f"{list(category)}"
-                )
+                raise _unknown_class(stem, "predicted", label, category)
             x1, y1, x2, y2 = (float(v) for v in box)
             results.append({
                 "image_id": image_ids[stem], "category_id": category[label],
@@ -244,12 +243,29 @@ def coco_metrics(
         return empty_metrics(classes)
     if not index_enabled():
         return _coco_metrics(predictions, ground_truth, classes)
-    key = _content_key(predictions, ground_truth, classes)
+    category = _category_ids(classes)
+    digests = {
+        stem: _image_digest(stem, predictions.get(stem), ground_truth[stem], category)
+        for stem in sorted(ground_truth)
+    }
+    whole = hashlib.blake2b(repr(classes).encode(), digest_size=20)
+    for stem, digest in digests.items():
+        whole.update(repr(str(stem)).encode() + digest)
+    key = whole.digest()
     with _MEMO_LOCK:
         known = _MEMO.get(key)
     if known is not None:
         return copy.deepcopy(known)
-    metrics = _coco_metrics(predictions, ground_truth, classes)
+
+    def evaluate(stems: list[str]) -> COCOeval:
+        return _evaluated(
+            {stem: predictions[stem] for stem in stems if stem in predictions},
+            {stem: ground_truth[stem] for stem in stems},
+            classes,
+        )
+
+    evaluator = _IMAGES.accumulated(digests, classes, evaluate)
+    metrics = _summarized(evaluator, classes)
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(metrics)
         while len(_MEMO) > _MEMO_SIZE:
@@ -258,49 +274,70 @@ def coco_metrics(
 
 
 # The last few scorings, keyed by a digest of everything they were computed from: the
-# Review dock asks again after every save and slider release, and pycocotools needs seconds
-# for thousands of images (8 s for 5,000 on a 2-core machine) where the digest takes tens of
-# milliseconds. Keyed by content, an answer can never be stale.
+# Review dock asks again after every slider release, and even accumulating thousands of
+# images takes longer than the digest. Keyed by content, an answer can never be stale.
 # One Review update scores the dataset, the image on screen and each split (validation,
 # training, new, unknown): room for two updates' worth, so none pushes out its own answers.
 _MEMO: dict[bytes, dict[str, Any]] = {}
 _MEMO_SIZE = 12
 _MEMO_LOCK = threading.Lock()
+# Each image's pycocotools evaluation by the digest of its boxes: after a save the Review
+# scores the dataset again, and only the saved image is evaluated again (seconds for
+# 5,000 images with pycocotools' evaluate(), see core/evaluation/coco_images.py).
+_IMAGES = ImageEvaluations()
 
 
 def forget_scores() -> None:
-    """Forget the remembered COCO scores (a benchmark's cold start)."""
+    """Forget the remembered COCO scores and image evaluations (a benchmark's cold start)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+    _IMAGES.clear()
 
 
-def _content_key(
-    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: Sequence[str]
-) -> bytes:
-    """A digest of the classes and every image's boxes, labels, scores and size."""
+def _image_digest(stem: str, prediction: Any, truth: Any, category: Mapping[str, int]) -> bytes:
+    """A digest of one image's ground truth and predictions: what pycocotools judges in it.
+
+    Raises the same :class:`EvaluationError` as :func:`coco_ground_truth` and
+    :func:`coco_results` for a class not in ``category``: a kept evaluation was checked
+    against the classes of its own call.
+    """
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(repr(list(classes)).encode())
-    for name, items, fields in (
-        ("gt", ground_truth, ("boxes",)),
-        ("dt", predictions, ("boxes", "scores")),
-    ):
-        digest.update(name.encode())
-        for stem in sorted(items):
-            item = items[stem]
-            size = (
-                item.get("image_size") if isinstance(item, Mapping)
-                else getattr(item, "image_size", None)
-            )  # fmt: skip
-            digest.update(repr((str(stem), _labels(item), size)).encode())
-            for field_name in fields:
-                digest.update(np.ascontiguousarray(_array(_field(item, field_name))).tobytes())
+    labels = _labels(truth)
+    for label in labels:
+        if label not in category:
+            raise _unknown_class(stem, "ground-truth", label, category)
+    boxes = as_boxes(_field(truth, "boxes"), np.float64)
+    digest.update(repr((labels, boxes.shape)).encode())
+    digest.update(np.ascontiguousarray(boxes).tobytes())
+    if prediction is None:
+        return digest.digest()
+    labels = _labels(prediction)
+    for label in labels:
+        if label not in category:
+            raise _unknown_class(stem, "predicted", label, category)
+    boxes = as_boxes(_field(prediction, "boxes"), np.float64)
+    scores = _array(_field(prediction, "scores")).reshape(-1)
+    digest.update(repr(("dt", labels, boxes.shape, scores.shape)).encode())
+    digest.update(np.ascontiguousarray(boxes).tobytes())
+    digest.update(np.ascontiguousarray(scores).tobytes())
     return digest.digest()
 
 
-def _coco_metrics(
+def _unknown_class(
+    stem: str, side: str, label: str, category: Mapping[str, int]
+) -> EvaluationError:
+    if side == "predicted":
+        return EvaluationError(
+            f"{stem}: predicted class {label!r} is not one of the dataset's classes "
+            f"{list(category)}"
+        )
+    return EvaluationError(f"{stem}: ground-truth class {label!r} is not one of {list(category)}")
+
+
+def _evaluated(
     predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
-) -> dict[str, Any]:
-    """:func:`coco_metrics` without the memo."""
+) -> COCOeval:
+    """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -320,7 +357,23 @@ def _coco_metrics(
             coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
+    return evaluator
+
+
+def _coco_metrics(
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
+) -> dict[str, Any]:
+    """:func:`coco_metrics` by pycocotools alone, every image evaluated afresh."""
+    evaluator = _evaluated(predictions, ground_truth, classes)
+    with _quiet_in_this_thread():
         evaluator.accumulate()
+    return _summarized(evaluator, classes)
+
+
+def _summarized(evaluator: COCOeval, classes: list[str]) -> dict[str, Any]:
+    """The metrics dict of an accumulated ``COCOeval`` (its ``summarize()`` run here)."""
+    _silence_pycocotools_prints()
+    with _quiet_in_this_thread():
         evaluator.summarize()
     metrics: dict[str, Any] = {
         key: _nan_if_undefined(value)
