@@ -69,7 +69,9 @@ METRIC_KEYS = (
 def _field(item: Any, name: str) -> Any:
     # Predictions may be dicts ({"boxes", "scores", "labels"}) or objects with those attributes
     # (core.predict.Prediction); ground truth may be ImageAnnotation or a dict.
-    return item[name] if isinstance(item, Mapping) else getattr(item, name)
+    if isinstance(item, (dict, Mapping)):  # dict first: an ABC check is slower
+        return item[name]
+    return getattr(item, name)
 
 
 def _category_ids(classes: Sequence[str]) -> dict[str, int]:
@@ -299,27 +301,30 @@ def _image_digest(stem: str, prediction: Any, truth: Any, category: Mapping[str,
 
     Raises the same :class:`EvaluationError` as :func:`coco_ground_truth` and
     :func:`coco_results` for a class not in ``category``: a kept evaluation was checked
-    against the classes of its own call.
+    against the classes of its own call. Arrays are digested as they are (dtype, shape and
+    bytes), which fixes the float64 values pycocotools is given.
     """
     digest = hashlib.blake2b(digest_size=20)
-    labels = _labels(truth)
-    for label in labels:
-        if label not in category:
-            raise _unknown_class(stem, "ground-truth", label, category)
-    boxes = as_boxes(_field(truth, "boxes"), np.float64)
-    digest.update(repr((labels, boxes.shape)).encode())
-    digest.update(np.ascontiguousarray(boxes).tobytes())
-    if prediction is None:
-        return digest.digest()
-    labels = _labels(prediction)
-    for label in labels:
-        if label not in category:
-            raise _unknown_class(stem, "predicted", label, category)
-    boxes = as_boxes(_field(prediction, "boxes"), np.float64)
-    scores = _array(_field(prediction, "scores")).reshape(-1)
-    digest.update(repr(("dt", labels, boxes.shape, scores.shape)).encode())
-    digest.update(np.ascontiguousarray(boxes).tobytes())
-    digest.update(np.ascontiguousarray(scores).tobytes())
+    for side, item, fields in (
+        ("ground-truth", truth, ("boxes",)),
+        ("predicted", prediction, ("boxes", "scores")),
+    ):
+        if item is None:  # no predictions: nothing more to judge
+            break
+        labels = _labels(item)
+        for label in labels:
+            if label not in category:
+                raise _unknown_class(stem, side, label, category)
+        digest.update(repr((side, labels)).encode())
+        for name in fields:
+            values = _field(item, name)
+            if hasattr(values, "detach"):
+                values = values.detach().cpu().numpy()
+            array = np.ascontiguousarray(values)
+            if array.dtype.kind not in "fiub":  # objects: their values, not their addresses
+                array = np.ascontiguousarray(array, dtype=np.float64)
+            digest.update(repr((array.dtype.str, array.shape)).encode())
+            digest.update(array.tobytes())
     return digest.digest()
 
 
