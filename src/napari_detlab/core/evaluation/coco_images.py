@@ -120,18 +120,17 @@ class ImageEvaluations:
             fresh = _split_by_image(evaluate(missing))
             with self._lock:
                 for stem in missing:
-                    self._kept[digests[stem]] = fresh.get(stem, {})
+                    self._kept[digests[stem]] = fresh.get(str(stem), {})
                 while len(self._kept) > self._limit:
                     self._kept.popitem(last=False)
             images = [
-                fresh.get(stem, {}) if known is None else known
+                fresh.get(str(stem), {}) if known is None else known
                 for stem, known in zip(stems, images, strict=True)
             ]
         evaluator = COCOeval(iouType="bbox")
         params = evaluator.params
         params.imgIds = list(range(1, len(stems) + 1))
         params.catIds = list(range(1, len(classes) + 1))
-        evaluator._paramsEval = params
         evaluator.eval = _accumulate(images, list(classes), params)
         return evaluator
 
