@@ -5,7 +5,9 @@ exactly as a COCO JSON file would describe them (``bbox`` as ``[x, y, w, h]``, `
 ``w * h``, ``iscrowd`` 0, category ids ``1..K`` in the order of ``classes``, every evaluated
 image listed including negatives) and :class:`pycocotools.cocoeval.COCOeval` does the rest,
 with its default parameters (IoU 0.50:0.95, at most 100 detections per image, COCO's small /
-medium / large area ranges).
+medium / large area ranges). Each image's evaluation is kept by a digest of its boxes
+(:mod:`.coco_images`), so scoring again after one image changed evaluates that image alone,
+with the very numbers of a fresh run.
 
 Undefined values
 ----------------
