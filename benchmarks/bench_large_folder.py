@@ -11,12 +11,14 @@ question after opening the folder again) and *warm* (the same question again, no
 changed on disk: every later one). ``new_process`` times the first questions in a new Python
 process (imports excluded), with the saved index present.
 ``review_after_one_save`` is the Review's figures right after the Annotator saved one image
-(both of its runs follow a save).
+(both of its runs follow a save): its warm run evaluates that one image again with
+pycocotools and accumulates every image (``core/evaluation/coco_images.py``).
 
 The baseline is the same code with the annotation index switched off
 (:func:`~napari_detlab.core.annotations.file_cache.index_disabled`: no folder index, no kept
-per-image reviews, no remembered COCO scores), which is the path of the commit before them:
-every question reads every annotation file again. Both sides
+per-image reviews, no remembered COCO scores or per-image COCO evaluations), which is the
+path of the commit before them: every question reads every annotation file again and
+pycocotools evaluates every image afresh. Both sides
 must give the same answers (``same_answers``). The goal: each operation well under a second
 once warm on 10,000 images.
 
@@ -78,9 +80,6 @@ except ImportError:  # the commit before the saved index: "cold" is "first" agai
 CLASSES = ("cell", "crystal", "debris")
 WIDTH, HEIGHT = 64, 48
 GOAL_WARM_S = 1.0
-# Timed after a file changed, so not "warm": the Review's COCO score is computed again by
-# pycocotools (its own time, seconds for thousands of images), reported but not judged.
-AFTER_A_CHANGE = ("review_after_one_save",)
 # What the docks ask first after a folder is opened (the issue's "cold open").
 FIRST_QUESTIONS = ("open_images", "next_unannotated", "class_names", "class_counts",
                    "statistics_view")  # fmt: skip
@@ -153,7 +152,7 @@ def operations(root: Path) -> dict[str, Callable[[], Callable[[], object]]]:
 
     def review_after_a_save() -> Callable[[], object]:
         # The Review after the Annotator saved one image: that image's file is new, so its
-        # review and the dataset's COCO score are computed again (pycocotools' own time).
+        # review, its COCO evaluation and the dataset's accumulation are computed again.
         # Each save writes boxes not scored before in this side's run, so no remembered
         # COCO score can answer (the answers of both sides still match, call by call).
         score = review()
@@ -329,11 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         "slowest_cold_first_question_s": max(
             figures[name]["cold_s"] for name in FIRST_QUESTIONS if name in figures
         ),
-        "slowest_warm_s": max(f["warm_s"] for n, f in figures.items() if n not in AFTER_A_CHANGE),
+        "slowest_warm_s": max(f["warm_s"] for f in figures.values()),
         "goal_warm_s": GOAL_WARM_S,
-        "meets_goal": all(
-            f["warm_s"] < GOAL_WARM_S for n, f in figures.items() if n not in AFTER_A_CHANGE
-        ),
+        "meets_goal": all(f["warm_s"] < GOAL_WARM_S for f in figures.values()),
         "quick": args.quick,
     }
     print(json.dumps(result, indent=2))

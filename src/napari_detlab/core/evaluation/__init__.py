@@ -6,6 +6,7 @@ nothing; code inside the project imports from the modules themselves.
 
 from . import (
     batch_accept,
+    coco_images,
     confusion,
     dataset_review,
     image_review,
@@ -17,6 +18,7 @@ from . import (
     split_groups,
 )
 from .batch_accept import *
+from .coco_images import *
 from .confusion import *
 from .dataset_review import *
 from .image_review import *
@@ -29,6 +31,7 @@ from .split_groups import *
 
 __all__ = [
     *batch_accept.__all__,
+    *coco_images.__all__,
     *confusion.__all__,
     *dataset_review.__all__,
     *image_review.__all__,

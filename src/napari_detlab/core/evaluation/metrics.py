@@ -5,7 +5,9 @@ exactly as a COCO JSON file would describe them (``bbox`` as ``[x, y, w, h]``, `
 ``w * h``, ``iscrowd`` 0, category ids ``1..K`` in the order of ``classes``, every evaluated
 image listed including negatives) and :class:`pycocotools.cocoeval.COCOeval` does the rest,
 with its default parameters (IoU 0.50:0.95, at most 100 detections per image, COCO's small /
-medium / large area ranges).
+medium / large area ranges). Each image's evaluation is kept by a digest of its boxes
+(:mod:`.coco_images`), so scoring again after one image changed evaluates that image alone,
+with the very numbers of a fresh run.
 
 Undefined values
 ----------------
@@ -26,7 +28,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +37,10 @@ from napari_detlab.core.annotations.index import folder_cache
 from napari_detlab.core.annotations.store import AnnotationStore
 from napari_detlab.core.boxes import as_boxes
 from napari_detlab.core.errors import DetlabError
+from napari_detlab.core.evaluation.coco_images import ImageEvaluations
+
+if TYPE_CHECKING:  # pycocotools is imported when first scoring
+    from pycocotools.cocoeval import COCOeval
 
 __all__ = [
     "METRIC_KEYS",
@@ -65,7 +71,9 @@ METRIC_KEYS = (
 def _field(item: Any, name: str) -> Any:
     # Predictions may be dicts ({"boxes", "scores", "labels"}) or objects with those attributes
     # (core.predict.Prediction); ground truth may be ImageAnnotation or a dict.
-    return item[name] if isinstance(item, Mapping) else getattr(item, name)
+    if isinstance(item, (dict, Mapping)):  # dict first: an ABC check is slower
+        return item[name]
+    return getattr(item, name)
 
 
 def _category_ids(classes: Sequence[str]) -> dict[str, int]:
@@ -115,9 +123,7 @@ def coco_ground_truth(
             raise EvaluationError(f"{stem}: {len(boxes)} boxes but {len(labels)} labels")
         for box, label in zip(boxes, labels, strict=True):
             if label not in category:
-                raise EvaluationError(
-                    f"{stem}: ground-truth class {label!r} is not one of {list(category)}"
-                )
+                raise _unknown_class(stem, "ground-truth", label, category)
             x1, y1, x2, y2 = (float(v) for v in box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": category[label],
@@ -155,10 +161,7 @@ def coco_results(
             )
         for box, score, label in zip(boxes, scores, labels, strict=True):
             if label not in category:
-                raise EvaluationError(
-                    f"{stem}: predicted class {label!r} is not one of the dataset's classes "
-                    f"{list(category)}"
-                )
+                raise _unknown_class(stem, "predicted", label, category)
             x1, y1, x2, y2 = (float(v) for v in box)
             results.append({
                 "image_id": image_ids[stem], "category_id": category[label],
@@ -244,12 +247,29 @@ def coco_metrics(
         return empty_metrics(classes)
     if not index_enabled():
         return _coco_metrics(predictions, ground_truth, classes)
-    key = _content_key(predictions, ground_truth, classes)
+    category = _category_ids(classes)
+    digests = {
+        stem: _image_digest(stem, predictions.get(stem), ground_truth[stem], category)
+        for stem in sorted(ground_truth)
+    }
+    whole = hashlib.blake2b(repr(classes).encode(), digest_size=20)
+    for stem, digest in digests.items():
+        whole.update(repr(str(stem)).encode() + digest)
+    key = whole.digest()
     with _MEMO_LOCK:
         known = _MEMO.get(key)
     if known is not None:
         return copy.deepcopy(known)
-    metrics = _coco_metrics(predictions, ground_truth, classes)
+
+    def evaluate(stems: list[str]) -> COCOeval:
+        return _evaluated(
+            {stem: predictions[stem] for stem in stems if stem in predictions},
+            {stem: ground_truth[stem] for stem in stems},
+            classes,
+        )
+
+    evaluator = _IMAGES.accumulated(digests, classes, evaluate)
+    metrics = _summarized(evaluator, classes)
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(metrics)
         while len(_MEMO) > _MEMO_SIZE:
@@ -258,49 +278,73 @@ def coco_metrics(
 
 
 # The last few scorings, keyed by a digest of everything they were computed from: the
-# Review dock asks again after every save and slider release, and pycocotools needs seconds
-# for thousands of images (8 s for 5,000 on a 2-core machine) where the digest takes tens of
-# milliseconds. Keyed by content, an answer can never be stale.
+# Review dock asks again after every slider release, and even accumulating thousands of
+# images takes longer than the digest. Keyed by content, an answer can never be stale.
 # One Review update scores the dataset, the image on screen and each split (validation,
 # training, new, unknown): room for two updates' worth, so none pushes out its own answers.
 _MEMO: dict[bytes, dict[str, Any]] = {}
 _MEMO_SIZE = 12
 _MEMO_LOCK = threading.Lock()
+# Each image's pycocotools evaluation by the digest of its boxes: after a save the Review
+# scores the dataset again, and only the saved image is evaluated again (seconds for
+# 5,000 images with pycocotools' evaluate(), see core/evaluation/coco_images.py).
+_IMAGES = ImageEvaluations()
 
 
 def forget_scores() -> None:
-    """Forget the remembered COCO scores (a benchmark's cold start)."""
+    """Forget the remembered COCO scores and image evaluations (a benchmark's cold start)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+    _IMAGES.clear()
 
 
-def _content_key(
-    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: Sequence[str]
-) -> bytes:
-    """A digest of the classes and every image's boxes, labels, scores and size."""
+def _image_digest(stem: str, prediction: Any, truth: Any, category: Mapping[str, int]) -> bytes:
+    """A digest of one image's ground truth and predictions: what pycocotools judges in it.
+
+    Raises the same :class:`EvaluationError` as :func:`coco_ground_truth` and
+    :func:`coco_results` for a class not in ``category``: a kept evaluation was checked
+    against the classes of its own call. Arrays are digested as they are (dtype, shape and
+    bytes), which fixes the float64 values pycocotools is given.
+    """
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(repr(list(classes)).encode())
-    for name, items, fields in (
-        ("gt", ground_truth, ("boxes",)),
-        ("dt", predictions, ("boxes", "scores")),
+    for side, item, fields in (
+        ("ground-truth", truth, ("boxes",)),
+        ("predicted", prediction, ("boxes", "scores")),
     ):
-        digest.update(name.encode())
-        for stem in sorted(items):
-            item = items[stem]
-            size = (
-                item.get("image_size") if isinstance(item, Mapping)
-                else getattr(item, "image_size", None)
-            )  # fmt: skip
-            digest.update(repr((str(stem), _labels(item), size)).encode())
-            for field_name in fields:
-                digest.update(np.ascontiguousarray(_array(_field(item, field_name))).tobytes())
+        if item is None:  # no predictions: nothing more to judge
+            break
+        labels = _labels(item)
+        for label in labels:
+            if label not in category:
+                raise _unknown_class(stem, side, label, category)
+        digest.update(repr((side, labels)).encode())
+        for name in fields:
+            values = _field(item, name)
+            if hasattr(values, "detach"):
+                values = values.detach().cpu().numpy()
+            array = np.ascontiguousarray(values)
+            if array.dtype.kind not in "fiub":  # objects: their values, not their addresses
+                array = np.ascontiguousarray(array, dtype=np.float64)
+            digest.update(repr((array.dtype.str, array.shape)).encode())
+            digest.update(array.tobytes())
     return digest.digest()
 
 
-def _coco_metrics(
+def _unknown_class(
+    stem: str, side: str, label: str, category: Mapping[str, int]
+) -> EvaluationError:
+    if side == "predicted":
+        return EvaluationError(
+            f"{stem}: predicted class {label!r} is not one of the dataset's classes "
+            f"{list(category)}"
+        )
+    return EvaluationError(f"{stem}: ground-truth class {label!r} is not one of {list(category)}")
+
+
+def _evaluated(
     predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
-) -> dict[str, Any]:
-    """:func:`coco_metrics` without the memo."""
+) -> COCOeval:
+    """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -320,7 +364,23 @@ def _coco_metrics(
             coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
+    return evaluator
+
+
+def _coco_metrics(
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
+) -> dict[str, Any]:
+    """:func:`coco_metrics` by pycocotools alone, every image evaluated afresh."""
+    evaluator = _evaluated(predictions, ground_truth, classes)
+    with _quiet_in_this_thread():
         evaluator.accumulate()
+    return _summarized(evaluator, classes)
+
+
+def _summarized(evaluator: COCOeval, classes: list[str]) -> dict[str, Any]:
+    """The metrics dict of an accumulated ``COCOeval`` (its ``summarize()`` run here)."""
+    _silence_pycocotools_prints()
+    with _quiet_in_this_thread():
         evaluator.summarize()
     metrics: dict[str, Any] = {
         key: _nan_if_undefined(value)

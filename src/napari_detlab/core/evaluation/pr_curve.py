@@ -43,6 +43,33 @@ class ScoredImage:
     scores: np.ndarray
     gt_boxes: np.ndarray
     gt_labels: Sequence[str]
+    _by_class: dict[float, dict[str, tuple[np.ndarray, np.ndarray, int]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def by_class(self, iou_threshold: float) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+        """``{class: (scores, is_tp, ground-truth boxes)}`` of the classes either side has,
+        matched at ``iou_threshold``.
+
+        Kept on the image: the Review keeps each image's figures while its files are
+        unchanged and draws the curves again after every save, so only a changed image is
+        matched again (matching 5,000 images took most of a second).
+        """
+        known = self._by_class.get(iou_threshold)
+        if known is None:
+            labels = np.asarray(self.labels, dtype=str)
+            gt_labels = np.asarray(self.gt_labels, dtype=str)
+            match = match_predictions(
+                self.boxes, labels, self.scores, self.gt_boxes, gt_labels,
+                iou_threshold=iou_threshold,
+            )  # fmt: skip
+            scores = np.asarray(self.scores)
+            known = {}
+            for name in dict.fromkeys([*labels.tolist(), *gt_labels.tolist()]):
+                mine = labels == name
+                known[name] = (scores[mine], match.is_tp[mine], int(np.sum(gt_labels == name)))
+            self._by_class[iou_threshold] = known
+        return known
 
 
 @dataclass
@@ -108,15 +135,10 @@ def pr_curves(
     hits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in classes}
     objects = dict.fromkeys(classes, 0)
     for image in images:
-        labels = np.asarray(image.labels, dtype=str)
-        match = match_predictions(
-            image.boxes, labels, image.scores, image.gt_boxes, np.asarray(image.gt_labels, str),
-            iou_threshold=iou_threshold,
-        )  # fmt: skip
-        for name in classes:
-            mine = labels == name
-            hits.setdefault(name, []).append((np.asarray(image.scores)[mine], match.is_tp[mine]))
-            objects[name] = objects.get(name, 0) + sum(1 for g in image.gt_labels if g == name)
+        for name, (scores, is_tp, count) in image.by_class(iou_threshold).items():
+            if name in hits:
+                hits[name].append((scores, is_tp))
+                objects[name] += count
     curves = {}
     for name in classes:
         scores = np.concatenate([s for s, _ in hits[name]]) if hits[name] else np.zeros(0)
