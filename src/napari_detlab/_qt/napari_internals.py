@@ -62,6 +62,7 @@ __all__ = [
     "class_color_transform_builder",
     "dims_updater",
     "held_refresh",
+    "held_refresh_checked",
     "layer_meshes",
     "limit_shapes_thumbnail",
     "limit_vectors_thumbnail",
@@ -69,6 +70,7 @@ __all__ = [
     "mesh_color_transform_builder",
     "rectangle_shape_type",
     "rectangles_from_template",
+    "same_layer_state",
     "set_mesh_color_transform_builder",
     "shapes_thumbnail_limit",
     "vectors_thumbnail_limit",
@@ -138,12 +140,12 @@ def held_refresh(layer: Shapes) -> Iterator[bool]:
     finished, the shapes added, the dimensions updated): each refresh slices every shape,
     uploads the meshes and computes the extent of every box, so with 1,000 boxes the three
     refreshes before the last are about 3 ms of each ``n``. The refresh at the end leaves
-    the layer as napari's last one does; :func:`_held_refresh_checked` holds that to
+    the layer as napari's last one does; :func:`held_refresh_checked` holds that to
     napari's on two layers once, and when it fails (or napari hides the blocker) every
     refresh happens as napari does it.
     """
     block = _private(layer, "_block_refresh")
-    if not callable(block) or not _held_refresh_checked():
+    if not callable(block) or not held_refresh_checked():
         yield False
         return
     try:
@@ -154,7 +156,7 @@ def held_refresh(layer: Shapes) -> Iterator[bool]:
 
 
 @cache
-def _held_refresh_checked() -> bool:
+def held_refresh_checked() -> bool:
     """Whether a layer filled with its refreshes held back ends as napari leaves one:
     the same displayed meshes, extent, thumbnail and slice, with a highlight drawn."""
     try:
@@ -173,7 +175,7 @@ def _held_refresh_checked() -> bool:
             if held:
                 layer.refresh()
             layers.append(layer)
-        return _same_layer_state(*layers)
+        return same_layer_state(*layers)
     except (ImportError, AttributeError, KeyError, TypeError, ValueError, IndexError):
         return False
 
@@ -183,7 +185,7 @@ def _no_block() -> Iterator[None]:
     yield
 
 
-def _same_layer_state(napari_layer: Shapes, held_layer: Shapes) -> bool:
+def same_layer_state(napari_layer: Shapes, held_layer: Shapes) -> bool:
     """Whether what napari draws and reports of the two layers is the same."""
     pairs = [(napari_layer.extent.data, held_layer.extent.data)]
     pairs += [(napari_layer.thumbnail, held_layer.thumbnail)]
