@@ -133,6 +133,7 @@ def test_a_fill_held_to_one_refresh_leaves_the_layer_as_napari_does(
     set_layer_boxes(ours, boxes)
     theirs.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes)]
     theirs.edge_width = BOX_EDGE_WIDTH
+    viewer.layers.selection.update({ours, theirs})  # a highlight is drawn in both
     for layer in (ours, theirs):
         layer.selected_data = {3}
         layer.mode = "select"

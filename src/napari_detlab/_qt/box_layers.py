@@ -134,9 +134,11 @@ def layer_boxes(layer: Shapes) -> np.ndarray:
     data = layer.data
     if not data:
         return np.zeros((0, 4), dtype=np.float64)
-    if all(len(vertices) == len(data[0]) for vertices in data):
-        return napari_to_xyxy(np.stack(data))
-    return napari_to_xyxy(data)
+    try:  # shapes of as many vertices (rectangles): one array, not a check of each first
+        stacked = np.stack(data)
+    except ValueError:
+        return napari_to_xyxy(data)
+    return napari_to_xyxy(stacked)
 
 
 class ClassLayers:
