@@ -14,7 +14,8 @@ fast path stops being taken.
   (``_clim_values``, ``_build_color_transform``), for
   :mod:`~napari_detlab._qt.shader_reuse`: about 25 ms of each ``n`` at 4 MP;
 - :func:`dims_updater` (``Viewer._on_layers_change``), blocked during a Review redraw: two
-  dimension updates per slider step;
+  dimension updates per slider step; and during a fill of the class layers, done once after
+  it (two per class layer, each over every box's bounds);
 - :func:`limit_vectors_thumbnail` (``Vectors._max_vectors_thumbnail``): the Review outline
   thumbnail, half of a slider step with 4,000 segments; :func:`limit_shapes_thumbnail`
   (``Shapes._max_shapes_thumbnail``) the same for a class layer, 7 ms of each box edit
