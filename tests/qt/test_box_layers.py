@@ -8,18 +8,23 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from napari_detlab._layers import BOX_EDGE_WIDTH
 from napari_detlab._qt import box_layers
 from napari_detlab._qt.box_layers import (
     THUMBNAIL_BOXES,
+    ClassLayers,
     add_class_layer,
     layer_boxes,
     set_layer_boxes,
 )
 from napari_detlab._qt.napari_internals import (
     RectangleFill,
+    held_refresh_checked,
     rectangles_from_template,
+    same_layer_state,
     shapes_thumbnail_limit,
 )
+from napari_detlab.core.annotations.annotation import ImageAnnotation
 from napari_detlab.core.annotations.store import ClassSpec
 from napari_detlab.core.boxes import xyxy_to_napari
 
@@ -112,3 +117,55 @@ def test_a_class_layer_thumbnail_draws_only_a_few_boxes(make_napari_viewer):
     layer = add_class_layer(viewer, ClassSpec("cell", "#ff0000"))
     # None or 100 would mean napari's setting moved: every edit among hundreds pays 7 ms more
     assert shapes_thumbnail_limit(layer) == THUMBNAIL_BOXES
+
+
+def test_a_fill_held_to_one_refresh_leaves_the_layer_as_napari_does(
+    make_napari_viewer, boxes, monkeypatch
+):
+    """The thumbnail, extent and selection highlight after set_layer_boxes equal napari's own
+    assignment, and the check behind the held refresh notices a refresh left out."""
+    viewer = make_napari_viewer()
+    ours, theirs = (
+        add_class_layer(viewer, ClassSpec(name, "#ff0000")) for name in ("ours", "theirs")
+    )
+    for layer in (ours, theirs):  # a first image's boxes, then this one's
+        layer.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes[:7] * 2)]
+    set_layer_boxes(ours, boxes)
+    theirs.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes)]
+    theirs.edge_width = BOX_EDGE_WIDTH
+    viewer.layers.selection.update({ours, theirs})  # a highlight is drawn in both
+    for layer in (ours, theirs):
+        layer.selected_data = {3}
+        layer.mode = "select"
+    assert held_refresh_checked()  # False: napari's refresh changed, every refresh is done
+    assert same_layer_state(theirs, ours)
+    np.testing.assert_array_equal(ours.extent.data, theirs.extent.data)
+    assert ours.thumbnail[..., 3].any() and np.array_equal(ours.thumbnail, theirs.thumbnail)
+
+    monkeypatch.setattr(ours, "refresh", lambda *_args, **_kwargs: None)
+    ours.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes[:5] + 300)]
+    monkeypatch.undo()  # every refresh left out: the check must notice
+    theirs.data = [(corners, "rectangle") for corners in xyxy_to_napari(boxes[:5] + 300)]
+    assert not same_layer_state(theirs, ours)
+
+
+def test_filling_class_layers_updates_the_viewer_dims_once_and_edits_still_do(
+    make_napari_viewer, boxes
+):
+    """Boxes beyond the image reach into the viewer's range after a fill (its dims update
+    is done once, after every class layer), and a box drawn later still widens it."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((100, 120), np.uint8))
+    layers = ClassLayers(viewer, on_edit=lambda: None, on_release=lambda: None)
+    layers.sync([ClassSpec("cell", "#ff0000"), ClassSpec("crystal", "#00ff00")])
+    far = np.r_[boxes, [[400.0, 500.0, 420.0, 530.0]]]  # x up to 420, y up to 530
+    labels = ["cell"] * len(boxes) + ["crystal"]
+    updates: list[int] = []
+    viewer.dims.events.range.connect(lambda _event: updates.append(1))
+    layers.fill(ImageAnnotation(far, labels, True, (600, 600)))
+
+    assert len(updates) == 1
+    (rows, cols) = viewer.dims.range
+    assert rows.stop == pytest.approx(530) and cols.stop == pytest.approx(420)
+    layers.layer_for("cell").add_rectangles(xyxy_to_napari(np.array([[0.0, 0.0, 700.0, 9.0]])))
+    assert viewer.dims.range[1].stop == pytest.approx(700)

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
-from napari_detlab._qt.napari_internals import limit_shapes_thumbnail, rectangles_from_template
+from napari_detlab._qt.napari_internals import (
+    dims_updater,
+    held_refresh,
+    limit_shapes_thumbnail,
+    rectangle_shape_type,
+    rectangles_from_template,
+)
 from napari_detlab._qt.shader_reuse import reuse_mesh_shaders
 from napari_detlab.core.annotations.annotation import AnnotationError
 from napari_detlab.core.boxes import napari_to_xyxy, xyxy_to_napari
@@ -81,9 +87,11 @@ def set_layer_boxes(layer: Shapes, boxes: np.ndarray, edge_width: float = BOX_ED
 
     One assignment of ``layer.data`` rebuilds napari's shape list once and emits one data
     event (each costs the viewer a dims update); emptying the layer first and then adding
-    would pay twice. The layer-list thumbnail is redrawn once at the end instead of after
-    every internal refresh. New shapes take the layer's current colours, set by
-    :func:`style_class_layer`; only the edge width needs restoring. Boxes of a positive size
+    would pay twice. The layer's refreshes inside napari's assignment are held back and
+    done once at the end (:func:`~napari_detlab._qt.napari_internals.held_refresh`), the
+    layer-list thumbnail with them, instead of after every internal refresh. New shapes
+    take the layer's current colours, set by :func:`style_class_layer`; only the edge width
+    needs restoring. Boxes of a positive size
     (all of them, unless a file holds a degenerate one) are built from a template, computed
     for all boxes at once, instead of one by one by napari (0.25 ms each)
     (:func:`~napari_detlab._qt.napari_internals.rectangles_from_template`).
@@ -95,11 +103,17 @@ def set_layer_boxes(layer: Shapes, boxes: np.ndarray, edge_width: float = BOX_ED
         return
     corners = xyxy_to_napari(boxes)
     positive = bool(np.all(boxes[:, 2:] > boxes[:, :2]))
-    with layer.block_thumbnail_update(), _from_template(corners, positive, edge_width) as vertices:
-        layer.data = [(one, "rectangle") for one in vertices]
+    rectangle = rectangle_shape_type()
+    with (
+        held_refresh(layer) as held,
+        layer.block_thumbnail_update(),
+        _from_template(corners, positive, edge_width) as vertices,
+    ):
+        layer.data = [(one, rectangle) for one in vertices]
         if np.any(np.asarray(layer.edge_width) != edge_width):
             layer.edge_width = edge_width
-    layer.refresh(data_displayed=False, highlight=False, extent=False)  # the thumbnail only
+    if not held:
+        layer.refresh(data_displayed=False, highlight=False, extent=False)  # the thumbnail
 
 
 @contextmanager
@@ -120,9 +134,11 @@ def layer_boxes(layer: Shapes) -> np.ndarray:
     data = layer.data
     if not data:
         return np.zeros((0, 4), dtype=np.float64)
-    if all(len(vertices) == len(data[0]) for vertices in data):
-        return napari_to_xyxy(np.stack(data))
-    return napari_to_xyxy(data)
+    try:  # shapes of as many vertices (rectangles): one array, not a check of each first
+        stacked = np.stack(data)
+    except ValueError:
+        return napari_to_xyxy(data)
+    return napari_to_xyxy(stacked)
 
 
 class ClassLayers:
@@ -231,13 +247,25 @@ class ClassLayers:
             self._colors[new] = self._colors.pop(old, "")
 
     def fill(self, annotation: ImageAnnotation) -> None:
-        """Show ``annotation`` in every class layer (not an edit); deleted layers come back."""
+        """Show ``annotation`` in every class layer (not an edit); deleted layers come back.
+
+        Every data assignment makes the viewer recompute its dimensions from all layers,
+        each layer's extent over every box: twice per class layer. The boxes of an image
+        do not change the layers' dimensionality, and the result depends only on the
+        layers as they end, so it is done once, after the last class layer.
+        """
         self.sync(self._classes)
         labels = np.asarray(annotation.labels, dtype=object)
-        with self.filling():
+        recompute_dims = dims_updater(self.viewer)
+        with self.filling(), ExitStack() as held:
+            if recompute_dims is not None:
+                for spec in self._classes:  # two dims updates per layer: one after all
+                    held.enter_context(self._layers[spec.name].events.data.blocker(recompute_dims))
             for spec in self._classes:
                 boxes = annotation.boxes[labels == spec.name]
                 set_layer_boxes(self._layers[spec.name], boxes, self.edge_width)
+        if recompute_dims is not None:
+            recompute_dims()
 
     def add_boxes(self, class_name: str, boxes: np.ndarray) -> None:
         """Add ``boxes`` (xyxy) to the class's layer as the person's own edit: reported to

@@ -14,7 +14,8 @@ fast path stops being taken.
   (``_clim_values``, ``_build_color_transform``), for
   :mod:`~napari_detlab._qt.shader_reuse`: about 25 ms of each ``n`` at 4 MP;
 - :func:`dims_updater` (``Viewer._on_layers_change``), blocked during a Review redraw: two
-  dimension updates per slider step;
+  dimension updates per slider step; and during a fill of the class layers, done once after
+  it (two per class layer, each over every box's bounds);
 - :func:`limit_vectors_thumbnail` (``Vectors._max_vectors_thumbnail``): the Review outline
   thumbnail, half of a slider step with 4,000 segments; :func:`limit_shapes_thumbnail`
   (``Shapes._max_shapes_thumbnail``) the same for a class layer, 7 ms of each box edit
@@ -28,6 +29,12 @@ fast path stops being taken.
   assignments (its ``_calculate_array_sizes``, ``_fill_arrays`` and
   ``ShapeList._update_z_order``, swapped for the block; checked array by array against
   napari's own, else left alone): about 10 ms of each ``n`` with 1,000 boxes;
+- :func:`held_refresh` (``Layer._block_refresh``), for ``set_layer_boxes``: one assignment of
+  a Shapes layer's data refreshes the layer four times (slice, mesh upload, highlight,
+  extent of every box), three of them before its last change; they are held back and done
+  once, checked once per session against napari's own refreshes on two layers (else left
+  alone); :func:`rectangle_shape_type` (napari's ``ShapeType``) names the shape type as
+  napari's factory is keyed, so its lookup of each box compares no strings;
 - :func:`viewer_canvas` (``Window._qt_viewer.canvas``): the tests and benchmarks press keys
   and move the mouse on the real canvas, as a person does.
 """
@@ -55,12 +62,16 @@ __all__ = [
     "RectangleTemplate",
     "class_color_transform_builder",
     "dims_updater",
+    "held_refresh",
+    "held_refresh_checked",
     "layer_meshes",
     "limit_shapes_thumbnail",
     "limit_vectors_thumbnail",
     "mesh_color_limits",
     "mesh_color_transform_builder",
+    "rectangle_shape_type",
     "rectangles_from_template",
+    "same_layer_state",
     "set_mesh_color_transform_builder",
     "shapes_thumbnail_limit",
     "vectors_thumbnail_limit",
@@ -119,6 +130,93 @@ def dims_updater(viewer: napari.Viewer) -> Callable[..., None] | None:
     event triggers; ``None`` when napari does not expose it (then nothing can be deferred)."""
     update = _private(viewer, "_on_layers_change")
     return update if callable(update) else None
+
+
+@contextmanager
+def held_refresh(layer: Shapes) -> Iterator[bool]:
+    """While inside, the layer's refreshes are held back; one full refresh when leaving.
+    Yields whether they are (else napari refreshes as it always does).
+
+    napari's assignment of a Shapes layer's data refreshes it at every step (the drawing
+    finished, the shapes added, the dimensions updated): each refresh slices every shape,
+    uploads the meshes and computes the extent of every box, so with 1,000 boxes the three
+    refreshes before the last are about 3 ms of each ``n``. The refresh at the end leaves
+    the layer as napari's last one does; :func:`held_refresh_checked` holds that to
+    napari's on two layers once, and when it fails (or napari hides the blocker) every
+    refresh happens as napari does it.
+    """
+    block = _private(layer, "_block_refresh")
+    if not callable(block) or not held_refresh_checked():
+        yield False
+        return
+    try:
+        with block():
+            yield True
+    finally:
+        layer.refresh()
+
+
+@cache
+def held_refresh_checked() -> bool:
+    """Whether a layer filled with its refreshes held back ends as napari leaves one:
+    the same displayed meshes, extent, thumbnail and slice, with a highlight drawn."""
+    try:
+        from napari.layers import Shapes
+
+        first = np.array([_TEMPLATE_CORNERS, _CHECK_CORNERS]).astype(float)
+        second = np.array([_CHECK_CORNERS + 4, _TEMPLATE_CORNERS * 2, _TEMPLATE_CORNERS])
+        layers = []
+        for held in (False, True):
+            layer = Shapes(first, shape_type="rectangle", edge_color="red", edge_width=2)
+            layer.refresh()
+            block = layer._block_refresh if held else _no_block
+            with block():
+                layer.data = [(corners.astype(float), "rectangle") for corners in second]
+                layer.selected_data = {1}
+            if held:
+                layer.refresh()
+            layers.append(layer)
+        return same_layer_state(*layers)
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return False
+
+
+@contextmanager
+def _no_block() -> Iterator[None]:
+    yield
+
+
+def same_layer_state(napari_layer: Shapes, held_layer: Shapes) -> bool:
+    """Whether what napari draws and reports of the two layers is the same."""
+    pairs = [(napari_layer.extent.data, held_layer.extent.data)]
+    pairs += [(napari_layer.thumbnail, held_layer.thumbnail)]
+    for name in ("displayed_triangles", "displayed_triangles_colors", "vertices"):
+        pairs.append((getattr(napari_layer._data_view._mesh, name),
+                      getattr(held_layer._data_view._mesh, name)))  # fmt: skip
+    for name in ("_displayed", "displayed_vertices"):
+        pairs.append((getattr(napari_layer._data_view, name),
+                      getattr(held_layer._data_view, name)))  # fmt: skip
+    pairs += zip(
+        napari_layer._compute_vertices_and_box(),
+        held_layer._compute_vertices_and_box(),
+        strict=True,
+    )  # the highlight
+    same = all(
+        np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)) for a, b in pairs
+    )
+    return same and napari_layer._slice_input == held_layer._slice_input
+
+
+def rectangle_shape_type() -> object:
+    """The shape type to give napari for a rectangle: its own ``ShapeType`` member (its
+    factory is keyed by them; a string is compared with each key, for every box), or the
+    string when napari no longer has it."""
+    try:
+        from napari.layers.shapes._shapes_constants import ShapeType, shape_classes
+    except ImportError:
+        return "rectangle"
+    member = getattr(ShapeType, "RECTANGLE", None)
+    return member if member in shape_classes else "rectangle"
 
 
 def _limit_thumbnail(layer: Layer, attribute: str, count: int) -> bool:
