@@ -29,6 +29,11 @@ PYTHON=${PYTHON:-python3}
 stamp=.venv/.detlab-setup-stamp
 want=$(cat pyproject.toml requirements/dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # torch with CUDA and its libraries take about 6 GB: say so before pip runs out of room.
+  free_mb=$(df -Pm .venv | awk 'NR == 2 {print $4}')
+  if [ "${free_mb:-0}" -lt 8000 ]; then
+    echo "setup: only ${free_mb} MB free beside .venv; torch with CUDA needs about 6 GB" >&2
+  fi
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements/dev.txt
   echo "$want" > "$stamp"
