@@ -226,3 +226,31 @@ def test_a_checkpoint_that_cannot_predict_is_reported_once_and_proposals_can_be_
     assert "Proposals off" in widget.prelabels.status_label.text()
     press(viewer, Qt.Key.Key_N)
     assert viewer.layers[PROPOSALS_LAYER].nshapes == 0
+
+
+def test_a_new_checkpoint_while_the_old_model_predicts_is_no_error(
+    annotator, image_folder, qtbot, tmp_path, notifications
+) -> None:
+    """Training ends (a new checkpoint) while the old model is on an image: its model is
+    closed under it, and the person sees the new model's proposals, not an error."""
+    import threading
+
+    from napari_detlab.core.assist.prelabels import PredictorClosedError
+
+    viewer, widget = annotator(image_folder)
+    busy, release = threading.Event(), threading.Event()
+
+    def old_model(image: Path) -> Prediction:
+        busy.set()
+        release.wait(5)
+        raise PredictorClosedError("old.pt was closed")  # what a closed model answers
+
+    widget.session.make_predictor = lambda checkpoint: old_model
+    widget.session.set_checkpoint(tmp_path / "old.pt")
+    qtbot.waitUntil(busy.is_set, timeout=5000)
+    new_model = _with_model(widget, tmp_path)  # the train dock's new best.pt
+    release.set()
+    qtbot.waitUntil(lambda: PROPOSALS_LAYER in viewer.layers, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.layers[PROPOSALS_LAYER].nshapes == 2, timeout=5000)
+    assert new_model.asked[0] == "img1"
+    assert not any("Pre-labels stopped" in n for n in notifications)

@@ -290,7 +290,8 @@ class PrelabelPanel(QWidget):
             return
         self._worker = start_worker(
             prelabels.predict, plan[0], description="detlab pre-labels",
-            on_done=partial(self._on_predicted, prelabels), on_error=self._on_failed,
+            on_done=partial(self._on_predicted, prelabels),
+            on_error=partial(self._on_failed, prelabels),
         )  # fmt: skip
 
     def _on_predicted(self, prelabels: Prelabels, predicted: Predicted) -> None:
@@ -303,9 +304,12 @@ class PrelabelPanel(QWidget):
             self.refresh()
         self._schedule()
 
-    def _on_failed(self, error: Exception) -> None:
+    def _on_failed(self, prelabels: Prelabels, error: Exception) -> None:
         self._worker = None
         if self._closed:
+            return
+        if prelabels is not self.prelabels:  # its model was closed for another checkpoint
+            self._schedule()
             return
         self.prelabels = None  # a checkpoint that cannot predict: no retry on every n
         show_error(f"Pre-labels stopped: {error}")

@@ -17,6 +17,7 @@ from PIL import Image
 from napari_detlab.core.assist.prelabels import (
     BACKGROUND_NICE,
     CheckpointPredictor,
+    PredictorClosedError,
     Prelabels,
     lower_priority,
     proposals,
@@ -111,6 +112,33 @@ def test_a_checkpoint_is_loaded_once_and_predicts_as_the_folder_prediction(
     assert np.allclose(second.boxes, expected.boxes) and second.labels == expected.labels
     assert len(first.scores) == len(first.labels)
     assert len(predictor(tmp_path / "missing.png")) == 0  # nothing to propose, no error
+
+
+def test_a_closed_predictor_says_so_and_an_image_waiting_its_turn_is_dropped(
+    tmp_path, monkeypatch
+) -> None:
+    """Another checkpoint was chosen while a worker still predicted with this one: the
+    worker learns the answer is no longer wanted, not that the model failed."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(self, image: Path) -> Prediction:
+        started.set()
+        release.wait(5)
+        return Prediction()
+
+    monkeypatch.setattr(CheckpointPredictor, "_predict", slow)
+    predictor = CheckpointPredictor(tmp_path / "m.pt", device="cpu")
+    with ThreadPoolExecutor(max_workers=2) as callers:
+        running = callers.submit(predictor, tmp_path / "a.png")
+        assert started.wait(5)
+        waiting = callers.submit(predictor, tmp_path / "b.png")  # queued behind a.png
+        predictor.close()
+        release.set()
+        assert len(running.result(5)) == 0  # the image in hand is finished
+        with pytest.raises(PredictorClosedError, match=r"m\.pt was closed"):
+            waiting.result(5)
+    with pytest.raises(PredictorClosedError):
+        predictor(tmp_path / "c.png")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +44,7 @@ __all__ = [
     "CheckpointPredictor",
     "Predicted",
     "Predictor",
+    "PredictorClosedError",
     "Prelabels",
     "lower_priority",
     "proposals",
@@ -65,6 +66,11 @@ class Predictor(Protocol):
     """
 
     def __call__(self, image: Path) -> Prediction: ...
+
+
+class PredictorClosedError(DetlabError):
+    """A prediction asked of a model that was closed meanwhile: nothing went wrong, the
+    answer is simply no longer wanted."""
 
 
 class CheckpointPredictor:
@@ -89,15 +95,24 @@ class CheckpointPredictor:
         self.checkpoint = Path(checkpoint)
         self.device = device
         self._loaded: tuple[object, object] | None = None
+        self._closed = False
         self._thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="detlab-prelabels", initializer=lower_priority
         )
 
     def __call__(self, image: Path) -> Prediction:
-        return self._thread.submit(self._predict, Path(image)).result()
+        try:
+            return self._thread.submit(self._predict, Path(image)).result()
+        # Refused once shut down, or cancelled by the shutdown while it waited its turn.
+        except (RuntimeError, CancelledError) as error:
+            if not self._closed:
+                raise
+            raise PredictorClosedError(f"{self.checkpoint.name} was closed") from error
 
     def close(self) -> None:
-        """Let the model's thread end once its current image is done."""
+        """Let the model's thread end once its current image is done; later calls raise
+        :class:`PredictorClosedError` (another checkpoint was chosen, or the dock closed)."""
+        self._closed = True
         self._thread.shutdown(wait=False, cancel_futures=True)
 
     def _predict(self, image: Path) -> Prediction:
