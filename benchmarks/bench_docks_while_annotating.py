@@ -3,13 +3,18 @@
 The demo tabs the AnchorViewer, the train dock and Review behind the Annotator. They follow
 each save and each image change, so on a large dataset with predictions their follow-up
 work (re-reading annotations, anchor coverage, COCO figures) could freeze the viewer while
-someone annotates. The benchmark writes one dataset (``--images`` JPEGs of 800 x 600, 10
-boxes each, a prediction file of 50 boxes each) and annotates it twice:
+someone annotates. The benchmark writes one dataset (``--images`` JPEGs of 800 x 600,
+``--boxes`` boxes each (10; 1,000 for a dense field of cells), a prediction file of those boxes
+found again plus 40 false ones) and annotates it twice:
 
 ``annotator_alone``
     only the Annotator docked: the baseline, measured in the same run;
 ``demo_docks``
-    the demo's layout, every dock opened from the plugin manifest, the Annotator in front.
+    the demo's layout, every dock opened from the plugin manifest, the Annotator in front;
+``side_by_side`` (with ``--side-by-side``)
+    the Annotator with the statistics and the Review docks beside it, all three in view (a
+    person who watches the counts and the predictions while annotating): every save
+    reaches docks that draw.
 
 Each round draws a box, leaves a think time (the autosave and the docks' follow-up work
 happen then) and presses ``n``. Reported per way: median / p95 of ``n`` and the longest
@@ -19,6 +24,7 @@ Usage::
 
     python benchmarks/bench_docks_while_annotating.py            # 300 images, 12 rounds
     python benchmarks/bench_docks_while_annotating.py --quick    # 60 images, 5 rounds (CI)
+    python benchmarks/bench_docks_while_annotating.py --boxes 1000 --images 40   # dense
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ THINK_TIME_S = 1.5
 GOAL = {"n_ratio_max": 1.5, "stall_ms_max": 100}
 
 
-def write_predicted_dataset(folder: Path, images: int, seed: int = 0) -> Path:
+def write_predicted_dataset(folder: Path, images: int, seed: int = 0, boxes: int = 10) -> Path:
     """Annotated JPEGs, each with a prediction file: the state after ``detlab predict``."""
     import imageio.v3 as iio
 
@@ -57,20 +63,24 @@ def write_predicted_dataset(folder: Path, images: int, seed: int = 0) -> Path:
     for index in range(images):
         stem = f"im{index:04d}"
         (folder / f"{stem}.jpg").write_bytes(jpeg)
-        corner = rng.uniform(0, 500, (10, 2))
-        boxes = np.c_[corner, corner + rng.uniform(10, 80, (10, 2))]
-        store.save(f"{stem}.jpg", ImageAnnotation(boxes, ["cell", "crystal"] * 5, True, (600, 800)))
-        found = boxes + rng.normal(0, 3, boxes.shape)
+        corner = rng.uniform(0, 500, (boxes, 2))
+        truth = np.c_[corner, corner + rng.uniform(10, 80, (boxes, 2))]
+        labels = [("cell", "crystal")[i % 2] for i in range(boxes)]
+        store.save(f"{stem}.jpg", ImageAnnotation(truth, labels, True, (600, 800)))
+        found = truth + rng.normal(0, 3, truth.shape)
         found[:, 2:] = np.maximum(found[:, 2:], found[:, :2] + 1)
         clutter = rng.uniform(0, 500, (40, 2))
         predicted = np.r_[found, np.c_[clutter, clutter + 30]].astype(np.float32)
         scores = rng.uniform(0, 1, len(predicted)).astype(np.float32)
-        prediction = Prediction(predicted, ["cell", "crystal"] * 25, scores, (600, 800))
+        prediction = Prediction(predicted, labels + ["cell", "crystal"] * 20, scores, (600, 800))
         write_prediction(folder / "predictions", stem, prediction)
     return folder
 
 
-def annotate(folder: Path, rounds: int, with_docks: bool) -> dict[str, object]:
+SIDE_BY_SIDE = ("Dataset statistics", "Review predictions")
+
+
+def annotate(folder: Path, rounds: int, layout: str) -> dict[str, object]:
     """Draw, think, press ``n``; ``rounds`` times. Returns the figures of one way."""
     import napari
     from napari.qt import get_qapp
@@ -78,11 +88,13 @@ def annotate(folder: Path, rounds: int, with_docks: bool) -> dict[str, object]:
     from napari_detlab.cli.demo import build_demo
 
     app = get_qapp()
-    if with_docks:
+    if layout == "demo":
         viewer, annotator = build_demo(folder)
     else:
         viewer = napari.Viewer(show=True)
         annotator = viewer.window.add_plugin_dock_widget("napari-detlab", "Annotator")[1]
+        for name in SIDE_BY_SIDE if layout == "side_by_side" else ():
+            viewer.window.add_plugin_dock_widget("napari-detlab", name)
         annotator.open_folder(folder)
     rng = np.random.default_rng(1)
     presses, stalls = [], []
@@ -125,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 images, 5 rounds (CI)")
     parser.add_argument("--images", type=int, default=None, help="default 300")
     parser.add_argument("--rounds", type=int, default=None, help="default 12")
+    parser.add_argument("--boxes", type=int, default=10, help="boxes per image (default 10)")
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="also the statistics and Review docks in view"
+    )
     args = parser.parse_args(argv)
     images = args.images or (60 if args.quick else 300)
     rounds = args.rounds or (5 if args.quick else 12)
@@ -133,16 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         from contextlib import redirect_stdout
 
         with redirect_stdout(sys.stderr):
-            folder = write_predicted_dataset(Path(tmp) / "dataset", images)
-            alone = annotate(folder, rounds, with_docks=False)
-            docks = annotate(folder, rounds, with_docks=True)
+            folder = write_predicted_dataset(Path(tmp) / "dataset", images, boxes=args.boxes)
+            alone = annotate(folder, rounds, "alone")
+            docks = annotate(folder, rounds, "demo")
+            beside = annotate(folder, rounds, "side_by_side") if args.side_by_side else None
     ratio = docks["n"]["median_ms"] / alone["n"]["median_ms"]
     results = {
         "images": images,
         "rounds": rounds,
+        "boxes_per_image": args.boxes,
         "think_time_s": THINK_TIME_S,
         "annotator_alone": alone,
         "demo_docks": docks,
+        **({"side_by_side": beside} if beside else {}),
         "n_median_ratio_docks_over_alone": round(ratio, 2),
         "goal": GOAL,
         "meets_goal": bool(

@@ -99,3 +99,35 @@ def test_each_viewer_has_its_own_session(make_napari_viewer):
     first, second = make_napari_viewer(), make_napari_viewer()
     assert session_for(first) is session_for(first)
     assert session_for(first) is not session_for(second)
+
+
+def test_docks_hear_of_a_save_later_one_per_event_loop_turn_and_once_per_file(qtbot, tmp_path):
+    """A save returns before any dock reacts; each dock then reacts in a turn of its own (the
+    user's input and the repaint come in between), once however often the file was saved,
+    and a dock that closed meanwhile hears nothing."""
+    from qtpy.QtWidgets import QApplication
+
+    session = DetlabSession()
+    heard: list[tuple[str, str]] = []
+    widgets = {}
+    for name in ("statistics", "review", "anchors"):
+        widgets[name] = QWidget()
+        qtbot.addWidget(widgets[name])
+        session.attach(
+            widgets[name], annotation_saved=lambda path, dock=name: heard.append((dock, path.name))
+        )
+    session.annotation_saved.emit(tmp_path / "a.png")
+    session.annotation_saved.emit(tmp_path / "a.png")  # saved again before anyone's turn
+    session.annotation_saved.emit(tmp_path / "b.png")
+    widgets["anchors"].close()
+    assert heard == []  # the saves returned at once
+    turns = []
+    while len(turns) < 10 and len(heard) < 4:
+        QApplication.processEvents()  # one turn of the event loop
+        turns.append(len(heard))
+    assert turns[:4] == [1, 2, 3, 4]  # one reaction per turn
+    assert heard == [
+        ("statistics", "a.png"), ("review", "a.png"), ("statistics", "b.png"), ("review", "b.png")
+    ]  # fmt: skip
+    qtbot.wait(50)
+    assert len(heard) == 4  # nothing twice, nothing for the closed dock

@@ -92,8 +92,8 @@ def test_behind_another_tab_the_figures_wait_until_it_is_chosen(docks, qtbot):
     stats.set_overlay_visible(False)
     annotator.go_to(3)  # img4, untouched
     viewer.layers["boxes: cell"].add_rectangles(xyxy_to_napari(np.array([[0.0, 0.0, 9.0, 9.0]])))
-    annotator.flush()
-    assert stats.tracker.figures(folder / "img4.png").boxes == 1  # kept current...
+    annotator.flush()  # the dock hears of it in an event-loop turn of its own
+    qtbot.waitUntil(lambda: stats.tracker.figures(folder / "img4.png").boxes == 1)  # current...
     assert "2 annotated" in stats.counts_label.text()  # ...but not drawn
     stats.set_overlay_visible(True)
     assert "3 annotated" in stats.counts_label.text()

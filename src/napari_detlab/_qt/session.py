@@ -10,8 +10,9 @@ dock listens; the asking dock learns whether anyone did.
 
 The session owns the dataset as one :class:`~napari_detlab.core.annotations.store.
 AnnotationStore`, so its image list and cached answers are shared instead of rebuilt per
-dock. Apart from :meth:`DetlabSession.attach`, which watches a widget, everything here is
-plain Python with psygnal signals.
+dock. Apart from :meth:`DetlabSession.attach`, which watches a widget and lets its reactions
+to a save wait for an event-loop turn of their own (:mod:`.later`), everything here is plain
+Python with psygnal signals.
 """
 
 from __future__ import annotations
@@ -173,10 +174,20 @@ class DetlabSession:
         **slots: Callable[..., object],
     ) -> None:
         """Connect a dock for its lifetime: :meth:`subscribe` now; when it closes or napari
-        removes it, ``teardown()`` and then the disconnection."""
+        removes it, ``teardown()`` and then the disconnection.
+
+        The slots of the events in :data:`~napari_detlab._qt.later.LATER_EVENTS` (a save)
+        run a moment later, one dock per event-loop turn, so that a save never stalls the
+        viewer for the time of every dock's reaction added up.
+        """
+        from napari_detlab._qt.later import LATER_EVENTS, later_calls
         from napari_detlab._qt.lifecycle import DockLifecycle
 
-        unsubscribe = self.subscribe(**slots)
+        queue = later_calls()
+        queued = {name: slot for name, slot in slots.items() if name in LATER_EVENTS}
+        unsubscribe = self.subscribe(
+            **(slots | {name: queue.deferred(slot) for name, slot in queued.items()})
+        )
 
         def end() -> None:
             try:
@@ -184,6 +195,8 @@ class DetlabSession:
                     teardown()
             finally:
                 unsubscribe()
+                for slot in queued.values():
+                    queue.cancel(slot)
 
         DockLifecycle(widget, end)
 
