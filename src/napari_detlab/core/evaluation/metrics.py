@@ -7,7 +7,9 @@ image listed including negatives) and :class:`pycocotools.cocoeval.COCOeval` doe
 with its default parameters (IoU 0.50:0.95, at most 100 detections per image, COCO's small /
 medium / large area ranges). Each image's evaluation is kept by a digest of its boxes
 (:mod:`.coco_images`), so scoring again after one image changed evaluates that image alone,
-with the very numbers of a fresh run.
+with the very numbers of a fresh run; each image's matching is pycocotools' rule at all
+IoU thresholds at once (:mod:`.coco_matching`), field for field its ``evaluateImg``, many
+times faster on dense images.
 
 Undefined values
 ----------------
@@ -346,7 +348,8 @@ def _evaluated(
 ) -> COCOeval:
     """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``."""
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+
+    from napari_detlab.core.evaluation.coco_matching import ThresholdsAtOnceCOCOeval
 
     _silence_pycocotools_prints()
     dataset, image_ids = coco_ground_truth(ground_truth, classes)
@@ -362,7 +365,7 @@ def _evaluated(
             coco_dt = COCO()
             coco_dt.dataset = {**dataset, "annotations": []}
             coco_dt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator = ThresholdsAtOnceCOCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
     return evaluator
 
