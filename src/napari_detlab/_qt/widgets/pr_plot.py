@@ -83,7 +83,7 @@ class PrPlot(PaintedWidget):
         painter.restore()
         for index, curve in enumerate(self.curves):
             color = QColor(curve_color(index))
-            points = step_points(curve)
+            points = step_points(curve, columns=max(int(frame.width()), 1))
             painter.setPen(QPen(color, 2))
             if points:
                 painter.drawPolyline(QPolygonF([point(r, p) for r, p in points]))

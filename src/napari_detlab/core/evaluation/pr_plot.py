@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from napari_detlab.core.evaluation.pr_curve import PrCurve
 from napari_detlab.core.wording import counted
 
@@ -39,21 +41,40 @@ def legend_text(curve: PrCurve) -> str:
     return f"{curve.name}: AP {figure}, {counted(curve.ground_truth, 'object')}"
 
 
-def step_points(curve: PrCurve) -> list[tuple[float, float]]:
+def step_points(curve: PrCurve, columns: int | None = None) -> list[tuple[float, float]]:
     """``(recall, precision)`` corners of the curve as steps, in drawing order.
 
     Point ``i``'s precision holds from the previous point's recall to its own, so each
     point adds a vertical then a horizontal segment, starting at recall 0: a straight line
     between two points would show precisions no threshold gives.
+
+    A dataset of dense images has a point per detection (tens of thousands), far more than
+    a plot has pixels, and painting them all took 0.4 s of the viewer's time. With
+    ``columns`` (the plot's width in pixels) each column keeps its first, lowest, highest
+    and last corner, in drawing order: the same picture at that width.
     """
-    points: list[tuple[float, float]] = []
-    recall_before = 0.0
-    for r, p in zip(curve.recall, curve.precision, strict=True):
-        for corner in ((recall_before, float(p)), (float(r), float(p))):
-            if not points or points[-1] != corner:
-                points.append(corner)
-        recall_before = float(r)
-    return points
+    recall = np.asarray(curve.recall, dtype=np.float64)
+    precision = np.asarray(curve.precision, dtype=np.float64)
+    x = np.stack([np.r_[0.0, recall][:-1], recall], axis=1).ravel()
+    y = np.repeat(precision, 2)
+    new = np.r_[True, (x[1:] != x[:-1]) | (y[1:] != y[:-1])] if len(x) else np.zeros(0, bool)
+    x, y = x[new], y[new]
+    if columns is not None and len(x) > 4 * columns:
+        x, y = _per_column_extremes(x, y, columns)
+    return list(zip(x.tolist(), y.tolist(), strict=True))
+
+
+def _per_column_extremes(
+    x: np.ndarray, y: np.ndarray, columns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first, lowest, highest and last point of each of ``columns`` columns over
+    ``x`` in [0, 1] (``x`` never decreases along a precision-recall curve)."""
+    column = np.clip((x * columns).astype(np.int64), 0, columns - 1)
+    starts = np.flatnonzero(np.r_[True, column[1:] != column[:-1]])
+    ends = np.r_[starts[1:], len(column)] - 1
+    by_height = np.lexsort((y, column))  # within each column (contiguous), lowest first
+    keep = np.unique(np.concatenate([starts, ends, by_height[starts], by_height[ends]]))
+    return x[keep], y[keep]
 
 
 def pr_curve_svg(
