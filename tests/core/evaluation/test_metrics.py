@@ -299,3 +299,54 @@ def test_a_remembered_score_follows_every_change_of_boxes_scores_or_classes():
     truth["a"].boxes[0] = [5, 5, 15, 15]  # the same object, edited in place
     assert coco_metrics({"a": moved}, truth, ["c"])["map"] == pytest.approx(1.0)
     assert math.isnan(coco_metrics({"a": moved}, truth, ["c", "d"])["per_class"]["d"])
+
+
+def _field_of_cells(count: int, found: int) -> tuple[dict, dict]:
+    """One image of ``count`` separate 8 x 8 cells, the first ``found`` of them predicted
+    exactly, each with its own score."""
+    corner = np.stack(np.meshgrid(np.arange(25) * 10, np.arange(40) * 10), -1).reshape(-1, 2)
+    boxes = np.c_[corner, corner + 8][:count]
+    truth = {"field": gt(boxes, ["cell"] * count, size=(400, 250))}
+    scores = np.linspace(0.99, 0.5, found)
+    return truth, {"field": pred(boxes[:found], scores, ["cell"] * found)}
+
+
+def test_a_dense_image_counts_as_many_detections_as_it_has_objects():
+    """COCO counts 100 detections per image and class: on 300 cells all found, its recall
+    stops at a third. Here the count rises to the image's 300 objects, so finding all of them
+    scores 1 and finding half scores what COCO's 101-point AP gives half the recall."""
+    truth, everything = _field_of_cells(300, found=300)
+    metrics = coco_metrics(everything, truth, CLASSES)
+    assert metrics["max_detections"] == 300
+    assert metrics["map"] == pytest.approx(1.0) and metrics["mar_100"] == pytest.approx(1.0)
+    assert "mAR @300" in format_metrics_table(metrics)
+    _, half = _field_of_cells(300, found=150)
+    assert coco_metrics(half, truth, CLASSES)["map"] == pytest.approx(51 / 101)
+
+    sparse, found = _field_of_cells(40, found=40)  # COCO's own figures where it is not dense
+    assert coco_metrics(found, sparse, CLASSES)["max_detections"] == 100
+    assert "mAR @100" in format_metrics_table(coco_metrics(found, sparse, CLASSES))
+
+
+def test_an_image_scored_again_when_a_dense_one_raises_the_count():
+    """An image whose objects rank below 110 false detections scores 0 while 100 are
+    counted; once a dense image joins the dataset and 300 are counted, its kept evaluation
+    must not be reused: the figures are those of a fresh evaluation."""
+    from napari_detlab.core.annotations.file_cache import index_disabled
+
+    truth, _ = _field_of_cells(40, found=0)
+    cells = truth["field"].boxes
+    decoys = np.c_[
+        np.full(110, 300.0), np.arange(110) * 3.0, np.full(110, 305.0), np.arange(110) * 3 + 2
+    ]
+    late = {"field": pred(np.r_[decoys, cells], np.linspace(0.99, 0.01, 150), ["cell"] * 150)}
+    assert coco_metrics(late, truth, CLASSES)["map"] == 0.0  # its cells are past the 100th
+    dense_truth, dense_found = _field_of_cells(300, found=300)
+    both_truth = {"sparse": truth["field"], "dense": dense_truth["field"]}
+    both = {"sparse": late["field"], "dense": dense_found["field"]}
+    kept = coco_metrics(both, both_truth, CLASSES)
+    with index_disabled():
+        fresh = coco_metrics(both, both_truth, CLASSES)
+    assert kept["max_detections"] == fresh["max_detections"] == 300
+    assert metrics_to_json(kept) == metrics_to_json(fresh)  # NaN written as null on both
+    assert 0 < kept["map"] < 1

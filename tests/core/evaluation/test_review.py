@@ -174,6 +174,12 @@ def test_figures_read_as_text_with_a_dash_for_the_undefined():
     assert fraction_text(0.5) == "0.50" and fraction_text(float("nan")) == "–"
     assert map_text({"map_50": np.float32(0.5), "map": 0.25}) == "mAP@.5 0.50, mAP@[.5:.95] 0.25"
     assert map_text({"map": float("nan")}) == "mAP@.5 –, mAP@[.5:.95] –"  # missing or undefined
+    dense = {"map_50": 0.9, "map": 0.6, "max_detections": 300}  # COCO's 100 raised (metrics)
+    assert (
+        map_text(dense)
+        == "mAP@.5 0.90, mAP@[.5:.95] 0.60 (counting 300 detections per image and class)"
+    )
+    assert map_text(dense | {"max_detections": 100}) == "mAP@.5 0.90, mAP@[.5:.95] 0.60"
 
 
 def test_thresholds_are_one_frozen_value_with_the_panels_defaults():

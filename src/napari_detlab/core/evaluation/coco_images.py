@@ -91,6 +91,7 @@ class ImageEvaluations:
         digests: Mapping[str, bytes],
         classes: Sequence[str],
         evaluate: Callable[[list[str]], COCOeval],
+        max_detections: int = 100,
     ) -> COCOeval:
         """A ``COCOeval`` holding the accumulated ``eval`` of every image, ready to summarize.
 
@@ -104,6 +105,9 @@ class ImageEvaluations:
         evaluate
             ``evaluate(stems)``: a ``COCOeval`` after ``evaluate()`` on those images alone,
             with these classes; called once, only for images not kept here.
+        max_detections
+            The last of ``maxDets`` (``[1, 10, max_detections]``), as ``evaluate`` used it:
+            the digests must change with it, since each image's evaluation depends on it.
         """
         from pycocotools.cocoeval import COCOeval
 
@@ -131,6 +135,7 @@ class ImageEvaluations:
         params = evaluator.params
         params.imgIds = list(range(1, len(stems) + 1))
         params.catIds = list(range(1, len(classes) + 1))
+        params.maxDets = [1, 10, max_detections]
         evaluator.eval = _accumulate(images, list(classes), params)
         return evaluator
 

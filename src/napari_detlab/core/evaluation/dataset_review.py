@@ -21,7 +21,7 @@ from napari_detlab.core.annotations.file_cache import FileCache
 from napari_detlab.core.annotations.store import AmbiguousImageError, AnnotationStore
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.evaluation.image_review import ImagePredictions, review_image
-from napari_detlab.core.evaluation.metrics import coco_metrics
+from napari_detlab.core.evaluation.metrics import coco_metrics, max_detections_for
 from napari_detlab.core.evaluation.review import Counts, ReviewThresholds
 from napari_detlab.core.evaluation.split_figures import (
     EvaluationFigures,
@@ -34,14 +34,11 @@ from napari_detlab.core.model.predict import Prediction, load_prediction
 from napari_detlab.core.wording import counted
 
 __all__ = [
-    "COCO_MAX_DETECTIONS",
     "DatasetReview",
     "FolderReview",
     "review_dataset",
     "review_prediction_folder",
 ]
-
-COCO_MAX_DETECTIONS = 100  # pycocotools' default maxDets[-1]
 
 
 @dataclass
@@ -58,8 +55,8 @@ class DatasetReview:
         COCO metrics (``map``, ``map_50``, ...) of the *filtered* predictions, or empty when
         there was nothing to evaluate.
     scored
-        Those filtered predictions (each image's best 100 per class), by stem: what the
-        figures of each split score too.
+        Those filtered predictions (each image's best per class, as many as COCO scoring
+        counts), by stem: what the figures of each split score too.
     """
 
     counts: Counts = field(default_factory=Counts)
@@ -100,18 +97,23 @@ def review_dataset(
     """
     review = DatasetReview()
     filtered: dict[str, Prediction] = {}
+    # The most detections per image and class that COCO scoring counts here (more than 100
+    # only on dense images): the rest can change no figure.
+    limit = max_detections_for(ground_truth[stem] for stem in predictions if stem in ground_truth)
     for stem, prediction in predictions.items():
         truth = ground_truth.get(stem)
         if truth is None:
             continue
 
         def compute(prediction: Prediction = prediction, truth: ImageAnnotation = truth):
-            return _review_one(prediction, truth, thresholds)
+            return _review_one(prediction, truth, thresholds, limit)
 
         if cache is None:
             counts, top = compute()
         else:
-            counts, top = cache.derived(("review", stem), (prediction, truth), thresholds, compute)
+            counts, top = cache.derived(
+                ("review", stem), (prediction, truth), (thresholds, limit), compute
+            )
         review.per_image[stem] = counts
         review.counts = review.counts + counts
         if with_map:
@@ -283,13 +285,14 @@ def _split_figures(
 
 
 def _review_one(
-    prediction: Prediction, truth: ImageAnnotation, thresholds: ReviewThresholds
+    prediction: Prediction, truth: ImageAnnotation, thresholds: ReviewThresholds, limit: int
 ) -> tuple[Counts, Prediction]:
-    """One image's counts and the kept predictions COCO scores (its best 100 per class)."""
+    """One image's counts and the kept predictions COCO scores (its best ``limit`` per
+    class)."""
     image = ImagePredictions(prediction)
     figures = review_image(image, truth, thresholds)
     counts = figures.counts or Counts()  # never None: the image has ground truth
-    top = _top_per_class(figures.kept, image.labels, COCO_MAX_DETECTIONS)
+    top = _top_per_class(figures.kept, image.labels, limit)
     kept = Prediction(prediction.boxes[top], list(image.labels[top]), prediction.scores[top])
     return counts, kept
 
@@ -297,8 +300,9 @@ def _review_one(
 def _top_per_class(keep: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
     """The first ``limit`` of ``keep`` (best first) in each class.
 
-    COCO evaluation looks at no more than its largest ``maxDets`` (100) detections per image
-    and class, so dropping the rest changes no figure and saves most of pycocotools' time.
+    COCO evaluation looks at no more than its largest ``maxDets`` detections per image and
+    class (:func:`~napari_detlab.core.evaluation.metrics.max_detections_for`), so dropping
+    the rest changes no figure and saves most of pycocotools' time.
     """
     seen: dict[str, int] = {}
     top = []

@@ -4,8 +4,10 @@ The ground truth and the predictions are turned into pycocotools' in-memory stru
 exactly as a COCO JSON file would describe them (``bbox`` as ``[x, y, w, h]``, ``area`` =
 ``w * h``, ``iscrowd`` 0, category ids ``1..K`` in the order of ``classes``, every evaluated
 image listed including negatives) and :class:`pycocotools.cocoeval.COCOeval` does the rest,
-with its default parameters (IoU 0.50:0.95, at most 100 detections per image, COCO's small /
-medium / large area ranges). Each image's evaluation is kept by a digest of its boxes
+with its default parameters (IoU 0.50:0.95, at most 100 detections per image and class,
+COCO's small / medium / large area ranges), except on dense images: where an image holds more
+than 100 objects of one class, as many detections as that count (:func:`max_detections_for`).
+Each image's evaluation is kept by a digest of its boxes
 (:mod:`.coco_images`), so scoring again after one image changed evaluates that image alone,
 with the very numbers of a fresh run; each image's matching is pycocotools' rule at all
 IoU thresholds at once (:mod:`.coco_matching`), field for field its ``evaluateImg``, many
@@ -28,7 +30,8 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:  # pycocotools is imported when first scoring
     from pycocotools.cocoeval import COCOeval
 
 __all__ = [
+    "COCO_MAX_DETECTIONS",
     "METRIC_KEYS",
     "EvaluationError",
     "coco_ground_truth",
@@ -55,6 +59,7 @@ __all__ = [
     "forget_scores",
     "format_metrics_table",
     "load_folder_pairs",
+    "max_detections_for",
     "metrics_to_json",
 ]
 
@@ -62,6 +67,9 @@ __all__ = [
 class EvaluationError(DetlabError, ValueError):
     """Predictions and ground truth that cannot be compared (other classes, nothing shared)."""
 
+
+# pycocotools' default: its figures count at most this many detections per image and class.
+COCO_MAX_DETECTIONS = 100
 
 # COCOeval.stats, in its order.
 METRIC_KEYS = (
@@ -96,6 +104,24 @@ def _labels(item: Any) -> list[str]:
     if hasattr(labels, "tolist"):
         labels = labels.tolist()
     return [str(label) for label in labels]
+
+
+def max_detections_for(ground_truth: Iterable[Any]) -> int:
+    """How many detections per image and class the figures count: COCO's 100, or the most
+    objects of one class in one image where that is more.
+
+    With COCO's 100 on a field of 1,000 cells, recall can never pass 10 %: a detector that
+    finds 96 % of them scored an mAP of 0.09 (pycocotools keeps each image's best 100 per
+    class). Counting as many detections as the image has objects lets it score what it
+    found. On datasets with at most 100 objects of a class per image the figures are COCO's
+    own; ``mar_100`` is then the recall at this count (the table names it).
+    """
+    most = 0
+    for truth in ground_truth:
+        labels = _labels(truth)
+        if labels:
+            most = max(most, *Counter(labels).values())
+    return max(COCO_MAX_DETECTIONS, most)
 
 
 def coco_ground_truth(
@@ -218,6 +244,7 @@ def empty_metrics(classes: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(METRIC_KEYS, nan)
     out["per_class"] = dict.fromkeys((str(c) for c in classes), nan)
     out["per_class_50"] = dict.fromkeys((str(c) for c in classes), nan)
+    out["max_detections"] = COCO_MAX_DETECTIONS
     return out
 
 
@@ -242,16 +269,19 @@ def coco_metrics(
     dict
         :data:`METRIC_KEYS` as floats (``map`` is AP@[.5:.95], ``map_50`` AP@.5, ``mar_100``
         AR with 100 detections, ...), plus ``per_class`` ``{name: AP@[.5:.95]}`` and
-        ``per_class_50`` ``{name: AP@.5}``. Undefined values are NaN (see the module doc).
+        ``per_class_50`` ``{name: AP@.5}``, and ``max_detections``: the detections per image
+        and class counted (:func:`max_detections_for`). Undefined values are NaN (see the
+        module doc).
     """
     classes = [str(c) for c in classes]
     if not ground_truth:
         return empty_metrics(classes)
+    limit = max_detections_for(ground_truth.values())
     if not index_enabled():
-        return _coco_metrics(predictions, ground_truth, classes)
+        return _coco_metrics(predictions, ground_truth, classes, limit)
     category = _category_ids(classes)
     digests = {
-        stem: _image_digest(stem, predictions.get(stem), ground_truth[stem], category)
+        stem: _image_digest(stem, predictions.get(stem), ground_truth[stem], category, limit)
         for stem in sorted(ground_truth)
     }
     whole = hashlib.blake2b(repr(classes).encode(), digest_size=20)
@@ -268,9 +298,10 @@ def coco_metrics(
             {stem: predictions[stem] for stem in stems if stem in predictions},
             {stem: ground_truth[stem] for stem in stems},
             classes,
+            limit,
         )
 
-    evaluator = _IMAGES.accumulated(digests, classes, evaluate)
+    evaluator = _IMAGES.accumulated(digests, classes, evaluate, limit)
     metrics = _summarized(evaluator, classes)
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(metrics)
@@ -300,15 +331,18 @@ def forget_scores() -> None:
     _IMAGES.clear()
 
 
-def _image_digest(stem: str, prediction: Any, truth: Any, category: Mapping[str, int]) -> bytes:
-    """A digest of one image's ground truth and predictions: what pycocotools judges in it.
+def _image_digest(
+    stem: str, prediction: Any, truth: Any, category: Mapping[str, int], limit: int
+) -> bytes:
+    """A digest of one image's ground truth and predictions, and of the detections per
+    class counted (``limit``): what pycocotools judges in it.
 
     Raises the same :class:`EvaluationError` as :func:`coco_ground_truth` and
     :func:`coco_results` for a class not in ``category``: a kept evaluation was checked
     against the classes of its own call. Arrays are digested as they are (dtype, shape and
     bytes), which fixes the float64 values pycocotools is given.
     """
-    digest = hashlib.blake2b(digest_size=20)
+    digest = hashlib.blake2b(repr(limit).encode(), digest_size=20)
     for side, item, fields in (
         ("ground-truth", truth, ("boxes",)),
         ("predicted", prediction, ("boxes", "scores")),
@@ -344,9 +378,10 @@ def _unknown_class(
 
 
 def _evaluated(
-    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str], limit: int
 ) -> COCOeval:
-    """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``."""
+    """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``,
+    counting at most ``limit`` detections per image and class."""
     from pycocotools.coco import COCO
 
     from napari_detlab.core.evaluation.coco_matching import ThresholdsAtOnceCOCOeval
@@ -366,31 +401,30 @@ def _evaluated(
             coco_dt.dataset = {**dataset, "annotations": []}
             coco_dt.createIndex()
         evaluator = ThresholdsAtOnceCOCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator.params.maxDets = [1, 10, limit]
         evaluator.evaluate()
     return evaluator
 
 
 def _coco_metrics(
-    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str]
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str], limit: int
 ) -> dict[str, Any]:
     """:func:`coco_metrics` by pycocotools alone, every image evaluated afresh."""
-    evaluator = _evaluated(predictions, ground_truth, classes)
+    evaluator = _evaluated(predictions, ground_truth, classes, limit)
     with _quiet_in_this_thread():
         evaluator.accumulate()
     return _summarized(evaluator, classes)
 
 
 def _summarized(evaluator: COCOeval, classes: list[str]) -> dict[str, Any]:
-    """The metrics dict of an accumulated ``COCOeval`` (its ``summarize()`` run here)."""
-    _silence_pycocotools_prints()
-    with _quiet_in_this_thread():
-        evaluator.summarize()
+    """The metrics dict of an accumulated ``COCOeval``: its 12 stats as ``summarize()``
+    computes them (:func:`_coco_stats`), per-class APs and the detections counted."""
     metrics: dict[str, Any] = {
         key: _nan_if_undefined(value)
-        for key, value in zip(METRIC_KEYS, evaluator.stats, strict=True)
+        for key, value in zip(METRIC_KEYS, _coco_stats(evaluator), strict=True)
     }
     # precision: [IoU thresholds, recall points, classes, area ranges, max detections];
-    # area "all" is index 0 and maxDets=100 the last, as in COCOeval.summarize.
+    # area "all" is index 0 and the largest maxDets the last, as in COCOeval.summarize.
     precision = evaluator.eval["precision"]
     per_class, per_class_50 = {}, {}
     for k, name in enumerate(classes):
@@ -398,7 +432,34 @@ def _summarized(evaluator: COCOeval, classes: list[str]) -> dict[str, Any]:
         per_class_50[name] = _mean_defined(precision[0, :, k, 0, -1])
     metrics["per_class"] = per_class
     metrics["per_class_50"] = per_class_50
+    metrics["max_detections"] = int(evaluator.params.maxDets[-1])
     return metrics
+
+
+def _coco_stats(evaluator: COCOeval) -> list[float]:
+    """``COCOeval.summarize()``'s 12 stats, with the same slices and means, at any maxDets.
+
+    pycocotools' own summary asks its mAP at ``maxDets=100`` by value, so with a larger last
+    ``maxDets`` it finds no slice and reports -1; here every AP and the last AR are read at
+    the last ``maxDets``, which is what it does with its defaults.
+    """
+    params, results = evaluator.params, evaluator.eval
+    area = {label: index for index, label in enumerate(params.areaRngLbl)}
+
+    def mean(ap: bool, iou: float | None = None, where: str = "all", m: int = -1) -> float:
+        values = results["precision"] if ap else results["recall"]
+        if iou is not None:
+            values = values[np.where(iou == params.iouThrs)[0]]
+        values = values[..., [area[where]], [m % len(params.maxDets)]]
+        defined = values[values > -1]
+        return -1.0 if defined.size == 0 else float(np.mean(defined))
+
+    return [
+        mean(True), mean(True, 0.5), mean(True, 0.75),
+        mean(True, where="small"), mean(True, where="medium"), mean(True, where="large"),
+        mean(False, m=0), mean(False, m=1), mean(False),
+        mean(False, where="small"), mean(False, where="medium"), mean(False, where="large"),
+    ]  # fmt: skip
 
 
 def _mean_defined(values: np.ndarray) -> float:
@@ -502,7 +563,8 @@ def format_metrics_table(metrics: Mapping[str, Any]) -> str:
     labels = {
         "map": "mAP @[.50:.95]", "map_50": "mAP @.50", "map_75": "mAP @.75",
         "map_small": "mAP small", "map_medium": "mAP medium", "map_large": "mAP large",
-        "mar_1": "mAR @1", "mar_10": "mAR @10", "mar_100": "mAR @100",
+        "mar_1": "mAR @1", "mar_10": "mAR @10",
+        "mar_100": f"mAR @{metrics.get('max_detections', COCO_MAX_DETECTIONS)}",
         "mar_small": "mAR small", "mar_medium": "mAR medium", "mar_large": "mAR large",
     }  # fmt: skip
     lines = [f"{labels[key]:<16}{fmt(metrics[key])}" for key in METRIC_KEYS if key in metrics]

@@ -27,6 +27,7 @@ import torch
 from torchvision.ops import batched_nms, nms
 
 from napari_detlab.core.boxes import as_boxes, box_iou
+from napari_detlab.core.evaluation.metrics import COCO_MAX_DETECTIONS
 
 __all__ = [
     "Counts",
@@ -80,7 +81,11 @@ def map_text(metrics: Mapping[str, object]) -> str:
         value = metrics.get(key)
         return fraction_text(float(value) if isinstance(value, Real) else float("nan"))
 
-    return f"mAP@.5 {figure('map_50')}, mAP@[.5:.95] {figure('map')}"
+    text = f"mAP@.5 {figure('map_50')}, mAP@[.5:.95] {figure('map')}"
+    counted = metrics.get("max_detections")
+    if isinstance(counted, int) and counted > COCO_MAX_DETECTIONS:  # a dense dataset
+        text += f" (counting {counted} detections per image and class)"
+    return text
 
 
 def label_ids(labels: Sequence[object] | np.ndarray) -> np.ndarray:
