@@ -7,10 +7,11 @@ steps per area range, 0.7 s of Python per image on a 2-core machine, holding the
 Review dock scores its dataset figures in a worker thread while someone annotates, and on
 20 dense images that made every ``n`` take 2-6 s instead of 0.2 s.
 
-:class:`ThresholdsAtOnceCOCOeval` is ``COCOeval`` with ``evaluateImg`` done row by row: one
-step per detection, for all ten thresholds at once, with numpy over the ground-truth boxes;
-detections that overlap no box enough at the lowest threshold are passed over. The rules are
-pycocotools', to the tie:
+:class:`ThresholdsAtOnceCOCOeval` is ``COCOeval`` with ``evaluateImg`` done on the pairs
+that can match at all: numpy finds every (detection, box) pair with an IoU of at least the
+lowest threshold in one pass, and each detection then tries only its own candidates (one or
+two boxes, even in a crowded field) at each threshold, so the work grows with the overlaps
+instead of detections x boxes. The rules are pycocotools', to the tie:
 
 - boxes are visited with the not-ignored ones first (a stable sort of the ignore flags) and
   detections best score first (a stable sort), at most ``maxDet`` of them;
@@ -112,27 +113,45 @@ def _match(
 ) -> None:
     """Fill the three match arrays (``(T, D)``, ``(T, G)``, ``(T, D)``) in place.
 
-    ``ious`` is ``(D, G)`` with detections best first and boxes in visiting order. The last
-    of equal maxima is found as the first maximum of the reversed row.
+    ``ious`` is ``(D, G)`` with detections best first and boxes in visiting order. Only the
+    pairs with an IoU of at least the lowest threshold can ever match; they are found at
+    once, and each detection's few candidates (one or two boxes, even among 1,000 cells) are
+    tried in pycocotools' order, so the work grows with the overlaps, not with D x G.
     """
-    taken = np.zeros((len(thresholds), ious.shape[1]), dtype=bool)
-    reversed_columns = slice(None, None, -1)
-    counts = ~gt_ignore
-    lowest = thresholds.min(initial=np.inf)
-    for d in np.flatnonzero((ious >= lowest).any(axis=1)):
-        good = (ious[d][None, :] >= thresholds[:, None]) & ~taken  # (T, G)
-        choice = np.full(len(thresholds), -1)
-        for group in (counts, gt_ignore):  # boxes that count first; ignored ones as a fallback
-            candidates = np.where(good & group[None, :], ious[d][None, :], -np.inf)
-            best = candidates[:, reversed_columns].argmax(axis=1)
-            found = np.isfinite(candidates[np.arange(len(thresholds)), -1 - best])
-            pick = found & (choice < 0)
-            choice[pick] = ious.shape[1] - 1 - best[pick]
-        rows = np.flatnonzero(choice >= 0)
-        if not len(rows):
-            continue
-        boxes = choice[rows]
-        dt_ignore[rows, d] = gt_ignore[boxes]
-        dt_matches[rows, d] = gt_ids[boxes]
-        gt_matches[rows, boxes] = dt_ids[d]
-        taken[rows, boxes] = ~crowd[boxes]
+    detections, boxes = np.nonzero(ious >= thresholds.min(initial=np.inf))
+    if not len(detections):
+        return
+    values = ious[detections, boxes].tolist()
+    starts = np.flatnonzero(np.r_[True, detections[1:] != detections[:-1]]).tolist()
+    ends = [*starts[1:], len(detections)]
+    boxes_list, ignored, never_used_up = boxes.tolist(), gt_ignore.tolist(), crowd.tolist()
+    limits = thresholds.tolist()
+    taken = [set() for _ in limits]  # per threshold: boxes claimed (crowd boxes never are)
+    for start, end in zip(starts, ends, strict=True):
+        d = int(detections[start])
+        candidates = list(zip(boxes_list[start:end], values[start:end], strict=True))
+        for t, limit in enumerate(limits):
+            choice = _choose(candidates, limit, taken[t], ignored)
+            if choice < 0:
+                continue
+            dt_ignore[t, d] = ignored[choice]
+            dt_matches[t, d] = gt_ids[choice]
+            gt_matches[t, choice] = dt_ids[d]
+            if not never_used_up[choice]:
+                taken[t].add(choice)
+
+
+def _choose(
+    candidates: list[tuple[int, float]], limit: float, taken: set[int], ignored: list[int]
+) -> int:
+    """pycocotools' pick for one detection at one threshold: among the free boxes that
+    count, the highest IoU of at least ``limit`` (the last of equals); only if there is none,
+    the same among the ignored ones; ``-1`` when no box is good enough."""
+    for wanted in (0, 1):
+        best, best_iou = -1, limit
+        for box, iou in candidates:
+            if ignored[box] == wanted and box not in taken and iou >= best_iou:
+                best, best_iou = box, iou
+        if best >= 0:
+            return best
+    return -1
