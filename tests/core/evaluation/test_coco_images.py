@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import pytest
-from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from napari_detlab.core.annotations.annotation import ImageAnnotation
@@ -23,9 +22,8 @@ from napari_detlab.core.annotations.file_cache import index_disabled
 from napari_detlab.core.evaluation.coco_images import ImageEvaluations
 from napari_detlab.core.evaluation.metrics import (
     EvaluationError,
-    coco_ground_truth,
+    coco_evaluator,
     coco_metrics,
-    coco_results,
     forget_scores,
 )
 from napari_detlab.core.model.predict import Prediction
@@ -72,14 +70,9 @@ def _dataset(seed: int, images: int = 30) -> tuple[dict, dict]:
 
 
 def _evaluated(predictions: dict, truths: dict, classes: list[str]) -> COCOeval:
-    """pycocotools' ``evaluate()`` on these images, from the COCO dicts metrics builds."""
-    dataset, image_ids = coco_ground_truth(truths, classes)
-    results = coco_results(predictions, image_ids, classes)
+    """pycocotools' own ``evaluate()`` on these images, from the COCO dicts metrics builds."""
+    evaluator = coco_evaluator(predictions, truths, classes, kind=COCOeval)
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = dataset
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
         evaluator.evaluate()
     return evaluator
 

@@ -51,6 +51,7 @@ __all__ = [
     "COCO_MAX_DETECTIONS",
     "METRIC_KEYS",
     "EvaluationError",
+    "coco_evaluator",
     "coco_ground_truth",
     "coco_metrics",
     "coco_metrics_from_folders",
@@ -377,15 +378,28 @@ def _unknown_class(
     return EvaluationError(f"{stem}: ground-truth class {label!r} is not one of {list(category)}")
 
 
-def _evaluated(
-    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str], limit: int
+def coco_evaluator(
+    predictions: Mapping[str, Any],
+    ground_truth: Mapping[str, Any],
+    classes: Sequence[str],
+    *,
+    limit: int = COCO_MAX_DETECTIONS,
+    kind: type[COCOeval] | None = None,
 ) -> COCOeval:
-    """A pycocotools ``COCOeval`` of the images of ``ground_truth`` after ``evaluate()``,
-    counting at most ``limit`` detections per image and class."""
+    """A pycocotools evaluator of these images, ready for ``evaluate()``: the COCO structures
+    built in memory as :func:`coco_ground_truth` and :func:`coco_results` describe them,
+    counting at most ``limit`` detections per image and class.
+
+    ``kind`` is the evaluator class: :class:`~napari_detlab.core.evaluation.coco_matching.
+    ThresholdsAtOnceCOCOeval` unless given (a benchmark or a test passes pycocotools' own
+    ``COCOeval`` to compare).
+    """
     from pycocotools.coco import COCO
 
-    from napari_detlab.core.evaluation.coco_matching import ThresholdsAtOnceCOCOeval
+    if kind is None:
+        from napari_detlab.core.evaluation.coco_matching import ThresholdsAtOnceCOCOeval
 
+        kind = ThresholdsAtOnceCOCOeval
     _silence_pycocotools_prints()
     dataset, image_ids = coco_ground_truth(ground_truth, classes)
     results = coco_results(predictions, image_ids, classes)
@@ -400,8 +414,17 @@ def _evaluated(
             coco_dt = COCO()
             coco_dt.dataset = {**dataset, "annotations": []}
             coco_dt.createIndex()
-        evaluator = ThresholdsAtOnceCOCOeval(coco_gt, coco_dt, iouType="bbox")
-        evaluator.params.maxDets = [1, 10, limit]
+        evaluator = kind(coco_gt, coco_dt, iouType="bbox")
+    evaluator.params.maxDets = [1, 10, limit]
+    return evaluator
+
+
+def _evaluated(
+    predictions: Mapping[str, Any], ground_truth: Mapping[str, Any], classes: list[str], limit: int
+) -> COCOeval:
+    """:func:`coco_evaluator` after ``evaluate()``."""
+    evaluator = coco_evaluator(predictions, ground_truth, classes, limit=limit)
+    with _quiet_in_this_thread():
         evaluator.evaluate()
     return evaluator
 
