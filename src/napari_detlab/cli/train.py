@@ -181,7 +181,7 @@ class _Printer:
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(
                 f"training on {event.device}: {event.train_images} train / {event.val_images} val "
-                f"images{event.unreviewed_note()}, {event.iterations_per_epoch} iterations per "
+                f"images{event.notes()}, {event.iterations_per_epoch} iterations per "
                 f"epoch, {event.epochs} epochs{resumed} -> {event.run_dir}",
                 flush=True,
             )

@@ -68,3 +68,19 @@ def test_switching_backbone_drops_coco_weights_it_cannot_have():
     assert coco.with_backbone("mobilenet_v3_large", True).pretrained == "coco"
     scratch = ModelConfig(classes=["a"], pretrained="none")
     assert scratch.with_backbone("resnet50", False).pretrained == "none"
+
+
+def test_room_for_a_dense_image_raises_only_the_caps_that_are_too_low():
+    config = preset("fast", ["cell"])  # 300 detections, 150 proposals when predicting
+    assert config.with_room_for(70) is config  # room enough: the very same config
+    assert config.with_room_for(80).rpn_post_nms_top_n_test == 200  # two proposals a box
+    dense = config.with_room_for(960)
+    assert dense.box_detections_per_img == 1000  # 960 rounded up to a hundred
+    assert dense.rpn_post_nms_top_n_test == dense.rpn_pre_nms_top_n_test == 2000
+    assert dense.rpn_post_nms_top_n_train == dense.rpn_pre_nms_top_n_train == 2000
+    roomy = config.replace(rpn_pre_nms_top_n_train=5000)
+    assert roomy.with_room_for(960).rpn_pre_nms_top_n_train == 5000  # never lowered
+    unchanged = {k: v for k, v in dense.to_dict().items() if "top_n" not in k}
+    assert unchanged == {k: v for k, v in config.to_dict().items() if "top_n" not in k} | {
+        "box_detections_per_img": 1000
+    }

@@ -416,3 +416,40 @@ def test_a_stack_trains_plane_by_plane(tmp_path):
     assert finished.status == "completed", finished.message
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert sorted(split["train"] + split["val"]) == [f"z.plane-{k:04d}" for k in range(5)]
+
+
+def test_a_dense_image_raises_the_models_per_image_caps_and_the_run_says_so(tmp_path):
+    """An image of 120 cells against a config that keeps 50 detections per image: the run
+    trains with room for them (200 detections, 400 proposals), writes that config into its
+    checkpoints, and its first line says why."""
+    from napari_detlab.core.training.progress import RunProgress
+
+    dataset = write_synthetic_dataset(tmp_path / "data", 2, size=(64, 64), seed=3)
+    store = AnnotationStore(dataset)
+    corner = np.stack(np.meshgrid(np.arange(12) * 5.0, np.arange(10) * 6.0), -1).reshape(-1, 2)
+    cells = np.c_[corner, corner + 4]
+    store.save("img_0000", ImageAnnotation(cells, [CLASSES[0]] * 120, True, (64, 64)))
+    recorder = Recorder()
+    finished = train(
+        dataset, tmp_path / "run", small_config(64), quick_options(val_fraction=0.0),
+        on_event=recorder,
+    )  # fmt: skip
+    assert finished.status == "completed", finished.message
+    started = recorder.of(RunStarted)[0]
+    assert started.room_for_boxes == 120
+    assert "detections per image raised to 200: an image has 120 boxes" in started.notes()
+    progress = RunProgress(tmp_path / "run")
+    progress.update(started)
+    assert "raised to 200" in progress.status  # the train dock's line
+    saved = load_checkpoint(finished.last_checkpoint)["config"]
+    assert saved["box_detections_per_img"] == 200
+    assert saved["rpn_post_nms_top_n_test"] == saved["rpn_pre_nms_top_n_train"] == 400
+
+
+def test_an_ordinary_dataset_keeps_the_config_as_given(tiny_dataset, tmp_path):
+    recorder = Recorder()
+    config = small_config(64)
+    train(tiny_dataset, tmp_path / "run", config, quick_options(epochs=1), on_event=recorder)
+    started = recorder.of(RunStarted)[0]
+    assert started.room_for_boxes == 0 and started.notes() == ""
+    assert started.config == config.to_dict()

@@ -182,6 +182,27 @@ class ModelConfig(JsonDataclass):
         """A copy with some fields changed (validated by the caller when it matters)."""
         return type(self).from_dict({**self.to_dict(), **changes})
 
+    def with_room_for(self, objects: int) -> ModelConfig:
+        """A copy whose per-image caps let an image of ``objects`` boxes be found whole.
+
+        torchvision keeps at most ``box_detections_per_img`` detections per image (here 300)
+        and ``rpn_post_nms_top_n_*`` proposals (1,000 when predicting): on a field of 1,000
+        cells no amount of training could find more than 300 of them, and the validation mAP
+        would say so without saying why. The copy keeps at least ``objects`` detections
+        (rounded up to a hundred) and twice as many proposals, before and after the RPN's
+        NMS; only these caps change, never a weight's shape. ``self`` when it has room.
+        """
+        proposals = ("rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
+                     "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test")  # fmt: skip
+        needed = {"box_detections_per_img": objects} | dict.fromkeys(proposals, 2 * objects)
+        if all(getattr(self, name) >= value for name, value in needed.items()):
+            return self
+        detections = -(-objects // 100) * 100
+        wanted = {"box_detections_per_img": detections} | dict.fromkeys(proposals, 2 * detections)
+        return self.replace(
+            **{name: max(getattr(self, name), value) for name, value in wanted.items()}
+        )
+
     def with_backbone(self, backbone: str, fpn: bool) -> ModelConfig:
         """A copy on another backbone, starting from ImageNet weights where the config asked
         for a COCO detector that this backbone does not have (so the switch stays valid)."""

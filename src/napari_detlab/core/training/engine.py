@@ -100,8 +100,9 @@ _SPEED_WINDOW = 20  # iterations averaged for images/s and the ETA
 # -- checks before anything is written ---------------------------------------------------------
 def _check_inputs(
     dataset_root: Path, run_dir: Path, config: ModelConfig, options: TrainOptions
-) -> tuple[AnnotationStore, dict[str, Any] | None]:
-    """Everything that can be refused up front; returns the store and the resume checkpoint."""
+) -> tuple[AnnotationStore, dict[str, Any] | None, int]:
+    """Everything that can be refused up front; returns the store, the resume checkpoint and
+    the most boxes in one image that would train."""
     options.validate()
     config.validate()
     if not dataset_root.is_dir():
@@ -142,7 +143,8 @@ def _check_inputs(
             "another output folder, or overwrite it (--overwrite, TrainOptions.overwrite)"
         )
     _check_images(store, [image for image, annotation in annotated if annotation.trainable])
-    return store, checkpoint
+    densest = max(len(annotation) for _, annotation in annotated if annotation.trainable)
+    return store, checkpoint, densest
 
 
 def _check_images(store: AnnotationStore, images: list[Path]) -> None:
@@ -241,12 +243,18 @@ def train(
     """
     options = options or TrainOptions()
     dataset_root, run_dir = Path(dataset_root), Path(run_dir)
-    store, checkpoint = _check_inputs(dataset_root, run_dir, config, options)
+    store, checkpoint, densest = _check_inputs(dataset_root, run_dir, config, options)
+    # A dense image (a field of cells) needs room for its boxes: say so in RunStarted.
+    roomy = config.with_room_for(densest)
+    config, room_for = roomy, (densest if roomy is not config else 0)
     context = DistributedContext.from_env()
     device = context.device_for(options.device)
     context.start(device)
     try:
-        run = _Run(store, run_dir, config, options, context, device, on_event, cancel, checkpoint)
+        run = _Run(
+            store, run_dir, config, options, context, device, on_event, cancel, checkpoint,
+            room_for_boxes=room_for,
+        )  # fmt: skip
         return run.execute()
     finally:
         context.close()
@@ -275,8 +283,10 @@ class _Run:
         on_event: EventCallback | None,
         cancel: threading.Event | None,
         checkpoint: dict[str, Any] | None = None,
+        room_for_boxes: int = 0,
     ) -> None:
         self.store, self.run_dir, self.config, self.options = store, run_dir, config, options
+        self.room_for_boxes = room_for_boxes  # caps raised for an image of this many boxes
         self.context, self.device = context, device
         self.on_event, self.cancel = on_event, cancel or threading.Event()
         self.amp = options.uses_amp(device.type)
@@ -480,6 +490,7 @@ class _Run:
                     unreviewed_images=unreviewed_among(
                         self.store, [*self.train_stems, *self.val_stems]
                     ),
+                    room_for_boxes=self.room_for_boxes,
                 )
             )
             return self._loop()

@@ -43,12 +43,26 @@ class RunStarted:
     config: dict[str, Any] = field(default_factory=dict)
     start_epoch: int = 0
     unreviewed_images: int = 0
+    # The most boxes in one image, when the model's per-image caps were raised for it.
+    room_for_boxes: int = 0
 
     def unreviewed_note(self) -> str:
         """What the run's first line adds when some images were never reviewed by a person:
         ``" (3 accepted from the model, not yet reviewed)"``, else nothing."""
         count = self.unreviewed_images
         return f" ({count} accepted from the model, not yet reviewed)" if count else ""
+
+    def notes(self) -> str:
+        """Everything the run's first line adds: unreviewed images, and the caps raised for
+        a dense image (``" (detections per image raised to 1000: an image has 960 boxes)"``)."""
+        text = self.unreviewed_note()
+        if self.room_for_boxes:
+            raised = self.config.get("box_detections_per_img", self.room_for_boxes)
+            text += (
+                f" (detections per image raised to {raised}: an image has "
+                f"{self.room_for_boxes} boxes)"
+            )
+        return text
 
 
 @dataclass(frozen=True)

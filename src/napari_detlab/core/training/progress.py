@@ -89,7 +89,7 @@ class RunProgress:
             self.total_iterations = max(1, event.epochs * event.iterations_per_epoch)
             self.status = (
                 f"Training on {event.device}: {event.train_images} training and "
-                f"{event.val_images} validation images" + event.unreviewed_note()
+                f"{event.val_images} validation images" + event.notes()
             )
         elif isinstance(event, IterationEnded):
             self.total_iterations = max(1, event.total_iterations)
