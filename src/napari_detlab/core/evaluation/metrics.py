@@ -117,12 +117,11 @@ def max_detections_for(ground_truth: Iterable[Any]) -> int:
     found. On datasets with at most 100 objects of a class per image the figures are COCO's
     own; ``mar_100`` is then the recall at this count (the table names it).
     """
-    most = 0
+    most = COCO_MAX_DETECTIONS
     for truth in ground_truth:
-        labels = _labels(truth)
-        if labels:
-            most = max(most, *Counter(labels).values())
-    return max(COCO_MAX_DETECTIONS, most)
+        if len(_field(truth, "labels")) > most:  # only a dense image is counted by class
+            most = max(most, *Counter(_labels(truth)).values())
+    return most
 
 
 def coco_ground_truth(
