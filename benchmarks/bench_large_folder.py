@@ -177,7 +177,7 @@ def operations(root: Path) -> dict[str, Callable[[], Callable[[], object]]]:
         run_dir = root / "runs" / "bench"
 
         def run() -> object:
-            store, _ = _check_inputs(root, run_dir, config, TrainOptions(epochs=1))
+            store, _, _ = _check_inputs(root, run_dir, config, TrainOptions(epochs=1))
             return len(store.images)
 
         return run
