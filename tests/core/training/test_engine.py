@@ -385,17 +385,22 @@ def test_early_stopping_after_patience_evaluations(tiny_dataset, tmp_path, monke
     assert isinstance(recorder.events[-1], RunFinished)
 
 
+def _train_without_validation(dataset: Path, run_dir: Path) -> tuple[RunFinished, Recorder]:
+    """One quick epoch of the small model on every image; the run must complete."""
+    recorder = Recorder()
+    finished = train(
+        dataset, run_dir, small_config(64), quick_options(val_fraction=0.0), on_event=recorder
+    )
+    assert finished.status == "completed", finished.message
+    return finished, recorder
+
+
 def test_negatives_train_and_tiny_dataset_evaluates_on_training_images(tmp_path):
     dataset = write_synthetic_dataset(tmp_path / "data", 2, size=(64, 64), seed=3, negatives=1)
     store = AnnotationStore(dataset)
     negative = store.load("img_0001")
     assert negative.reviewed and len(negative) == 0
-    recorder = Recorder()
-    finished = train(
-        dataset, tmp_path / "run", small_config(64), quick_options(val_fraction=0.0),
-        on_event=recorder,
-    )  # fmt: skip
-    assert finished.status == "completed", finished.message
+    finished, recorder = _train_without_validation(dataset, tmp_path / "run")
     started = recorder.of(RunStarted)[0]
     assert (started.train_images, started.val_images) == (2, 0)
     assert recorder.of(EpochEnded)[0].metrics["evaluated_on"] == "train"
@@ -429,12 +434,7 @@ def test_a_dense_image_raises_the_models_per_image_caps_and_the_run_says_so(tmp_
     corner = np.stack(np.meshgrid(np.arange(12) * 5.0, np.arange(10) * 6.0), -1).reshape(-1, 2)
     cells = np.c_[corner, corner + 4]
     store.save("img_0000", ImageAnnotation(cells, [CLASSES[0]] * 120, True, (64, 64)))
-    recorder = Recorder()
-    finished = train(
-        dataset, tmp_path / "run", small_config(64), quick_options(val_fraction=0.0),
-        on_event=recorder,
-    )  # fmt: skip
-    assert finished.status == "completed", finished.message
+    finished, recorder = _train_without_validation(dataset, tmp_path / "run")
     started = recorder.of(RunStarted)[0]
     assert started.room_for_boxes == 120
     assert "detections per image raised to 200: an image has 120 boxes" in started.notes()
