@@ -400,7 +400,7 @@ def test_negatives_train_and_tiny_dataset_evaluates_on_training_images(tmp_path)
     store = AnnotationStore(dataset)
     negative = store.load("img_0001")
     assert negative.reviewed and len(negative) == 0
-    finished, recorder = _train_without_validation(dataset, tmp_path / "run")
+    _, recorder = _train_without_validation(dataset, tmp_path / "run")
     started = recorder.of(RunStarted)[0]
     assert (started.train_images, started.val_images) == (2, 0)
     assert recorder.of(EpochEnded)[0].metrics["evaluated_on"] == "train"
