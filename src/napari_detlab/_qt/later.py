@@ -39,9 +39,6 @@ class LaterCalls:
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._run_one)
 
-    def __len__(self) -> int:
-        return len(self._pending)
-
     def deferred(self, slot: Slot) -> Slot:
         """``slot``, called later: what :meth:`call_later` makes of each of its calls."""
 
@@ -60,11 +57,6 @@ class LaterCalls:
         """Drop ``slot``'s waiting calls: its dock is gone."""
         for key in [key for key in self._pending if key[0] == slot]:
             del self._pending[key]
-
-    def run_all(self) -> None:
-        """Run every waiting call now (a test, or a dock that must be current at once)."""
-        while self._pending:
-            self._run_one()
 
     def _run_one(self) -> None:
         if not self._pending:

@@ -246,7 +246,8 @@ def train(
     store, checkpoint, densest = _check_inputs(dataset_root, run_dir, config, options)
     # A dense image (a field of cells) needs room for its boxes: say so in RunStarted.
     roomy = config.with_room_for(densest)
-    config, room_for = roomy, (densest if roomy is not config else 0)
+    room_for = densest if roomy is not config else 0
+    config = roomy
     context = DistributedContext.from_env()
     device = context.device_for(options.device)
     context.start(device)
