@@ -9,18 +9,23 @@
   process) inherit it.
 - napari's settings, ours among them (the Annotator's keys, the last folder...), live in a
   temporary folder for the whole run (``NAPARI_CONFIG``, set before napari is imported and
-  inherited by child processes): tests never read or change a developer's own.
+  inherited by child processes): tests never read or change a developer's own. The folder
+  is removed when the run ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ["NAPARI_CONFIG"] = str(Path(tempfile.mkdtemp(prefix="detlab-napari-")) / "settings.yaml")
+_napari_config = Path(tempfile.mkdtemp(prefix="detlab-napari-"))
+atexit.register(shutil.rmtree, _napari_config, ignore_errors=True)
+os.environ["NAPARI_CONFIG"] = str(_napari_config / "settings.yaml")
 
 
 @pytest.fixture(autouse=True, scope="session")
