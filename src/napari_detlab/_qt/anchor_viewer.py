@@ -37,6 +37,7 @@ from napari_detlab._layers import (
     ANCHOR_TRUTH_LAYER,
     ANCHORS_AT_POINT_LAYER,
 )
+from napari_detlab._qt.invisible_triangles import skip_invisible_triangles
 from napari_detlab._qt.jobs import LatestJobs
 from napari_detlab._qt.lifecycle import follow_dock_visibility
 from napari_detlab._qt.session import session_for
@@ -299,6 +300,7 @@ class AnchorViewerWidget(QWidget):
                 edge_color="#00e5ff", edge_width=1 if name == ANCHORS_AT_POINT_LAYER else 2,
             )  # fmt: skip
             reuse_mesh_shaders(self.viewer, layer)  # the anchors are redrawn on every hover
+            skip_invisible_triangles(self.viewer, layer)  # thousands of anchor outlines
         layer.visible = self._overlay_shown
         if previous is not None:
             self.viewer.layers.selection.active = previous

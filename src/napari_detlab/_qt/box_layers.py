@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_detlab._layers import BOX_EDGE_WIDTH, class_layer_name
+from napari_detlab._qt.invisible_triangles import skip_invisible_triangles
 from napari_detlab._qt.napari_internals import (
     dims_updater,
     held_refresh,
@@ -55,8 +56,9 @@ def add_class_layer(
 ) -> Shapes:
     """A new, empty Shapes layer for ``spec``: its colour, a transparent face, rectangles.
 
-    Its meshes keep their compiled shaders when the boxes are replaced on every ``n``, and
-    its thumbnail draws at most :data:`THUMBNAIL_BOXES` boxes.
+    Its meshes keep their compiled shaders when the boxes are replaced on every ``n``, its
+    boxes' transparent faces are not rasterised on every repaint, and its thumbnail draws at
+    most :data:`THUMBNAIL_BOXES` boxes.
     """
     layer = viewer.add_shapes(
         None,
@@ -69,6 +71,7 @@ def add_class_layer(
     )
     style_class_layer(layer, spec.color, edge_width)
     reuse_mesh_shaders(viewer, layer)
+    skip_invisible_triangles(viewer, layer)
     limit_shapes_thumbnail(layer, THUMBNAIL_BOXES)
     return layer
 

@@ -13,6 +13,9 @@ fast path stops being taken.
   compound visual's ``_subvisuals``) and the colour-transform hooks of a vispy mesh
   (``_clim_values``, ``_build_color_transform``), for
   :mod:`~napari_detlab._qt.shader_reuse`: about 25 ms of each ``n`` at 4 MP;
+- :func:`shapes_triangle_mesh` (the same map, napari's ``ShapesVisual.shape_faces`` and
+  its vispy layer's ``_on_data_change``), for :mod:`~napari_detlab._qt.invisible_triangles`:
+  the transparent faces of 1,000 boxes are not rasterised on every repaint;
 - :func:`dims_updater` (``Viewer._on_layers_change``), blocked during a Review redraw: two
   dimension updates per slider step; and during a fill of the class layers, done once after
   it (two per class layer, each over every box's bounds);
@@ -74,6 +77,7 @@ __all__ = [
     "same_layer_state",
     "set_mesh_color_transform_builder",
     "shapes_thumbnail_limit",
+    "shapes_triangle_mesh",
     "vectors_thumbnail_limit",
     "viewer_canvas",
 ]
@@ -92,16 +96,35 @@ def viewer_canvas(viewer: napari.Viewer) -> VispyCanvas:
     return _private(viewer.window, "_qt_viewer").canvas
 
 
+def _vispy_layer(viewer: napari.Viewer, layer: Layer) -> object | None:
+    """napari's vispy counterpart of ``layer`` (``None`` without a window, or elsewhere)."""
+    qt_viewer = _private(getattr(viewer, "window", None), "_qt_viewer")
+    visuals = getattr(qt_viewer, "layer_to_visual", None)
+    return visuals.get(layer) if isinstance(visuals, dict) else None
+
+
 def layer_meshes(viewer: napari.Viewer, layer: Layer) -> list[MeshVisual]:
     """The vispy meshes drawing ``layer``; empty when napari's canvas cannot be reached."""
     from vispy.visuals import MeshVisual
 
-    qt_viewer = _private(getattr(viewer, "window", None), "_qt_viewer")
-    visuals = getattr(qt_viewer, "layer_to_visual", None)
-    vispy_layer = visuals.get(layer) if isinstance(visuals, dict) else None
-    node = getattr(vispy_layer, "node", None)
+    node = getattr(_vispy_layer(viewer, layer), "node", None)
     parts = getattr(node, "_subvisuals", [node])
     return [part for part in parts if isinstance(part, MeshVisual)]
+
+
+def shapes_triangle_mesh(
+    viewer: napari.Viewer, layer: Shapes
+) -> tuple[MeshVisual, Callable[[], None]] | None:
+    """The vispy mesh a Shapes layer's triangles are drawn with, and the vispy layer's
+    method that sends them to it again; ``None`` when napari's canvas cannot be reached."""
+    from vispy.visuals import MeshVisual
+
+    vispy_layer = _vispy_layer(viewer, layer)
+    mesh = getattr(getattr(vispy_layer, "node", None), "shape_faces", None)
+    resend = _private(vispy_layer, "_on_data_change")
+    if not isinstance(mesh, MeshVisual) or not callable(resend):
+        return None
+    return mesh, resend
 
 
 def mesh_color_limits(mesh: MeshVisual) -> tuple[float, float]:
