@@ -54,8 +54,9 @@ from napari_detlab.core.images import (
     to_float_rgb,
 )
 from napari_detlab.core.model.config import ModelConfig
+from napari_detlab.core.model.crowded import detect_whole
 from napari_detlab.core.model.device import resolve_device
-from napari_detlab.core.model.tiling import Tiling, detect
+from napari_detlab.core.model.tiling import Tiling
 from napari_detlab.core.stacks import expand_planes, split_plane
 
 __all__ = [
@@ -315,6 +316,10 @@ def predict_images(
         ``"auto"``, ``"on"``, ``"off"`` or a :class:`~napari_detlab.core.model.tiling.Tiling`:
         images much larger than the model's input are predicted in overlapping tiles at
         full resolution (:mod:`~napari_detlab.core.model.tiling`).
+
+    An image whose objects fill the model's cap on detections per image, each of them
+    confidently, is predicted again with room for more (:mod:`~napari_detlab.core.model.
+    crowded`): a model trained on sparse images still finds every cell of a dense field.
     """
     tiling = Tiling.of(tiling)
     if batch_size < 1:
@@ -343,7 +348,7 @@ def predict_images(
         if not good:
             continue
         with torch.inference_mode():
-            outputs = detect(
+            outputs = detect_whole(
                 model, [tensor for _, tensor, _ in good], config.min_size, config.max_size,
                 tiling, device=device, amp=amp,
             )  # fmt: skip

@@ -1,0 +1,104 @@
+"""Images with more objects than a model keeps per image: predicted again with room for them.
+
+torchvision's Faster R-CNN keeps at most ``box_detections_per_img`` detections per image
+(300 in our presets) out of ``rpn_post_nms_top_n_test`` proposals. Training raises both for
+a dataset whose densest image needs it
+(:meth:`~napari_detlab.core.model.config.ModelConfig.with_room_for`), but a model trained on
+sparse images and run on a field of 1,000 cells would silently return its 300 best.
+
+Hitting the cap alone says little: an undertrained model fills it with weak boxes on any
+image. An image is *crowded* when the cap is reached and even the weakest detection kept
+scores at least :data:`CONFIDENT_SCORE`, so that the cut certainly took objects. Only
+those images are predicted again, with twice the room each time (and twice as many
+proposals), until fewer than the cap come back or :data:`MOST_DETECTIONS` is reached. The
+weights are unchanged; only the caps of the model are raised for that forward pass.
+Images predicted in tiles are left alone: their caps apply to each tile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from napari_detlab.core.model.tiling import Tiling, detect
+
+__all__ = ["CONFIDENT_SCORE", "MOST_DETECTIONS", "detect_whole", "detection_caps"]
+
+log = logging.getLogger(__name__)
+
+# A detection at least this sure is taken for an object (the Review's default threshold).
+CONFIDENT_SCORE = 0.5
+# The most detections an image is given room for (memory grows with the proposals).
+MOST_DETECTIONS = 10_000
+
+
+def detections_cap(model: nn.Module) -> int | None:
+    """How many detections per image the model keeps; ``None`` for a model without
+    torchvision's heads."""
+    cap = getattr(getattr(model, "roi_heads", None), "detections_per_img", None)
+    return cap if isinstance(cap, int) else None
+
+
+@contextmanager
+def detection_caps(model: nn.Module, detections: int) -> Iterator[None]:
+    """While inside, ``model`` keeps up to ``detections`` per image when predicting, from at
+    least twice as many proposals (before and after the RPN's NMS); restored on leaving."""
+    heads, rpn = model.roi_heads, model.rpn
+    before = (heads.detections_per_img, dict(rpn._pre_nms_top_n), dict(rpn._post_nms_top_n))
+    heads.detections_per_img = detections
+    for counts in (rpn._pre_nms_top_n, rpn._post_nms_top_n):
+        counts["testing"] = max(counts["testing"], 2 * detections)
+    try:
+        yield
+    finally:
+        heads.detections_per_img = before[0]
+        rpn._pre_nms_top_n, rpn._post_nms_top_n = before[1], before[2]
+
+
+def crowded(output: dict[str, torch.Tensor], cap: int) -> bool:
+    """Whether the cap cut off objects: reached, with the weakest kept still confident."""
+    scores = output["scores"]
+    return len(scores) >= cap and float(scores.min()) >= CONFIDENT_SCORE
+
+
+def detect_whole(
+    model: nn.Module,
+    images: Sequence[torch.Tensor],
+    min_size: int,
+    max_size: int,
+    tiling: Tiling,
+    *,
+    device: torch.device,
+    amp: bool = False,
+) -> list[dict[str, torch.Tensor]]:
+    """:func:`~napari_detlab.core.model.tiling.detect`, with crowded images predicted again
+    with room for their objects. Call it under ``torch.inference_mode``."""
+    outputs = detect(model, images, min_size, max_size, tiling, device=device, amp=amp)
+    cap = detections_cap(model)
+    if cap is None:
+        return outputs
+    again = [
+        index
+        for index, (image, output) in enumerate(zip(images, outputs, strict=True))
+        if not tiling.applies(*image.shape[-2:], min_size, max_size) and crowded(output, cap)
+    ]
+    while again and cap < MOST_DETECTIONS:
+        cap = min(2 * cap, MOST_DETECTIONS)
+        with detection_caps(model, cap):
+            found = detect(
+                model, [images[i] for i in again], min_size, max_size, tiling,
+                device=device, amp=amp,
+            )  # fmt: skip
+        for index, output in zip(again, found, strict=True):
+            outputs[index] = output
+        again = [index for index in again if crowded(outputs[index], cap)]
+    if again:
+        log.warning(
+            "%d image(s) still hold %d confident detections, the most kept per image",
+            len(again), MOST_DETECTIONS,
+        )  # fmt: skip
+    return outputs
