@@ -50,6 +50,7 @@ from napari_detlab._qt.widgets.train_form import ANCHOR_VIEWER_CHOICE, TrainForm
 from napari_detlab.core.annotations.store import AnnotationStore, predictions_dir_of
 from napari_detlab.core.errors import DetlabError
 from napari_detlab.core.model.config import ModelConfig, resolve_model_config
+from napari_detlab.core.model.crowded import CrowdedImage
 from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder
 from napari_detlab.core.model.weights import required_weights_file
 from napari_detlab.core.relay import relay
@@ -337,10 +338,11 @@ class TrainDockWidget(QWidget):
             return False
         cancel = self._cancel_prediction = threading.Event()
         skipped: list[SkippedImage] = []
+        crowded: list[CrowdedImage] = []
         predict = partial(
             predict_folder, checkpoint, paths, output_dir,
             device=self.train_form.device_combo.currentText(), cancel=cancel, skipped=skipped,
-            tiling=self.predict_panel.tiling(),
+            tiling=self.predict_panel.tiling(), crowded=crowded,
         )  # fmt: skip
 
         def run(post: Callable[[PredictStep], None]) -> list[Path]:
@@ -356,6 +358,11 @@ class TrainDockWidget(QWidget):
             if skipped:
                 show_warning(  # the reason starts with the file's path
                     f"{len(skipped)} image(s) could not be read, e.g. {skipped[0].reason}"
+                )
+            if crowded:
+                show_info(
+                    f"{len(crowded)} image(s) held more confident objects than the model keeps "
+                    f"per image and were predicted again with room for them, e.g. {crowded[0]}"
                 )
             show_info(f"{len(written)} prediction file(s) written to {output_dir}")
             self.session.set_checkpoint(checkpoint)

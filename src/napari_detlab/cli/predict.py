@@ -5,12 +5,13 @@ Example::
     detlab predict runs/exp1/best.pt my_images/ --output my_images/predictions
 
 Progress goes to stderr, one line per image (``--quiet``: none); skipped (unreadable) images
-are listed at the end, one line each. An image that resizing would shrink more than 4 times on
-a side is predicted in overlapping tiles at full resolution and its boxes merged
-(``--tiling auto|on|off``, ``--tile-size``, ``--tile-overlap``). Bad input (missing folder,
-no images, a file that is not a safe napari-detlab checkpoint, a score floor outside [0, 1])
-and a prediction file that cannot be written (full disk, read-only folder) print one line
-and exit with code 2.
+are listed at the end, one line each, and so are images whose confident objects filled the
+model's cap on detections per image and were predicted again with room for more. An image
+that resizing would shrink more than 4 times on a side is predicted in overlapping tiles at
+full resolution and its boxes merged (``--tiling auto|on|off``, ``--tile-size``,
+``--tile-overlap``). Bad input (missing folder, no images, a file that is not a safe
+napari-detlab checkpoint, a score floor outside [0, 1]) and a prediction file that cannot be
+written (full disk, read-only folder) print one line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from napari_detlab.cli.main import CliError
+    from napari_detlab.core.model.crowded import CrowdedImage
     from napari_detlab.core.model.predict import SkippedImage, collect_images, predict_folder
     from napari_detlab.core.model.tiling import Tiling
 
@@ -73,14 +75,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"predict: {done}/{total} {path.name} ({rate:.2f} images/s)", file=sys.stderr)
 
     skipped: list[SkippedImage] = []
+    crowded: list[CrowdedImage] = []
     # A prediction file that cannot be written (full disk, read-only folder) raises a
     # WriteError naming it: one line and exit code 2, the files written before it kept.
     written = predict_folder(
         args.checkpoint, images, args.output, batch_size=args.batch_size, device=args.device,
         on_progress=progress, skipped=skipped, score_floor=args.score_floor, tiling=tiling,
+        crowded=crowded,
     )  # fmt: skip
     for item in skipped:
         print(f"detlab predict: warning: skipped {item.reason.splitlines()[0]}", file=sys.stderr)
+    for image in crowded:
+        print(f"detlab predict: note: {image}", file=sys.stderr)
     if not written:
         raise CliError(f"none of the {len(images)} image(s) could be read")
     elapsed = time.perf_counter() - start

@@ -20,13 +20,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from napari_detlab.core.model.tiling import Tiling, detect
 
-__all__ = ["CONFIDENT_SCORE", "MOST_DETECTIONS", "detect_whole", "detection_caps"]
+__all__ = [
+    "CONFIDENT_SCORE",
+    "MOST_DETECTIONS",
+    "CrowdedImage",
+    "detect_whole",
+    "detection_caps",
+    "detections_cap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,21 @@ log = logging.getLogger(__name__)
 CONFIDENT_SCORE = 0.5
 # The most detections an image is given room for (memory grows with the proposals).
 MOST_DETECTIONS = 10_000
+
+
+@dataclass(frozen=True)
+class CrowdedImage:
+    """An image predicted again with room for its objects: what the person is told."""
+
+    path: Path
+    cap: int  # the model's own cap on detections per image, filled with confident ones
+    found: int  # the detections kept with room for more
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path.name}: {self.cap} confident detections filled the model's cap per "
+            f"image; predicted again with room for more: {self.found}"
+        )
 
 
 def detections_cap(model: nn.Module) -> int | None:
@@ -59,7 +83,7 @@ def detection_caps(model: nn.Module, detections: int) -> Iterator[None]:
         rpn._pre_nms_top_n, rpn._post_nms_top_n = before[1], before[2]
 
 
-def crowded(output: dict[str, torch.Tensor], cap: int) -> bool:
+def is_crowded(output: dict[str, torch.Tensor], cap: int) -> bool:
     """Whether the cap cut off objects: reached, with the weakest kept still confident."""
     scores = output["scores"]
     return len(scores) >= cap and float(scores.min()) >= CONFIDENT_SCORE
@@ -74,9 +98,13 @@ def detect_whole(
     *,
     device: torch.device,
     amp: bool = False,
+    crowded: list[int] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """:func:`~napari_detlab.core.model.tiling.detect`, with crowded images predicted again
-    with room for their objects. Call it under ``torch.inference_mode``."""
+    with room for their objects. Call it under ``torch.inference_mode``.
+
+    ``crowded``, when given, receives the index of each image predicted again.
+    """
     outputs = detect(model, images, min_size, max_size, tiling, device=device, amp=amp)
     cap = detections_cap(model)
     if cap is None:
@@ -84,8 +112,10 @@ def detect_whole(
     again = [
         index
         for index, (image, output) in enumerate(zip(images, outputs, strict=True))
-        if not tiling.applies(*image.shape[-2:], min_size, max_size) and crowded(output, cap)
+        if not tiling.applies(*image.shape[-2:], min_size, max_size) and is_crowded(output, cap)
     ]
+    if crowded is not None:
+        crowded.extend(again)
     while again and cap < MOST_DETECTIONS:
         cap = min(2 * cap, MOST_DETECTIONS)
         with detection_caps(model, cap):
@@ -95,7 +125,7 @@ def detect_whole(
             )  # fmt: skip
         for index, output in zip(again, found, strict=True):
             outputs[index] = output
-        again = [index for index in again if crowded(outputs[index], cap)]
+        again = [index for index in again if is_crowded(outputs[index], cap)]
     if again:
         log.warning(
             "%d image(s) still hold %d confident detections, the most kept per image",

@@ -54,7 +54,7 @@ from napari_detlab.core.images import (
     to_float_rgb,
 )
 from napari_detlab.core.model.config import ModelConfig
-from napari_detlab.core.model.crowded import detect_whole
+from napari_detlab.core.model.crowded import CrowdedImage, detect_whole, detections_cap
 from napari_detlab.core.model.device import resolve_device
 from napari_detlab.core.model.tiling import Tiling
 from napari_detlab.core.stacks import expand_planes, split_plane
@@ -286,6 +286,7 @@ def predict_images(
     amp: bool = False,
     channels_last: bool = False,
     tiling: Tiling | str = "auto",
+    crowded: list[CrowdedImage] | None = None,
 ) -> Iterator[tuple[Path, Prediction]]:
     """Predict images in batches, yielding ``(path, Prediction)`` in input order.
 
@@ -320,6 +321,8 @@ def predict_images(
     An image whose objects fill the model's cap on detections per image, each of them
     confidently, is predicted again with room for more (:mod:`~napari_detlab.core.model.
     crowded`): a model trained on sparse images still finds every cell of a dense field.
+    ``crowded``, when given, receives a :class:`~napari_detlab.core.model.crowded.
+    CrowdedImage` for each, for the caller to tell the person.
     """
     tiling = Tiling.of(tiling)
     if batch_size < 1:
@@ -347,11 +350,15 @@ def predict_images(
                 good.append((path, item[0], item[1]))
         if not good:
             continue
+        again: list[int] = []
         with torch.inference_mode():
             outputs = detect_whole(
                 model, [tensor for _, tensor, _ in good], config.min_size, config.max_size,
-                tiling, device=device, amp=amp,
+                tiling, device=device, amp=amp, crowded=again,
             )  # fmt: skip
+        if crowded is not None:
+            cap = detections_cap(model) or 0
+            crowded.extend(CrowdedImage(good[i][0], cap, len(outputs[i]["boxes"])) for i in again)
         for (path, _, size), output in zip(good, outputs, strict=True):
             labels = output["labels"].cpu().tolist()
             yield (
@@ -385,6 +392,7 @@ def predict_folder(
     skipped: list[SkippedImage] | None = None,
     score_floor: float | None = None,
     tiling: Tiling | str = "auto",
+    crowded: list[CrowdedImage] | None = None,
 ) -> list[Path]:
     """Predict images with a checkpoint and write one prediction file per image.
 
@@ -410,7 +418,7 @@ def predict_folder(
     score_floor
         Lower (or raise) the model's score threshold for this run, between 0 and 1; default:
         the checkpoint's.
-    tiling
+    tiling, crowded
         As in :func:`predict_images`.
 
     Returns
@@ -456,7 +464,7 @@ def predict_folder(
 
     for path, prediction in predict_images(
         model, config, paths, batch_size=batch_size, device=device, cancel=cancel,
-        skipped=failures, tiling=tiling,
+        skipped=failures, tiling=tiling, crowded=crowded,
     ):  # fmt: skip
         written.append(write_prediction(output_dir, path.stem, prediction, checkpoint=source))
         # Count the skipped images before ``path`` too, so the counter never stalls.
