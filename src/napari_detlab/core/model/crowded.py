@@ -70,7 +70,11 @@ def detections_cap(model: nn.Module) -> int | None:
 @contextmanager
 def detection_caps(model: nn.Module, detections: int) -> Iterator[None]:
     """While inside, ``model`` keeps up to ``detections`` per image when predicting, from at
-    least twice as many proposals (before and after the RPN's NMS); restored on leaving."""
+    least twice as many proposals (before and after the RPN's NMS); restored on leaving.
+
+    torchvision's RPN keeps its proposal counts in ``_pre_nms_top_n`` / ``_post_nms_top_n``
+    (no public setter; the same since torchvision 0.3), read at every forward pass.
+    """
     heads, rpn = model.roi_heads, model.rpn
     before = (heads.detections_per_img, dict(rpn._pre_nms_top_n), dict(rpn._post_nms_top_n))
     heads.detections_per_img = detections
