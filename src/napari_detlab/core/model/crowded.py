@@ -61,10 +61,14 @@ class CrowdedImage:
 
 
 def detections_cap(model: nn.Module) -> int | None:
-    """How many detections per image the model keeps; ``None`` for a model without
-    torchvision's heads."""
+    """How many detections per image the model keeps; ``None`` for a model whose caps
+    :func:`detection_caps` cannot raise (one without torchvision's heads and RPN)."""
     cap = getattr(getattr(model, "roi_heads", None), "detections_per_img", None)
-    return cap if isinstance(cap, int) else None
+    rpn = getattr(model, "rpn", None)
+    counts = [getattr(rpn, name, None) for name in ("_pre_nms_top_n", "_post_nms_top_n")]
+    if not isinstance(cap, int) or not all(isinstance(c, dict) for c in counts):
+        return None
+    return cap
 
 
 @contextmanager
